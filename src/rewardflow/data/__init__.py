@@ -1,0 +1,1 @@
+"""rewardflow.data"""

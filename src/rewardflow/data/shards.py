@@ -1,0 +1,134 @@
+"""Webdataset tar shards as img2dataset writes them: `{key}.{ext}` members grouped by key.
+
+A shard is `NNNNN.tar`; its scores live beside it in `NNNNN.parquet` (see rewards.scoring).
+Writes are atomic (temp file + rename) so a killed job never leaves a half-written shard
+under a final name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Sample:
+    """One record of a shard: its key and raw member bytes by extension (e.g. 'png', 'txt')."""
+
+    key: str
+    members: dict[str, bytes] = field(default_factory=dict)
+    shard: str = ""
+
+    def text(self, ext: str = "txt") -> str:
+        return self.members[ext].decode("utf-8")
+
+
+def list_shards(data_dir: str | os.PathLike) -> list[Path]:
+    """Sorted shard paths of a dataset directory; a clear error when there are none."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"dataset directory {d} does not exist")
+    shards = sorted(p for p in d.glob("*.tar") if not p.name.startswith("."))
+    if not shards:
+        raise FileNotFoundError(
+            f"no .tar shards in {d}; create some with `rewardflow data shapes` or `rewardflow data pack`"
+        )
+    return shards
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    # webdataset convention: the key is everything before the first dot of the basename.
+    base = os.path.basename(name)
+    dirname = os.path.dirname(name)
+    key, _, ext = base.partition(".")
+    return (f"{dirname}/{key}" if dirname else key), ext
+
+
+def iter_shard(path: str | os.PathLike) -> Iterator[Sample]:
+    """Yield samples of one shard in file order; members of a key must be contiguous."""
+    current: Sample | None = None
+    with tarfile.open(path, "r") as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            key, ext = _split_name(info.name)
+            if not ext:
+                continue
+            fh = tar.extractfile(info)
+            data = fh.read() if fh is not None else b""
+            if current is None or current.key != key:
+                if current is not None:
+                    yield current
+                current = Sample(key=key, shard=str(path))
+            current.members[ext] = data
+    if current is not None:
+        yield current
+
+
+class ShardWriter:
+    """Write samples into `{prefix}{index:05d}.tar` shards of at most `maxcount` samples."""
+
+    def __init__(self, out_dir: str | os.PathLike, maxcount: int = 1000, prefix: str = "", start_index: int = 0):
+        if maxcount < 1:
+            raise ValueError(f"maxcount must be >= 1, got {maxcount}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.maxcount = maxcount
+        self.prefix = prefix
+        self.index = start_index
+        self.count = 0
+        self.written: list[Path] = []
+        self._tar: tarfile.TarFile | None = None
+        self._tmp: Path | None = None
+        self._final: Path | None = None
+
+    def _open(self) -> None:
+        self._final = self.out_dir / f"{self.prefix}{self.index:05d}.tar"
+        self._tmp = self.out_dir / f".{self._final.name}.tmp{os.getpid()}"
+        self._tar = tarfile.open(self._tmp, "w")
+        self.count = 0
+
+    def _close_current(self) -> None:
+        if self._tar is None:
+            return
+        self._tar.close()
+        os.replace(self._tmp, self._final)
+        self.written.append(self._final)
+        self._tar = None
+        self.index += 1
+
+    def write(self, key: str, members: dict[str, bytes | str]) -> None:
+        if "." in key or "/" in key:
+            raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
+        if self._tar is None:
+            self._open()
+        for ext, data in members.items():
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size = len(data)
+            info.mtime = 0  # deterministic bytes for a given content
+            self._tar.addfile(info, io.BytesIO(data))
+        self.count += 1
+        if self.count >= self.maxcount:
+            self._close_current()
+
+    def close(self) -> list[Path]:
+        self._close_current()
+        return self.written
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._tar is not None:
+            # A failed job leaves no partial shard under a final name.
+            self._tar.close()
+            self._tmp.unlink(missing_ok=True)
+            self._tar = None
