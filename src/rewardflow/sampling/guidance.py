@@ -1,0 +1,193 @@
+"""Multi-reward classifier-free guidance (DESIGN.md section 1).
+
+Two branches (the MIRO formula):
+    v = v(c, s+) + w * (v(c, s+) - v(c_neg, s-))
+Three branches (separate text and reward scales):
+    v = v(null, s-) + w_t * (v(c, s-) - v(null, s-)) + w_r * (v(c, s+) - v(c, s-))
+
+All branches run as ONE forward of batch 2B (3B): one kernel launch per layer instead of two
+or three, and batch-dependent layers see the same batch for every branch. Guidance is applied
+to the whole output tensor (every channel; DiT issue #41 guided 3 of 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .solvers import VelocityFn
+
+__all__ = [
+    "Condition",
+    "concat_conditions",
+    "guided_velocity",
+    "guided_velocity_3",
+    "make_velocity_fn",
+    "make_velocity_fn_3",
+]
+
+
+@dataclass
+class Condition:
+    """What one guidance branch conditions on, in the denoiser contract's shapes.
+
+    text: (B, L, D) float; text_mask: (B, L) bool, True = real token; rewards: (B, N) in [0, 1]
+    or None for a baseline model without reward conditioning. B may be 1 to share one
+    condition (e.g. an empty negative prompt) across the batch.
+    """
+
+    text: torch.Tensor
+    text_mask: torch.Tensor
+    rewards: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.text.ndim != 3:
+            raise ValueError(f"text must be (B, L, D); got shape {tuple(self.text.shape)}")
+        if self.text_mask.shape != self.text.shape[:2]:
+            raise ValueError(
+                f"text_mask must be (B, L) = {tuple(self.text.shape[:2])}; got {tuple(self.text_mask.shape)}"
+            )
+        if self.text_mask.dtype != torch.bool:
+            raise ValueError(f"text_mask must be bool (True = real token); got {self.text_mask.dtype}")
+        if self.rewards is not None and (self.rewards.ndim != 2 or self.rewards.shape[0] != self.text.shape[0]):
+            raise ValueError(
+                f"rewards must be (B, N) with B = {self.text.shape[0]}; got {tuple(self.rewards.shape)}"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return self.text.shape[0]
+
+    @classmethod
+    def null(cls, model, batch: int, rewards: torch.Tensor | None = None) -> "Condition":
+        """The model's learned null text (``model.null_text(B)``) as a condition."""
+        text, mask = model.null_text(batch)
+        return cls(text, mask, rewards)
+
+    def with_rewards(self, rewards: torch.Tensor | None) -> "Condition":
+        """Same text, other reward vector (B, N) (or (1, N), broadcast to the text's batch)."""
+        if rewards is not None and rewards.ndim == 2 and rewards.shape[0] == 1:
+            rewards = rewards.expand(self.batch_size, -1)
+        return Condition(self.text, self.text_mask, rewards)
+
+    def expand(self, batch: int) -> "Condition":
+        """Broadcast a batch-1 condition to ``batch`` (views, no copy)."""
+        if self.batch_size == batch:
+            return self
+        if self.batch_size != 1:
+            raise ValueError(f"condition has batch {self.batch_size}, expected {batch} (or 1 to broadcast)")
+        r = None if self.rewards is None else self.rewards.expand(batch, -1)
+        return Condition(self.text.expand(batch, -1, -1), self.text_mask.expand(batch, -1), r)
+
+
+def _pad_text(c: Condition, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    extra = length - c.text.shape[1]
+    if extra == 0:
+        return c.text, c.text_mask
+    b, _, d = c.text.shape
+    text = torch.cat([c.text, c.text.new_zeros(b, extra, d)], dim=1)
+    mask = torch.cat([c.text_mask, c.text_mask.new_zeros(b, extra)], dim=1)
+    return text, mask
+
+
+def concat_conditions(conds: Sequence[Condition]) -> Condition:
+    """Stack conditions along the batch; shorter texts are padded with zeros and mask False."""
+    with_r = [c.rewards is not None for c in conds]
+    if any(with_r) and not all(with_r):
+        raise ValueError("either every branch has rewards or none does (baseline model)")
+    length = max(c.text.shape[1] for c in conds)
+    padded = [_pad_text(c, length) for c in conds]
+    rewards = torch.cat([c.rewards for c in conds]) if all(with_r) else None
+    return Condition(torch.cat([p[0] for p in padded]), torch.cat([p[1] for p in padded]), rewards)
+
+
+def _batched_time(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(t, device=x.device)
+    return t.expand(x.shape[0]) if t.ndim == 0 else t
+
+
+def _forward(model, x: torch.Tensor, t: torch.Tensor, c: Condition) -> torch.Tensor:
+    return model(x, t, c.text, c.text_mask, rewards=c.rewards)
+
+
+def _branches(model, x: torch.Tensor, t, conds: Sequence[Condition]) -> tuple[torch.Tensor, ...]:
+    """Run k branches as one forward of batch k*B; returns k outputs of shape (B, ...)."""
+    b, k = x.shape[0], len(conds)
+    t = _batched_time(t, x)
+    cond = concat_conditions([c.expand(b) for c in conds])
+    out = _forward(model, torch.cat([x] * k), torch.cat([t] * k), cond)
+    if out.shape[0] != k * b:
+        raise ValueError(f"model returned batch {out.shape[0]} for an input batch of {k * b}")
+    return out.chunk(k)
+
+
+def guided_velocity(
+    model, x: torch.Tensor, t: torch.Tensor | float, pos: Condition, neg: Condition, scale: float
+) -> torch.Tensor:
+    """MIRO CFG: v(pos) + scale * (v(pos) - v(neg)); x (B, ...), t (B,) -> (B, ...).
+
+    pos carries (c, s+) and neg (c_neg, s-). scale = 0 skips the negative branch (one forward
+    of batch B), which gives the same result at half the cost.
+    """
+    if scale == 0:
+        return _forward(model, x, _batched_time(t, x), pos.expand(x.shape[0]))
+    v_pos, v_neg = _branches(model, x, t, [pos, neg])
+    return v_pos + scale * (v_pos - v_neg)
+
+
+def guided_velocity_3(
+    model,
+    x: torch.Tensor,
+    t: torch.Tensor | float,
+    cond: Condition,
+    null: Condition,
+    rewards_pos: torch.Tensor,
+    rewards_neg: torch.Tensor,
+    text_scale: float,
+    reward_scale: float,
+) -> torch.Tensor:
+    """Separate scales: v(null,s-) + w_t (v(c,s-) - v(null,s-)) + w_r (v(c,s+) - v(c,s-)).
+
+    cond / null carry text only (their ``rewards`` must be None); rewards_pos / rewards_neg are
+    s+ / s- of shape (B, N) or (1, N). One forward of batch 3B.
+    """
+    if cond.rewards is not None or null.rewards is not None:
+        raise ValueError("guided_velocity_3 takes rewards via rewards_pos/rewards_neg; leave Condition.rewards None")
+    if rewards_pos is None or rewards_neg is None:
+        raise ValueError("three-branch guidance needs rewards_pos and rewards_neg (use guided_velocity for a baseline)")
+    b = x.shape[0]
+    cond, null = cond.expand(b), null.expand(b)
+    v_null, v_neg, v_pos = _branches(
+        model, x, t, [null.with_rewards(rewards_neg), cond.with_rewards(rewards_neg), cond.with_rewards(rewards_pos)]
+    )
+    return v_null + text_scale * (v_neg - v_null) + reward_scale * (v_pos - v_neg)
+
+
+def make_velocity_fn(model, pos: Condition, neg: Condition | None = None, scale: float = 0.0) -> VelocityFn:
+    """``velocity_fn(x, t)`` for the solvers, applying ``guided_velocity`` at every call."""
+    if neg is None and scale != 0:
+        raise ValueError("a guidance scale != 0 needs a negative condition")
+
+    def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return guided_velocity(model, x, t, pos, neg, scale)
+
+    return velocity_fn
+
+
+def make_velocity_fn_3(
+    model,
+    cond: Condition,
+    null: Condition,
+    rewards_pos: torch.Tensor,
+    rewards_neg: torch.Tensor,
+    text_scale: float,
+    reward_scale: float,
+) -> VelocityFn:
+    """``velocity_fn(x, t)`` for the solvers, applying ``guided_velocity_3`` at every call."""
+
+    def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return guided_velocity_3(model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale)
+
+    return velocity_fn
