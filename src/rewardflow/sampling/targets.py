@@ -1,0 +1,123 @@
+"""Reward targets (s+, s-) for multi-reward guidance (DESIGN.md section 1).
+
+Values are in the model's [0, 1] space (bin / (B - 1)); 1 asks for the best bin. Presets:
+high quality (s+ = 1, s- = 0), custom trade-offs, isolating one reward, pairwise A/B.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+
+__all__ = ["RewardTargets", "custom", "high_quality", "isolate", "pairwise"]
+
+
+def _check_keys(keys: Sequence[str]) -> tuple[str, ...]:
+    keys = tuple(keys)
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"reward keys must be unique; got {list(keys)}")
+    return keys
+
+
+def _check_known(keys: Sequence[str], given) -> None:
+    unknown = [k for k in given if k not in keys]
+    if unknown:
+        raise ValueError(f"unknown reward key(s) {unknown}; this model's reward keys are {list(keys)}")
+
+
+def _check_value(key: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"target for reward {key!r} must be a number in [0, 1]; got {value!r}") from None
+    if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+        raise ValueError(f"target for reward {key!r} must be in [0, 1]; got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class RewardTargets:
+    """s+ (positive) and s- (negative) per reward key, both in the model's key order."""
+
+    positive: dict[str, float]
+    negative: dict[str, float]
+
+    def __post_init__(self) -> None:
+        if list(self.positive) != list(self.negative):
+            raise ValueError(
+                f"positive and negative targets must have the same keys in the same order; "
+                f"got {list(self.positive)} and {list(self.negative)}"
+            )
+        # copies, so later edits to the caller's dicts cannot bypass validation
+        object.__setattr__(self, "positive", {k: _check_value(k, v) for k, v in self.positive.items()})
+        object.__setattr__(self, "negative", {k: _check_value(k, v) for k, v in self.negative.items()})
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.positive)
+
+    def tensors(self, batch: int, device=None, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s+, s-), each (batch, N) with columns in ``keys`` order."""
+        pos = torch.tensor([self.positive[k] for k in self.keys], device=device, dtype=dtype)
+        neg = torch.tensor([self.negative[k] for k in self.keys], device=device, dtype=dtype)
+        return pos.expand(batch, -1).clone(), neg.expand(batch, -1).clone()
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """JSON-friendly record of the targets used (pipelines return it with the images)."""
+        return {"positive": dict(self.positive), "negative": dict(self.negative)}
+
+
+def high_quality(keys: Sequence[str]) -> RewardTargets:
+    """The paper's default: s+ = all 1, s- = all 0."""
+    keys = _check_keys(keys)
+    return RewardTargets({k: 1.0 for k in keys}, {k: 0.0 for k in keys})
+
+
+def custom(
+    keys: Sequence[str],
+    targets: Mapping[str, float],
+    default: float = 1.0,
+    negative: Mapping[str, float] | float | None = None,
+    negative_default: float = 0.0,
+) -> RewardTargets:
+    """Any s+ in [0, 1]^N: ``targets`` sets some keys, the rest get ``default``.
+
+    ``negative``: None -> all ``negative_default``; a number -> every key; a mapping -> those
+    keys, the rest ``negative_default``. E.g. ``custom(keys, {"aesthetic_score": 0.625})``.
+    """
+    keys = _check_keys(keys)
+    _check_known(keys, targets)
+    pos = {k: _check_value(k, targets.get(k, default)) for k in keys}
+    if negative is None or isinstance(negative, Mapping):
+        negative = negative or {}
+        _check_known(keys, negative)
+        neg = {k: _check_value(k, negative.get(k, negative_default)) for k in keys}
+    else:
+        neg = {k: _check_value(k, negative) for k in keys}
+    return RewardTargets(pos, neg)
+
+
+def isolate(keys: Sequence[str], k: str) -> RewardTargets:
+    """Guide along reward k only: s+ = all 1, s- = all 1 except s-_k = 0."""
+    keys = _check_keys(keys)
+    _check_known(keys, [k])
+    return RewardTargets({j: 1.0 for j in keys}, {j: 0.0 if j == k else 1.0 for j in keys})
+
+
+def pairwise(keys: Sequence[str], a: str, b: str, t: float) -> RewardTargets:
+    """A/B trade-off at t: s+ = all 1, s- = all 1 except s-_a = t, s-_b = 1 - t.
+
+    t = 0 pushes fully toward a (its negative is 0), t = 1 fully toward b.
+    """
+    keys = _check_keys(keys)
+    _check_known(keys, [a, b])
+    if a == b:
+        raise ValueError(f"pairwise needs two different rewards; got {a!r} twice")
+    if not (isinstance(t, (int, float)) and 0.0 <= t <= 1.0):
+        raise ValueError(f"pairwise t must be a number in [0, 1]; got {t!r}")
+    neg = {j: 1.0 for j in keys}
+    neg[a], neg[b] = t, 1.0 - t
+    return RewardTargets({j: 1.0 for j in keys}, neg)
