@@ -111,6 +111,7 @@ def test_velocity_fn_factories_drive_solvers():
     grid = time_grid(3)
     out = euler(make_velocity_fn(net, pos, neg, 4.0), x, grid)
     assert out.shape == x.shape and len(net.calls) == 3 and all(c["batch"] == 6 for c in net.calls)
+    torch.testing.assert_close(make_velocity_fn(net, pos)(x, grid[:3]), _single(net, x, grid[:3], pos))
     c, null = _cond(3, 4, 1, rewards=False), Condition.null(net, 1)
     fn3 = make_velocity_fn_3(net, c, null, torch.ones(3, N), torch.zeros(3, N), 2.0, 3.0)
     assert fn3(x, torch.rand(3)).shape == x.shape

@@ -45,7 +45,9 @@ def _steps(x: torch.Tensor, grid: torch.Tensor):
         yield i, t_cur, t_next, t_cur.expand(x.shape[0]), (t_next - t_cur).to(x.dtype)
 
 
-def euler(velocity_fn: VelocityFn, x: torch.Tensor, grid: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
+def euler(
+    velocity_fn: VelocityFn, x: torch.Tensor, grid: torch.Tensor, callback: Callback | None = None
+) -> torch.Tensor:
     """First-order Euler over ``grid``; x (B, ...) at grid[0] -> x at grid[-1]. NFE = len(grid) - 1."""
     for i, _, t_next, t_b, h in _steps(x, grid):
         x = x + h * velocity_fn(x, t_b)
