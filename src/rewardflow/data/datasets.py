@@ -1,0 +1,398 @@
+"""Shards + scores + bins -> training batches (docs/ARCHITECTURE.md, "Training batches").
+
+Sample order is a pure function of (seed, epoch, rank, world_size, num_workers): each epoch
+permutes the shards, splits them over the "slots" (ranks x loader workers; by sample when there
+are fewer shards than slots) and passes each slot's samples through a seeded shuffle buffer.
+The order is computed from the key index alone, before any image is read, so resuming only
+replays integers: a slot skips the samples it already delivered and reads no shard it has
+finished. A rank's batches interleave its workers' batches round-robin (DataLoader's in-order
+contract), so "batches consumed" is the whole position.
+
+Iterate the dataset directly (`for batch in ds`); give it `num_workers` rather than wrapping
+it in a DataLoader, so that it can count delivered batches and encode text in the main process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
+from rewardflow.data.shards import _split_name, iter_shard, list_shards
+
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
+_STATE_FORMAT = "rewardflow.data_position"
+
+
+def decode_image(data: bytes, size: int | None = None) -> np.ndarray:
+    """Encoded image -> uint8 (H, W, 3); with `size`, resize the short side then center-crop."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if size is not None and img.size != (size, size):
+        w, h = img.size
+        s = size / min(w, h)
+        img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+        w, h = img.size
+        left, top = (w - size) // 2, (h - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def collate(samples: Sequence[dict]) -> dict:
+    """Decoded samples -> batch dict; pixels become float32 in [-1, 1]."""
+    batch: dict = {"keys": [s["key"] for s in samples], "captions": [s["caption"] for s in samples]}
+    if "latent" in samples[0]:
+        batch["latents"] = torch.stack([s["latent"] for s in samples])
+    else:
+        shapes = {s["image"].shape for s in samples}
+        if len(shapes) > 1:
+            raise ValueError(f"images in a batch have different sizes {sorted(shapes)}; pass image_size=")
+        u8 = torch.from_numpy(np.stack([s["image"] for s in samples])).permute(0, 3, 1, 2)
+        batch["pixels"] = u8.float().div_(127.5).sub_(1.0)
+    if samples[0].get("rewards") is not None:
+        batch["rewards"] = torch.from_numpy(np.stack([s["rewards"] for s in samples]))
+    return batch
+
+
+def _scan_keys(path: Path) -> list[str]:
+    # Headers only: tarfile seeks over member data, so indexing is cheap even for big shards.
+    keys: list[str] = []
+    with tarfile.open(path, "r") as tar:
+        for info in tar:
+            if info.isfile():
+                key, ext = _split_name(info.name)
+                if ext and (not keys or keys[-1] != key):
+                    keys.append(key)
+    return keys
+
+
+def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> list[np.ndarray]:
+    """Per shard, (n_i, N) float32 model inputs in [0, 1] aligned with the shard's key order."""
+    import pyarrow.parquet as pq
+
+    from rewardflow.rewards.binning import RewardBins
+
+    if not Path(bins_path).exists():
+        raise FileNotFoundError(f"no reward bins at {bins_path}; run `rewardflow bins fit` on the scores first")
+    bins = RewardBins.load(bins_path)
+    absent = [k for k in reward_keys if k not in bins.keys]
+    if absent:
+        raise ValueError(f"bins {bins_path} have no edges for reward(s) {absent} (they know {bins.keys}); "
+                         "re-run `rewardflow bins fit` including them")
+    cols = [bins.keys.index(k) for k in reward_keys]
+    out = []
+    for shard, keys in zip(shards, keys_per_shard):
+        pq_path = Path(scores_dir) / f"{shard.stem}.parquet"
+        if not pq_path.exists():
+            raise FileNotFoundError(f"no scores for shard {shard.name} (expected {pq_path}); run `rewardflow score`")
+        table = pq.read_table(pq_path)
+        missing = [k for k in reward_keys if k not in table.column_names]
+        if missing:
+            raise ValueError(f"scores {pq_path} for shard {shard.name} lack reward(s) {missing}; "
+                             f"run `rewardflow score` with them")
+        row = {k: i for i, k in enumerate(table.column("key").to_pylist())}
+        lost = [k for k in keys if k not in row]
+        if lost:
+            raise ValueError(f"scores {pq_path} lack {len(lost)} sample(s) of shard {shard.name}, e.g. {lost[:3]}")
+        idx = np.array([row[k] for k in keys], dtype=np.int64)
+        raw = {k: table.column(k).to_numpy(zero_copy_only=False).astype(np.float64)[idx] for k in bins.keys
+               if k in table.column_names}
+        raw.update({k: np.zeros(len(keys)) for k in bins.keys if k not in raw})  # unused columns
+        out.append(np.ascontiguousarray(bins.transform(raw)[:, cols]))
+    return out
+
+
+def _buffer_shuffle(ids: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    if size <= 1 or len(ids) <= 1:
+        return ids
+    out, buf = np.empty_like(ids), list(ids[:size])
+    picks = (rng.random(max(len(ids) - size, 0)) * len(buf)).astype(np.int64)
+    for o, x in enumerate(ids[size:]):
+        p = picks[o]
+        out[o], buf[p] = buf[p], x
+    tail = np.array(buf, dtype=ids.dtype)
+    rng.shuffle(tail)
+    out[len(ids) - len(tail):] = tail
+    return out
+
+
+class _Stream(IterableDataset):
+    """The per-worker half: sample order, shard reading, decoding and collation. Kept free of
+    the text encoder so that DataLoader workers never copy a model."""
+
+    def __init__(self, shards, sizes, rewards, cfg: dict):
+        self.shards, self.sizes, self.rewards, self.cfg = shards, np.asarray(sizes), rewards, cfg
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.start_batches = 0
+
+    def read_order(self, epoch: int, slot: int, slots: int) -> np.ndarray:
+        """Global sample ids this slot reads in an epoch, in shard-file order."""
+        c, n = self.cfg, len(self.shards)
+        order = np.random.default_rng([c["seed"], epoch]).permutation(n) if c["shuffle"] else np.arange(n)
+        if n >= slots:
+            return np.concatenate([np.arange(self.offsets[s], self.offsets[s + 1]) for s in order[slot::slots]]
+                                  + [np.zeros(0, np.int64)])
+        every = np.concatenate([np.arange(self.offsets[s], self.offsets[s + 1]) for s in order])
+        return every[slot::slots]
+
+    def emit_order(self, epoch: int, slot: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
+        read = self.read_order(epoch, slot, slots)
+        if not self.cfg["shuffle"]:
+            return read, read
+        rng = np.random.default_rng([self.cfg["seed"], epoch, slot, 1])
+        return read, _buffer_shuffle(read, self.cfg["shuffle_buffer"], rng)
+
+    def _samples(self, epoch: int, read: np.ndarray, emit: np.ndarray) -> Iterator[dict]:
+        needed = set(emit.tolist())
+        shard_of = np.searchsorted(self.offsets, read, side="right") - 1
+        shard_seq = list(dict.fromkeys(s for s, g in zip(shard_of.tolist(), read.tolist()) if g in needed))
+        pending: dict[int, dict] = {}
+        reader = self._read(shard_seq, needed, pending)
+        for gid in emit.tolist():
+            while gid not in pending:
+                next(reader)
+            yield pending.pop(gid)
+
+    def _read(self, shard_seq, needed, pending) -> Iterator[None]:
+        c = self.cfg
+        for s in shard_seq:
+            for j, sample in enumerate(iter_shard(self.shards[s])):
+                gid = int(self.offsets[s] + j)
+                if gid not in needed:
+                    continue
+                m = sample.members
+                item = {"key": sample.key, "caption": m["txt"].decode("utf-8") if "txt" in m else "",
+                        "rewards": self.rewards[s][j] if self.rewards is not None else None}
+                if c["latents"]:
+                    if LATENT_MEMBER not in m:
+                        raise ValueError(f"{self.shards[s].name}: sample {sample.key} has no {LATENT_MEMBER}; "
+                                         "run `rewardflow latents encode` first")
+                    item["latent"] = c["latent_stats"].normalize(latent_from_bytes(m[LATENT_MEMBER]))
+                else:
+                    ext = next((e for e in IMAGE_EXTS if e in m), None)
+                    if ext is None:
+                        raise ValueError(f"{self.shards[s].name}: sample {sample.key} has no image member")
+                    item["image"] = decode_image(m[ext], c["image_size"])
+                pending[gid] = item
+                yield
+
+    def slot_samples(self, slot: int, slots: int, skip: int) -> Iterator[dict]:
+        epoch = self.cfg["epoch"]
+        while True:
+            read, emit = self.emit_order(epoch, slot, slots)
+            if skip >= len(emit) and self.cfg["infinite"]:
+                skip -= len(emit)
+            else:
+                yield from self._samples(epoch, read, emit[skip:])
+                skip = 0
+                if not self.cfg["infinite"]:
+                    return
+            epoch += 1
+            if len(self.offsets) == 1 or self.offsets[-1] == 0:
+                return
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        w, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        c = self.cfg
+        # DataLoader asks workers round-robin from worker 0, so after n delivered batches the
+        # physical worker w plays the role of the original worker (w + n) % nw.
+        w = (w + self.start_batches) % nw
+        mine = (self.start_batches - w + nw - 1) // nw  # batches that role already delivered
+        samples = self.slot_samples(c["rank"] * nw + w, c["world_size"] * nw, mine * c["batch_size"])
+        while True:
+            group = [s for _, s in zip(range(c["batch_size"]), samples)]
+            if not group:
+                return
+            yield collate(group)
+            if len(group) < c["batch_size"]:
+                return
+
+
+def _dist_defaults(rank, world_size) -> tuple[int, int]:
+    if rank is not None and world_size is not None:
+        return int(rank), int(world_size)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class ShardDataset(IterableDataset):
+    """Batches per the training contract: pixels (or normalised latents), rewards in [0, 1] in the
+    order of `reward_keys`, keys, captions, and text/text_mask when a `text_encoder` is given.
+
+    `infinite=True` (training) runs epoch after epoch from `epoch`; `infinite=False` (eval)
+    yields one epoch, the last batch possibly short, and rewinds for the next loop.
+    `in_memory=True` decodes every sample once (small datasets such as ShapesWorld); batches
+    are then tensor indexing and workers are not used.
+    """
+
+    def __init__(self, data_dir, reward_keys: Sequence[str] = (), *, batch_size: int = 64, text_encoder=None,
+                 scores_dir=None, bins_path=None, image_size: int | None = None, latents: bool = False,
+                 seed: int = 0, shuffle: bool = True, shuffle_buffer: int = 1000, infinite: bool = True,
+                 epoch: int = 0, rank: int | None = None, world_size: int | None = None, num_workers: int = 0,
+                 in_memory: bool = False, prefetch_factor: int = 4, pin_memory: bool = False,
+                 progress: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.data_dir = Path(data_dir)
+        self.reward_keys = list(reward_keys)
+        self.text_encoder = text_encoder
+        self.batch_size, self.num_workers, self.in_memory = int(batch_size), int(num_workers), bool(in_memory)
+        self.rank, self.world_size = _dist_defaults(rank, world_size)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
+        self.prefetch_factor, self.pin_memory = prefetch_factor, pin_memory
+        self.shards = list_shards(self.data_dir)
+        keys = [_scan_keys(p) for p in self.shards]
+        self.num_samples = sum(map(len, keys))
+        slots = self.world_size * (1 if in_memory else max(1, self.num_workers))
+        if self.num_samples < slots:
+            raise ValueError(f"{self.num_samples} samples cannot feed {slots} ranks x workers")
+        rewards = None
+        if self.reward_keys:
+            scores_dir = Path(scores_dir) if scores_dir is not None else self.data_dir
+            bins_path = Path(bins_path) if bins_path is not None else scores_dir / "bins.json"
+            rewards = load_rewards(self.shards, keys, scores_dir, bins_path, self.reward_keys)
+        cfg = dict(seed=int(seed), shuffle=bool(shuffle), shuffle_buffer=int(shuffle_buffer), infinite=bool(infinite),
+                   epoch=int(epoch), rank=self.rank, world_size=self.world_size, batch_size=self.batch_size,
+                   image_size=image_size, latents=bool(latents),
+                   latent_stats=LatentStats.load(self.data_dir) if latents else None)
+        self._stream = _Stream(self.shards, [len(k) for k in keys], rewards, cfg)
+        self._batches = 0
+        self._memory = self._load_memory(progress) if in_memory else None
+
+    # ------------------------------------------------------------------ memory
+    def _load_memory(self, progress: bool) -> dict:
+        st = self._stream
+        every = np.arange(st.offsets[-1])
+        samples = st._samples(0, every, every)
+        if progress:
+            from tqdm.auto import tqdm
+
+            samples = tqdm(samples, total=len(every), desc="loading dataset into memory", unit="img")
+        items = list(samples)
+        b = {"captions": [it["caption"] for it in items]}
+        captions = sorted(set(b["captions"]))
+        cid = {c: i for i, c in enumerate(captions)}
+        mem = {"keys": [it["key"] for it in items], "captions": captions,
+               "caption_id": torch.tensor([cid[c] for c in b["captions"]], dtype=torch.int64),
+               "rewards": torch.from_numpy(np.stack([it["rewards"] for it in items])) if st.rewards else None}
+        if "latent" in items[0]:
+            mem["latents"] = torch.stack([it["latent"] for it in items])
+        else:  # uint8 is 4x smaller than float pixels; converted per batch
+            if len({it["image"].shape for it in items}) > 1:
+                raise ValueError("images have different sizes; pass image_size=")
+            mem["u8"] = torch.from_numpy(np.stack([it["image"] for it in items])).permute(0, 3, 1, 2).contiguous()
+        if self.text_encoder is not None:
+            if hasattr(self.text_encoder, "warm"):  # canonical batched order: same embeddings every run
+                self.text_encoder.warm(captions, progress=progress)
+            mem["text"], mem["text_mask"] = self.text_encoder.encode(captions)
+        return mem
+
+    def _memory_batches(self) -> Iterator[dict]:
+        c, mem, n = self._stream.cfg, self._memory, len(self._memory["keys"])
+        skip, epoch, buf = self._batches * self.batch_size, c["epoch"], []
+        while True:
+            order = np.random.default_rng([c["seed"], epoch]).permutation(n) if c["shuffle"] else np.arange(n)
+            mine = order[self.rank::self.world_size]
+            if skip >= len(mine) and c["infinite"]:
+                skip -= len(mine)
+            else:
+                mine, skip = mine[skip:], 0
+                pos = 0
+                while pos < len(mine):  # a batch may span two epochs in infinite mode
+                    take = self.batch_size - len(buf)
+                    buf.extend(mine[pos:pos + take].tolist())
+                    pos += take
+                    if len(buf) == self.batch_size:
+                        yield self._memory_batch(buf)
+                        buf = []
+                if not c["infinite"]:
+                    if buf:
+                        yield self._memory_batch(buf)
+                    return
+            epoch += 1
+
+    def _memory_batch(self, idx: list[int]) -> dict:
+        mem, i = self._memory, torch.tensor(idx, dtype=torch.int64)
+        cid = mem["caption_id"][i]
+        batch = {"keys": [mem["keys"][j] for j in idx], "captions": [mem["captions"][j] for j in cid.tolist()]}
+        if "latents" in mem:
+            batch["latents"] = mem["latents"][i]
+        else:
+            batch["pixels"] = mem["u8"][i].float().div_(127.5).sub_(1.0)
+        if mem["rewards"] is not None:
+            batch["rewards"] = mem["rewards"][i]
+        if "text" in mem:
+            batch["text"], batch["text_mask"] = mem["text"][cid], mem["text_mask"][cid]
+        return batch
+
+    # --------------------------------------------------------------- iteration
+    def __iter__(self) -> Iterator[dict]:
+        if get_worker_info() is not None:  # wrapped in a user's DataLoader: no position tracking
+            self._stream.start_batches = 0
+            yield from map(self._with_text, self._stream)
+            return
+        if self._memory is not None:
+            source = self._memory_batches()
+        else:
+            self._stream.start_batches = self._batches
+            if self.num_workers > 0:
+                source = iter(DataLoader(self._stream, batch_size=None, num_workers=self.num_workers,
+                                         prefetch_factor=self.prefetch_factor, pin_memory=self.pin_memory))
+            else:
+                source = iter(self._stream)
+        for batch in source:
+            self._batches += 1  # counted before the yield: a state saved after using it includes it
+            yield self._with_text(batch)
+        self._batches = 0  # a finite pass is over; the next loop starts again
+
+    def _with_text(self, batch: dict) -> dict:
+        if self.text_encoder is not None and "text" not in batch:
+            batch["text"], batch["text_mask"] = self.text_encoder.encode(batch["captions"])
+        return batch
+
+    @property
+    def epoch(self) -> float:
+        """Approximate epochs completed by this rank (exact in memory mode)."""
+        per_rank = self.num_samples / self.world_size
+        return self._stream.cfg["epoch"] + self._batches * self.batch_size / per_rank
+
+    # ---------------------------------------------------------------- position
+    def _layout(self) -> dict:
+        c = self._stream.cfg
+        return {"seed": c["seed"], "shuffle": c["shuffle"], "shuffle_buffer": c["shuffle_buffer"],
+                "start_epoch": c["epoch"], "batch_size": self.batch_size, "rank": self.rank,
+                "world_size": self.world_size, "num_workers": 0 if self.in_memory else self.num_workers,
+                "in_memory": self.in_memory, "num_samples": self.num_samples}
+
+    def state_dict(self) -> dict:
+        return {"format": _STATE_FORMAT, "version": 1, "batches": self._batches,
+                "samples": self._batches * self.batch_size, "epoch": self.epoch, **self._layout()}
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Continue exactly where `state` was saved. Exactness needs the same sample layout (seed,
+        shuffle, batch size, ranks, workers, dataset); with `strict=False` a different layout
+        restarts at the saved epoch (rounded down) with a warning instead of raising."""
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError("not a rewardflow data position (missing format: rewardflow.data_position)")
+        mine = self._layout()
+        diff = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v and k != "rank"}
+        if not diff:
+            self._batches = int(state["batches"])
+            return
+        msg = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        if strict:
+            raise ValueError(f"cannot resume the data position exactly, the layout differs ({msg})")
+        warnings.warn(f"data layout changed ({msg}); restarting at epoch {int(state.get('epoch', 0))}")
+        self._stream.cfg["epoch"] = int(state.get("epoch", 0))
+        self._batches = 0
