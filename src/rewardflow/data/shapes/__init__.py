@@ -1,0 +1,37 @@
+"""ShapesWorld: a procedural image-caption world with GenEval-style captions and a quality spectrum."""
+
+from rewardflow.data.shapes.captions import (
+    CORRUPTION_KINDS,
+    caption_from_spec,
+    corrupt_caption,
+    make_spec,
+    sample_spec,
+    spec_holds,
+)
+from rewardflow.data.shapes.config import SHAPES_PRESETS, ShapesConfig
+from rewardflow.data.shapes.degrade import (
+    add_noise,
+    apply_degradations,
+    blur,
+    desaturate,
+    low_contrast,
+    off_frame,
+)
+from rewardflow.data.shapes.generate import (
+    ShapesSample,
+    encode_png,
+    generate_dataset,
+    generate_sample,
+    sample_seed,
+)
+from rewardflow.data.shapes.render import render_scene
+from rewardflow.data.shapes.scene import Scene, ShapeObject, sample_scene, scene_for_spec
+from rewardflow.data.shapes.vocab import CATEGORIES, PALETTE, RELATIONS, SHAPES
+
+__all__ = [
+    "CATEGORIES", "CORRUPTION_KINDS", "PALETTE", "RELATIONS", "SHAPES", "SHAPES_PRESETS",
+    "Scene", "ShapeObject", "ShapesConfig", "ShapesSample",
+    "add_noise", "apply_degradations", "blur", "caption_from_spec", "corrupt_caption", "desaturate",
+    "encode_png", "generate_dataset", "generate_sample", "low_contrast", "make_spec", "off_frame",
+    "render_scene", "sample_scene", "sample_seed", "scene_for_spec", "spec_holds",
+]

@@ -1,0 +1,84 @@
+"""A small numpy rasteriser for ShapesWorld scenes.
+
+Each shape is a signed distance field evaluated at pixel centres; coverage = clip(0.5 - d, 0, 1)
+gives one-pixel anti-aliased edges at the cost of a few array operations per object, which
+keeps generation far above 2,000 images/s at 32x32.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+_SQRT5 = np.sqrt(5.0)
+
+
+@lru_cache(maxsize=16)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    c = np.arange(size, dtype=np.float32) + 0.5
+    return c[None, :], c[:, None]  # x (1, W), y (H, 1): broadcasting avoids a full meshgrid
+
+
+@lru_cache(maxsize=16)
+def _interp_matrix(size: int, knots: int) -> np.ndarray:
+    # Linear interpolation from `knots` control points to `size` pixels, as a matrix.
+    pos = (np.arange(size) + 0.5) / size * (knots - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, knots - 2)
+    frac = pos - lo
+    m = np.zeros((size, knots), dtype=np.float32)
+    m[np.arange(size), lo] = 1.0 - frac
+    m[np.arange(size), lo + 1] = frac
+    return m
+
+
+def shape_sdf(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
+    """Signed distance in pixels (negative inside) of one shape; centre and r in pixels."""
+    x, y = _grid(size)
+    dx, dy = x - cx, y - cy
+    if shape == "circle":
+        return np.sqrt(dx * dx + dy * dy) - r
+    if shape == "square":
+        return np.maximum(np.abs(dx), np.abs(dy)) - r
+    if shape == "triangle":
+        # Upright isosceles triangle: apex (cx, cy - r), base from (cx - r, cy + r) to (cx + r, cy + r).
+        # Side edges have slope 2, so their unit normals are (+-2, -1) / sqrt(5).
+        bottom = dy - r
+        sides = (2.0 * np.abs(dx) - (dy + r)) / _SQRT5
+        return np.maximum(bottom, sides)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def background(scene, size: int) -> np.ndarray:
+    """Float32 (H, W, 3) background: a plain colour plus optional smooth low-amplitude texture."""
+    img = np.empty((size, size, 3), dtype=np.float32)
+    img[:] = np.asarray(scene.bg_rgb, dtype=np.float32)
+    if scene.texture_amplitude > 0:
+        knots = 5
+        g = np.random.default_rng(scene.texture_seed).uniform(-1.0, 1.0, size=(knots, knots)).astype(np.float32)
+        a = _interp_matrix(size, knots)
+        tex = a @ g @ a.T
+        img += (scene.texture_amplitude * tex)[:, :, None]
+    return img
+
+
+def render_scene_float(scene, size: int, antialias: bool = True) -> np.ndarray:
+    img = background(scene, size)
+    for o in scene.objects:
+        d = shape_sdf(o.shape, o.cx * size, o.cy * size, o.r * size, size)
+        if antialias:
+            cov = np.clip(0.5 - d, 0.0, 1.0)
+        else:
+            cov = (d <= 0).astype(np.float32)
+        cov = cov[:, :, None]
+        img += cov * (np.asarray(o.rgb, dtype=np.float32) - img)
+    return img
+
+
+def render_scene(scene, size: int, antialias: bool = True) -> np.ndarray:
+    """Render a scene to uint8 (size, size, 3)."""
+    return to_uint8(render_scene_float(scene, size, antialias))
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
