@@ -1,0 +1,203 @@
+"""Training checkpoints: atomic directories of safetensors + JSON (never pickle).
+
+Layout of ``out_dir/checkpoints/step_0000100/``::
+
+    model/                    EMA weights in save_pretrained format (config.json + model.safetensors)
+    live.safetensors          the live (optimised) weights
+    optimizer.safetensors     optimizer state tensors  }  together: optimizer.state_dict()
+    optimizer.json            param groups + scalars    }
+    trainer_state.json        step, images seen, skipped steps, scheduler, scaler, EMA counters,
+                              per-rank RNG states and data positions, world size
+    train_config.json         the run config (compared on resume)
+    bins.json                 reward bin edges of the run's keys (reward-conditioned runs with data)
+
+A checkpoint is built under ``.tmp-*`` and renamed into place, so a directory named ``step_*``
+is always complete; a kill mid-write leaves only a temp dir that the next start removes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+__all__ = [
+    "CKPT_RE", "checkpoints_root", "clean_temp", "latest_checkpoint", "list_checkpoints",
+    "load_checkpoint", "load_optimizer_state", "rng_state", "save_checkpoint",
+    "save_optimizer_state", "set_rng_state",
+]
+
+CKPT_RE = re.compile(r"^step_(\d+)$")
+FORMAT_VERSION = 1
+
+
+def checkpoints_root(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "checkpoints"
+
+
+def list_checkpoints(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    root = checkpoints_root(out_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = CKPT_RE.match(p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(out_dir)
+    return found[-1][1] if found else None
+
+
+def clean_temp(out_dir: str | os.PathLike) -> None:
+    root = checkpoints_root(out_dir)
+    if root.is_dir():
+        for p in root.glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# --- RNG ---------------------------------------------------------------------------------
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states as plain JSON (python, numpy, torch CPU and current CUDA device)."""
+    py = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": _b64(torch.get_rng_state()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = _b64(torch.cuda.get_rng_state())
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(_unb64(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(_unb64(state["cuda"]))
+
+
+# --- optimizer state as safetensors + JSON ---------------------------------------------------
+
+def save_optimizer_state(sd: dict[str, Any], directory: Path) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, pstate in sd["state"].items():
+        for name, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    save_file(tensors, str(directory / "optimizer.safetensors"))
+    meta = {"param_groups": sd["param_groups"], "scalars": scalars}
+    (directory / "optimizer.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_optimizer_state(directory: Path) -> dict[str, Any]:
+    meta = json.loads((directory / "optimizer.json").read_text())
+    state: dict[int, dict[str, Any]] = {}
+    for key, tensor in load_file(str(directory / "optimizer.safetensors")).items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = tensor
+    for idx, values in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(values)
+    groups = meta["param_groups"]
+    for g in groups:  # JSON turned tuples into lists; torch compares betas etc. as given
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    return {"state": state, "param_groups": groups}
+
+
+# --- whole checkpoints ----------------------------------------------------------------------
+
+def _save_pretrained(model: nn.Module, directory: Path) -> None:
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(directory)
+    else:  # a bare nn.Module (tests, custom models): weights only
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(model, str(directory / "model.safetensors"))
+
+
+def save_checkpoint(
+    out_dir: str | os.PathLike,
+    step: int,
+    *,
+    ema_model: nn.Module,
+    live_model: nn.Module,
+    optimizer_state: dict[str, Any],
+    trainer_state: dict[str, Any],
+    config: dict[str, Any],
+    keep_last: int,
+    bins: Any = None,
+) -> Path:
+    """Write one checkpoint atomically, then delete all but the newest `keep_last`. Rank 0 only."""
+    root = checkpoints_root(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:07d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    _save_pretrained(ema_model, tmp / "model")
+    save_model(live_model, str(tmp / "live.safetensors"))
+    save_optimizer_state(optimizer_state, tmp)
+    (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
+    if bins is not None:  # the edges travel with the weights (RewardFlowPipeline.from_checkpoint reads them)
+        bins.save(tmp / "bins.json")
+    # Written last: list_checkpoints only trusts directories that have it.
+    state = dict(trainer_state, format_version=FORMAT_VERSION)
+    with open(tmp / "trainer_state.json", "w") as fh:
+        json.dump(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if final.exists():  # same step saved again (e.g. final save right after a resume)
+        old = root / f".tmp-old-{final.name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    for _, path in list_checkpoints(out_dir)[:-keep_last]:
+        shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike, *, ema_model: nn.Module, live_model: nn.Module) -> dict[str, Any]:
+    """Load weights into both models in place; return trainer state, config and optimizer state."""
+    path = Path(path)
+    missing = [n for n in ("model", "live.safetensors", "optimizer.json", "trainer_state.json", "train_config.json")
+               if not (path / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"checkpoint {path} is incomplete: missing {missing}")
+    load_model(live_model, str(path / "live.safetensors"), strict=True)
+    load_model(ema_model, str(path / "model" / "model.safetensors"), strict=True)
+    return {
+        "trainer_state": json.loads((path / "trainer_state.json").read_text()),
+        "config": json.loads((path / "train_config.json").read_text()),
+        "optimizer": load_optimizer_state(path),
+    }
