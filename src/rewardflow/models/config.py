@@ -1,0 +1,144 @@
+"""DenoiserConfig: the typed, JSON-round-trippable description of a denoiser backbone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DenoiserConfig:
+    """Everything needed to rebuild a denoiser (weights aside).
+
+    Shared fields apply to every backbone. Fields marked (dit) or (unet) are read only by that
+    backbone; they are kept in one flat dataclass so a checkpoint's config.json is one plain dict.
+    """
+
+    backbone: str = "dit"
+    image_size: int = 32
+    in_channels: int = 3
+    out_channels: int | None = None  # None -> in_channels (predict a velocity of the same shape)
+    text_dim: int = 384
+    num_rewards: int = 0
+    reward_keys: tuple[str, ...] = ()
+    hidden_size: int = 128  # dit: token width; unet: base channel count
+    num_heads: int = 4
+    context_dim: int | None = None  # width of cross-attention context tokens; None -> hidden_size (dit) / widest unet level
+    time_embed_dim: int | None = None  # width of the adaLN / adaptive-norm vector; None -> backbone default
+    null_text_tokens: int = 4  # length L0 of the learned null text
+    reward_fourier_dim: int = 64  # number of Fourier features (sin + cos) per reward value
+    reward_max_freq: float = 64.0
+    reward_null: bool = True  # learn a per-reward null token so reward_drop is available
+    qk_norm: bool = False
+    # (dit)
+    depth: int = 4
+    mlp_ratio: float = 4.0
+    patch_size: int = 2
+    pos_embed: str = "sincos"  # "sincos" (fixed) or "learned"
+    # (unet)
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attn_resolutions: tuple[int, ...] = (8,)  # feature-map sizes that get self+cross attention
+    num_groups: int = 8  # GroupNorm groups
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes that travel with the checkpoint
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; the dataclass promises tuples (hashable, immutable).
+        self.reward_keys = tuple(str(k) for k in self.reward_keys)
+        self.channel_mult = tuple(int(m) for m in self.channel_mult)
+        self.attn_resolutions = tuple(int(r) for r in self.attn_resolutions)
+        if self.num_rewards and not self.reward_keys:
+            self.reward_keys = tuple(f"reward_{i}" for i in range(self.num_rewards))
+        if not self.num_rewards and self.reward_keys:
+            self.num_rewards = len(self.reward_keys)
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(msg: str) -> None:
+            raise ValueError(f"invalid DenoiserConfig: {msg}")
+
+        if len(self.reward_keys) != self.num_rewards:
+            bad(f"num_rewards={self.num_rewards} but {len(self.reward_keys)} reward_keys {list(self.reward_keys)}")
+        if len(set(self.reward_keys)) != len(self.reward_keys):
+            bad(f"duplicate reward_keys {list(self.reward_keys)}")
+        for name in ("image_size", "in_channels", "text_dim", "hidden_size", "num_heads", "null_text_tokens"):
+            if int(getattr(self, name)) <= 0:
+                bad(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_rewards < 0:
+            bad("num_rewards must be >= 0")
+        if self.reward_fourier_dim <= 0 or self.reward_fourier_dim % 2:
+            bad(f"reward_fourier_dim must be a positive even number, got {self.reward_fourier_dim}")
+        if self.pos_embed not in ("sincos", "learned"):
+            bad(f"pos_embed must be 'sincos' or 'learned', got {self.pos_embed!r}")
+        if self.backbone == "dit":
+            if self.image_size % self.patch_size:
+                bad(f"image_size {self.image_size} not divisible by patch_size {self.patch_size}")
+            if self.hidden_size % self.num_heads:
+                bad(f"hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}")
+            if self.pos_embed == "sincos" and self.hidden_size % 4:
+                bad("sincos pos_embed needs hidden_size divisible by 4")
+        if self.backbone == "unet":
+            levels = len(self.channel_mult)
+            if levels < 1 or self.image_size % (2 ** (levels - 1)):
+                bad(f"image_size {self.image_size} not divisible by 2^(levels-1) for channel_mult {self.channel_mult}")
+            for m in self.channel_mult:
+                if (self.hidden_size * m) % self.num_groups:
+                    bad(f"channels {self.hidden_size * m} not divisible by num_groups {self.num_groups}")
+                if (self.hidden_size * m) % self.num_heads:
+                    bad(f"channels {self.hidden_size * m} not divisible by num_heads {self.num_heads}")
+
+    # --- derived sizes -------------------------------------------------------------------
+    @property
+    def out_ch(self) -> int:
+        return self.out_channels if self.out_channels is not None else self.in_channels
+
+    @property
+    def ctx_dim(self) -> int:
+        if self.context_dim is not None:
+            return self.context_dim
+        return self.hidden_size * (max(self.channel_mult) if self.backbone == "unet" else 1)
+
+    @property
+    def cond_dim(self) -> int:
+        if self.time_embed_dim is not None:
+            return self.time_embed_dim
+        return self.hidden_size * (4 if self.backbone == "unet" else 1)
+
+    # --- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DenoiserConfig:
+        """Build from a dict; keys starting with '_' (file metadata) are ignored, unknown keys are errors."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in d if k not in names and not k.startswith("_"))
+        if unknown:
+            raise ValueError(f"unknown DenoiserConfig field(s) {unknown}; valid fields: {sorted(names)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, s: str) -> DenoiserConfig:
+        return cls.from_dict(json.loads(s))
+
+    def replace(self, **overrides: Any) -> DenoiserConfig:
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(k for k in overrides if k not in names)
+        if unknown:
+            raise ValueError(f"unknown DenoiserConfig field(s) {unknown}; valid fields: {sorted(names)}")
+        # A new reward list must bring its own count (and vice versa) without tripping validation.
+        if "reward_keys" in overrides and "num_rewards" not in overrides:
+            overrides["num_rewards"] = len(overrides["reward_keys"])
+        if "num_rewards" in overrides and "reward_keys" not in overrides:
+            overrides["reward_keys"] = ()
+        return dataclasses.replace(self, **overrides)
+
