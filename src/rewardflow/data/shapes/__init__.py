@@ -35,3 +35,7 @@ __all__ = [
     "encode_png", "generate_dataset", "generate_sample", "low_contrast", "make_spec", "off_frame",
     "render_scene", "sample_scene", "sample_seed", "scene_for_spec", "spec_holds",
 ]
+
+from rewardflow.data.shapes.prompts import build_prompt_set, load_shapes_prompts  # noqa: E402
+
+__all__ += ["build_prompt_set", "load_shapes_prompts"]
