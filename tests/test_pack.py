@@ -70,3 +70,14 @@ def test_pack_tables(folder, tmp_path):
     assert raw == (folder / "p0.png").read_bytes()  # no resize: original bytes kept
     with pytest.raises(ValueError, match="no column 'path'.*file"):
         pack(tmp_path / "o3", images=folder, table=tmp_path / "t.parquet", progress=False)
+
+
+def test_cli(folder, tmp_path, capsys):
+    from rewardflow.cli import main
+
+    assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "o"), "--size", "8",
+                 "--shard-size", "3", "--no-progress"]) == 0
+    assert "packed 6 images into 2 shard(s); skipped 1 unreadable" in capsys.readouterr().out
+    (folder / "p3.txt").unlink()
+    assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
+    assert "--missing-caption" in capsys.readouterr().err

@@ -50,7 +50,45 @@ def _run_shapes(args) -> int:
     return 0
 
 
-_SUBCOMMANDS = [_add_shapes]
+def _add_pack(sub) -> None:
+    p = sub.add_parser(
+        "pack",
+        help="pack a folder of images + same-name .txt captions (or a CSV/Parquet table) into shards",
+        description=(
+            "Turn your own images into OUT/NNNNN.tar shards (img2dataset layout: {key}.png|jpg, {key}.txt, "
+            "{key}.json with the source path and size). Captions come from a .txt file with the same name "
+            "as each image, or from --table. Images without a caption stop the job before anything is "
+            "written unless --missing-caption says otherwise; unreadable images are skipped and counted."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--images", default=None,
+                   help="image folder (searched recursively); with --table, the root for relative paths")
+    p.add_argument("--table", default=None,
+                   help="CSV/TSV/Parquet with one row per image (paths relative to --images, else to the table)")
+    p.add_argument("--out", required=True, help="output directory for the shards (must hold no shards yet)")
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
+    p.add_argument("--size", type=int, default=None,
+                   help="resize the short side to SIZE and centre-crop square (default: keep images as they are)")
+    p.add_argument("--missing-caption", choices=["error", "skip", "empty"], default="error",
+                   help="images without caption: stop with a list, skip and count, or pack with an empty caption")
+    p.add_argument("--path-column", default="path", help="table column with image paths")
+    p.add_argument("--caption-column", default="caption", help="table column with captions")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_run_pack)
+
+
+def _run_pack(args) -> int:
+    from rewardflow.data.pack import pack
+
+    report = pack(args.out, images=args.images, table=args.table, shard_size=args.shard_size, size=args.size,
+                  missing_caption=args.missing_caption, path_column=args.path_column,
+                  caption_column=args.caption_column, progress=not args.no_progress)
+    print(report.summary() + f" -> {args.out}")
+    return 0
+
+
+_SUBCOMMANDS = [_add_shapes, _add_pack]
 
 
 def register(subparsers) -> None:
