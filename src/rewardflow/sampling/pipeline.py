@@ -1,0 +1,334 @@
+"""RewardFlowPipeline: text + reward targets -> images, with multi-reward CFG (DESIGN.md s1, s4).
+
+Folder layout written by ``save_pretrained`` (and read by ``from_pretrained``)::
+
+    model/                  denoiser, save_pretrained format (config.json + model.safetensors)
+    text_encoder.json       {"model_id", "max_length"}: a reference, weights are NOT copied unless
+                            save_pretrained(copy_text_encoder=True) puts them in text_encoder/
+    bins.json               the reward bins the model was trained with (absent for a baseline)
+    pipeline_config.json    reward keys, image shape, default sampling settings, run config
+    vae/                    optional, diffusers AutoencoderKL format (latent models)
+
+Negative branch: with ``negative_prompt=None`` the negative text is the model's learned null text
+(``model.null_text``), the "unconditional" caption it saw under text dropout; a string is encoded
+like the prompt. The negative branch always carries ``s-`` (default all 0), so the contrast is
+text AND rewards. Reproducibility: image i uses its own seed for its initial noise, and text
+embeddings do not depend on batch-mates, so an image depends on (prompt, seed, settings) only.
+The network itself is batched, so batch-1 and batch-8 results agree to float rounding (~1e-6),
+not necessarily bit for bit (matmul kernels may block differently by batch size).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from . import targets as T
+from .guidance import Condition, make_velocity_fn, make_velocity_fn_3
+from .noise import randn_per_seed
+from .solvers import SOLVERS, solve, time_grid
+
+FORMAT, VERSION = "rewardflow.pipeline", 1
+CONFIG_NAME, TEXT_NAME, BINS_NAME = "pipeline_config.json", "text_encoder.json", "bins.json"
+OUTPUT_TYPES = ("pil", "np", "pt")
+DEFAULTS = dict(guidance_scale=7.0, text_guidance_scale=None, num_inference_steps=50, solver="euler",
+                shift=1.0, batch_size=64)
+
+
+def to_output_type(x: torch.Tensor, output_type: str):
+    """(B, C, H, W) float in [-1, 1] -> "pt": same (CPU float32, the library's image form, what
+    rewards take); "np": uint8 (B, H, W, C); "pil": list of PIL images."""
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    x = x.detach().float().cpu().clamp(-1, 1)
+    if output_type == "pt":
+        return x
+    arr = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if output_type == "np":
+        return arr
+    from PIL import Image
+
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
+
+
+@dataclass
+class RewardFlowPipelineOutput:
+    images: Any  # list[PIL.Image] | uint8 ndarray (B, H, W, C) | float tensor (B, C, H, W) in [-1, 1]
+    prompts: list[str]
+    seeds: list[int]
+    reward_targets: dict[str, float]
+    negative_reward_targets: dict[str, float]
+    settings: dict = field(default_factory=dict)  # guidance, steps, solver, shift, negative prompt
+
+    def records(self) -> list[dict]:
+        """One JSON-ready dict per image (what ``rewardflow sample`` writes as JSONL)."""
+        return [dict(prompt=p, seed=s, reward_targets=self.reward_targets,
+                     negative_reward_targets=self.negative_reward_targets, **self.settings)
+                for p, s in zip(self.prompts, self.seeds)]
+
+
+def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
+    p = Path(path_or_id).expanduser()
+    if p.is_dir():
+        return p
+    if Path(path_or_id).is_absolute() or str(path_or_id).startswith("."):
+        raise FileNotFoundError(f"pipeline directory not found: {p}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(path_or_id), local_files_only=not allow_download))
+    except Exception as exc:  # hub errors are many classes; the message is what matters
+        hint = "" if allow_download else " (not in the HF cache; downloads are off: pass allow_download=True)"
+        raise FileNotFoundError(f"cannot resolve pipeline {str(path_or_id)!r}{hint}: {exc}") from None
+
+
+def _check_number(name: str, value, lo: float | None = None) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (lo is not None and value < lo):
+        raise ValueError(f"{name} must be a finite number{'' if lo is None else f' >= {lo}'}, got {value!r}")
+    return float(value)
+
+
+class RewardFlowPipeline:
+    """Reward-controllable text-to-image sampling. See the module docstring for the folder format."""
+
+    def __init__(self, model, text_encoder, bins=None, reward_keys: Sequence[str] | None = None,
+                 vae=None, config: Mapping | None = None):
+        self.model, self.text_encoder, self.bins, self.vae = model.eval(), text_encoder, bins, vae
+        self.reward_keys = tuple(model.config.reward_keys)
+        if reward_keys is not None and tuple(reward_keys) != self.reward_keys:
+            raise ValueError(f"reward_keys {list(reward_keys)} differ from the model's {list(self.reward_keys)}")
+        if bins is not None and sorted(bins.keys) != sorted(self.reward_keys):
+            raise ValueError(f"bins cover {bins.keys} but the model is conditioned on {list(self.reward_keys)}")
+        self.config = dict(DEFAULTS, **(config or {}))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device=None, dtype=None) -> "RewardFlowPipeline":
+        self.model.to(device=device, dtype=dtype)
+        if self.vae is not None:
+            self.vae.to(device=device)
+        return self
+
+    # ------------------------------------------------------------------------------- targets
+    def resolve_targets(self, reward_targets=None, negative_reward_targets=None) -> T.RewardTargets | None:
+        """Partial dicts fill in: s+ missing keys -> 1.0, s- missing keys -> 0.0 (DESIGN s1)."""
+        if not self.reward_keys:
+            if reward_targets or negative_reward_targets:
+                raise ValueError("this is a baseline model (num_rewards=0, no reward conditioning): "
+                                 "reward targets cannot be used; drop reward_targets/negative_reward_targets")
+            return None
+        if isinstance(reward_targets, T.RewardTargets):
+            if negative_reward_targets is not None:
+                raise ValueError("pass negative targets inside the RewardTargets, not separately")
+            T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative)
+            return T.RewardTargets({k: reward_targets.positive[k] for k in self.reward_keys},
+                                   {k: reward_targets.negative[k] for k in self.reward_keys})
+        for name, d in (("reward_targets", reward_targets), ("negative_reward_targets", negative_reward_targets)):
+            if d is not None and not isinstance(d, Mapping):
+                raise TypeError(f"{name} must be a dict {{reward_key: value in [0, 1]}}, got {type(d).__name__}")
+        return T.custom(self.reward_keys, reward_targets or {}, negative=negative_reward_targets or None)
+
+    # ------------------------------------------------------------------------------- sampling
+    def _seeds(self, n: int, seed, generator) -> list[int]:
+        if isinstance(seed, bool):
+            raise ValueError(f"seed must be an int or a list of ints, got {seed!r}")
+        if seed is not None and not isinstance(seed, int):
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"got {len(seeds)} seeds for {n} images (prompts x num_images_per_prompt)")
+            return [int(s) for s in seeds]
+        if seed is None:  # honours torch.manual_seed / a given generator; the seeds are returned
+            seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+        return [seed + i for i in range(n)]
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | Sequence[str], reward_targets=None, negative_reward_targets=None,
+                 negative_prompt: str | None = None, guidance_scale: float | None = None,
+                 text_guidance_scale: float | None = None, num_inference_steps: int | None = None,
+                 solver: str | None = None, shift: float | None = None, generator: torch.Generator | None = None,
+                 seed: int | Sequence[int] | None = None, num_images_per_prompt: int = 1,
+                 output_type: str = "pil", batch_size: int | None = None, progress: bool = True,
+                 ) -> RewardFlowPipelineOutput:
+        """Sample images; ``seed=int`` gives image i seed ``seed + i`` (prompt-major order), a list
+        gives one seed per image. Returns images with the prompts, seeds and targets used."""
+        c = self.config
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise ValueError("prompt list is empty: give at least one prompt")
+        if not all(isinstance(p, str) for p in prompts):
+            raise TypeError("prompts must be strings")
+        steps = c["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"num_inference_steps must be an int >= 1, got {steps!r}")
+        solver = solver or c["solver"]
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
+        w = _check_number("guidance_scale", c["guidance_scale"] if guidance_scale is None else guidance_scale)
+        w_t = c["text_guidance_scale"] if text_guidance_scale is None else text_guidance_scale
+        w_t = None if w_t is None else _check_number("text_guidance_scale", w_t)
+        shift = _check_number("shift", c["shift"] if shift is None else shift)
+        if shift <= 0:
+            raise ValueError(f"shift must be > 0, got {shift}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) \
+                or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be an int >= 1, got {num_images_per_prompt!r}")
+        tg = self.resolve_targets(reward_targets, negative_reward_targets)
+        if w_t is not None and tg is None:
+            raise ValueError("text_guidance_scale (3-branch mode) needs a reward-conditioned model; "
+                             "a baseline model uses guidance_scale alone")
+        items = [p for p in prompts for _ in range(num_images_per_prompt)]
+        seeds = self._seeds(len(items), seed, generator)
+        bs = int(batch_size or c["batch_size"])
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {bs}")
+
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc=f"sampling {steps} {solver} steps", unit="img")
+        out = []
+        for s in range(0, len(items), bs):
+            x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver, shift)
+            out.append(x.float().cpu())
+            if bar is not None:
+                bar.update(len(x))
+        if bar is not None:
+            bar.close()
+        settings = dict(negative_prompt=negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
+                        num_inference_steps=steps, solver=solver, shift=shift)
+        return RewardFlowPipelineOutput(
+            images=to_output_type(torch.cat(out), output_type), prompts=items, seeds=seeds,
+            reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
+            settings=settings)
+
+    def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift) -> torch.Tensor:
+        dev, dtype = self.device, next(self.model.parameters()).dtype
+        cfg, b = self.model.config, len(prompts)
+        x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=dtype)
+        text, mask = self.text_encoder.encode(prompts, device=dev)
+        s_pos, s_neg = tg.tensors(b, device=dev, dtype=dtype) if tg else (None, None)
+        if negative_prompt is None:
+            neg = Condition.null(self.model, 1)
+        else:
+            nt, nm = self.text_encoder.encode([negative_prompt], device=dev)
+            neg = Condition(nt.to(dtype), nm)
+        neg = Condition(neg.text.to(dtype), neg.text_mask)
+        if w_t is None:
+            vfn = make_velocity_fn(self.model, Condition(text.to(dtype), mask, s_pos),
+                                   neg.expand(b).with_rewards(s_neg), w)
+        else:
+            vfn = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w)
+        x = solve(solver, vfn, x, time_grid(steps, shift, device=dev))
+        if self.vae is not None:
+            vc = self.vae.config
+            z = x / getattr(vc, "scaling_factor", 1.0) + (getattr(vc, "shift_factor", None) or 0.0)
+            x = self.vae.decode(z.to(next(self.vae.parameters()).dtype)).sample
+        return x
+
+    # ------------------------------------------------------------------------------- modes
+    def high_quality(self, prompt, **kw) -> RewardFlowPipelineOutput:
+        """s+ all 1, s- all 0: the paper's default."""
+        return self(prompt, reward_targets=T.high_quality(self.reward_keys), **kw)
+
+    def isolate(self, key: str, prompt, **kw) -> RewardFlowPipelineOutput:
+        """Guide along reward ``key`` only (s- = all 1 except key = 0)."""
+        return self(prompt, reward_targets=T.isolate(self.reward_keys, key), **kw)
+
+    def pairwise(self, a: str, b: str, t: float, prompt, **kw) -> RewardFlowPipelineOutput:
+        """Trade reward a against b: t = 0 pushes fully toward a, t = 1 toward b."""
+        return self(prompt, reward_targets=T.pairwise(self.reward_keys, a, b, t), **kw)
+
+    # ------------------------------------------------------------------------------- I/O
+    def save_pretrained(self, directory: str | os.PathLike, copy_text_encoder: bool = False) -> Path:
+        from rewardflow.utils.atomic import atomic_write_json
+
+        d = Path(directory)
+        self.model.save_pretrained(d / "model")
+        te = self.text_encoder
+        ref = {"model_id": te.model_id, "max_length": te.max_length}
+        if copy_text_encoder:
+            te.model.save_pretrained(d / "text_encoder")
+            te.tokenizer.save_pretrained(d / "text_encoder")
+            ref = dict(ref, path="text_encoder")  # relative: the folder stays movable
+        atomic_write_json(d / TEXT_NAME, ref)
+        if self.bins is not None:
+            self.bins.save(d / BINS_NAME)
+        if self.vae is not None:
+            self.vae.save_pretrained(d / "vae")
+        cfg = self.model.config
+        atomic_write_json(d / CONFIG_NAME, dict(
+            _format=FORMAT, _format_version=VERSION, reward_keys=list(self.reward_keys),
+            image_size=cfg.image_size, in_channels=cfg.in_channels, latent=self.vae is not None, **self.config))
+        return d
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | os.PathLike, device=None, dtype=None, allow_download: bool = False,
+                        text_encoder=None) -> "RewardFlowPipeline":
+        """Load a folder (or a hub id from the HF cache; downloads only with allow_download)."""
+        from rewardflow.models.io import load_model
+
+        d = _resolve_dir(path_or_id, allow_download)
+        if not (d / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{d} is not a rewardflow pipeline (no {CONFIG_NAME}); for a training "
+                                    f"checkpoint use RewardFlowPipeline.from_checkpoint")
+        cfg = json.loads((d / CONFIG_NAME).read_text(encoding="utf-8"))
+        if cfg.pop("_format", None) != FORMAT or int(cfg.pop("_format_version", 0)) > VERSION:
+            raise ValueError(f"{d / CONFIG_NAME} is not a pipeline config this rewardflow can read")
+        keys = cfg.pop("reward_keys")
+        for k in ("image_size", "in_channels", "latent"):
+            cfg.pop(k, None)
+        model = load_model(d / "model", device=device, dtype=dtype)
+        if text_encoder is None:
+            ref = json.loads((d / TEXT_NAME).read_text(encoding="utf-8"))
+            src = d / ref["path"] if ref.get("path") else ref["model_id"]
+            text_encoder = _text_encoder(src, ref.get("max_length", 32), allow_download)
+        vae = None
+        if (d / "vae").is_dir():
+            from diffusers import AutoencoderKL
+
+            vae = AutoencoderKL.from_pretrained(d / "vae").to(device or "cpu").eval()
+        return cls(model, text_encoder, _bins(d / BINS_NAME), keys, vae, cfg)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint_dir: str | os.PathLike, device=None, dtype=None,
+                        allow_download: bool = False, text_encoder=None) -> "RewardFlowPipeline":
+        """A training checkpoint (step_*/ with model/ and train_config.json); bins come from
+        the checkpoint folder if present, else from the run's data directory."""
+        from rewardflow.models.io import load_model
+
+        d = Path(checkpoint_dir)
+        run = json.loads((d / "train_config.json").read_text(encoding="utf-8"))
+        data = run.get("data", {})
+        bins_path = d / BINS_NAME if (d / BINS_NAME).is_file() else Path(data.get("path") or d) / BINS_NAME
+        model = load_model(d / "model", device=device, dtype=dtype)
+        if model.config.num_rewards and not bins_path.is_file():
+            raise FileNotFoundError(f"no {BINS_NAME} in {d} or the run's data dir {data.get('path')}")
+        bins = _bins(bins_path) if model.config.num_rewards else None
+        if text_encoder is None:  # the trainer builds TextEncoder with its default max_length
+            text_encoder = _text_encoder(data.get("text_encoder"), data.get("text_max_length", 32), allow_download)
+        return cls(model, text_encoder, bins, None, None, dict(run_config=run))
+
+
+def _text_encoder(src, max_length: int, allow_download: bool):
+    from rewardflow.data.text import TextEncoder
+
+    return TextEncoder(None if src is None else str(src), max_length=max_length, allow_download=allow_download)
+
+
+def _bins(path: Path):
+    from rewardflow.rewards.binning import RewardBins
+
+    return RewardBins.load(path) if path.is_file() else None
+
