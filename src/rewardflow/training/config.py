@@ -312,8 +312,13 @@ def _coerce(typ: Any, value: Any, key: str) -> Any:
     if typ is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str):  # PyYAML reads 1e4 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise fail() from None
         if isinstance(value, float) and value.is_integer():
-            return int(value)  # 1e4 in YAML is a float
+            return int(value)
         raise fail()
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

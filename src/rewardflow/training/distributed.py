@@ -32,6 +32,12 @@ def make_accelerator(config: TrainConfig, cpu: bool | None = None):
     kwargs: dict[str, Any] = {"mixed_precision": _MIXED[config.precision], "kwargs_handlers": [ddp]}
     if cpu is not None:
         kwargs["cpu"] = cpu
+    # accelerate keeps one process-wide state; a second Trainer in the same process (a notebook,
+    # a sweep, the tests) may want another precision. The process group (PartialState) is kept.
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     return Accelerator(**kwargs)
 
 
