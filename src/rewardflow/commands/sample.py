@@ -1,0 +1,218 @@
+"""`rewardflow sample`: images from a trained pipeline with per-reward control.
+
+Writes OUT/images/NNNNN.png, OUT/samples.jsonl (one record per image) and optionally OUT/grid.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+SHAPES_ALIASES = ("shapes", "shapesworld")
+
+
+def load_prompts(spec: str, max_prompts: int | None = None) -> tuple[list[str], list[dict] | None]:
+    """FILE (.txt one per line, .jsonl with "prompt", .tsv with a "Prompt" column), "shapes" for
+    the shipped ShapesWorld GenEval-style set, or a literal prompt. -> (prompts, metadata or None)."""
+    entries = None
+    path = Path(spec).expanduser()
+    if spec.lower() in SHAPES_ALIASES:
+        from rewardflow.data.shapes.prompts import load_shapes_prompts
+
+        entries = load_shapes_prompts()
+        prompts = [e["prompt"] for e in entries]
+    elif path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if path.suffix == ".jsonl":
+            entries = []
+            for n, line in enumerate(lines, 1):
+                if line.strip():
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
+                        raise ValueError(f"{path}:{n}: each JSONL line needs a string \"prompt\" field")
+                    entries.append(rec)
+            prompts = [e["prompt"] for e in entries]
+        elif path.suffix == ".tsv":
+            head = lines[0].split("\t") if lines else []
+            if "Prompt" not in head:
+                raise ValueError(f"{path}: a .tsv prompt file needs a header with a 'Prompt' column")
+            col = head.index("Prompt")
+            prompts = [row.split("\t")[col] for row in lines[1:] if row.strip()]
+        else:
+            prompts = [line.strip() for line in lines if line.strip()]
+    elif path.suffix in (".txt", ".jsonl", ".tsv"):
+        raise FileNotFoundError(f"prompt file not found: {path}")
+    else:
+        prompts = [spec]
+    if max_prompts is not None:
+        prompts = prompts[:max_prompts]
+        entries = entries[:max_prompts] if entries is not None else None
+    if not prompts:
+        raise ValueError(f"no prompts in {spec!r}")
+    return prompts, entries
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        for part in item.split(","):
+            key, sep, val = part.partition("=")
+            if not sep:
+                raise ValueError(f"{what} {part!r} must look like key=value")
+            try:
+                out[key.strip()] = float(val)
+            except ValueError:
+                raise ValueError(f"{what} {part!r}: value must be a number in [0, 1]") from None
+    return out
+
+
+def mode_targets(pipe, mode: str):
+    """'high' | 'isolate:KEY' | 'pairwise:A,B,T' -> RewardTargets (None for a baseline model)."""
+    from rewardflow.sampling import targets as T
+
+    name, _, arg = mode.partition(":")
+    if name == "high":
+        return T.high_quality(pipe.reward_keys) if pipe.reward_keys else None
+    if name == "isolate" and arg:
+        return T.isolate(pipe.reward_keys, arg)
+    if name == "pairwise" and arg.count(",") == 2:
+        a, b, t = arg.split(",")
+        return T.pairwise(pipe.reward_keys, a, b, float(t))
+    raise ValueError(f"--mode {mode!r}: expected high, isolate:KEY or pairwise:A,B,T")
+
+
+def load_pipeline(spec: str, device: str = "cpu", allow_download: bool = False):
+    """A pipeline folder / hub id, a training checkpoint (step_*/), or a run dir (latest checkpoint)."""
+    from rewardflow.sampling.pipeline import CONFIG_NAME, RewardFlowPipeline
+
+    p = Path(spec).expanduser()
+    if p.is_dir() and not (p / CONFIG_NAME).is_file():
+        if (p / "checkpoints").is_dir():
+            from rewardflow.training.checkpoint import latest_checkpoint
+
+            p = latest_checkpoint(p) or p
+        if (p / "train_config.json").is_file():
+            return RewardFlowPipeline.from_checkpoint(p, device=device, allow_download=allow_download)
+    return RewardFlowPipeline.from_pretrained(spec, device=device, allow_download=allow_download)
+
+
+def make_grid(images: list, cols: int):
+    from PIL import Image
+
+    w, h = images[0].size
+    rows = (len(images) + cols - 1) // cols
+    grid = Image.new("RGB", (cols * w, rows * h), "white")
+    for i, im in enumerate(images):
+        grid.paste(im.convert("RGB"), ((i % cols) * w, (i // cols) * h))
+    return grid
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by `sample` and `target-search`."""
+    p.add_argument("--model", required=True, help="pipeline folder or hub id (HF cache), training "
+                   "checkpoint step_*/ or run dir (its latest checkpoint)")
+    p.add_argument("--prompts", required=True, help="FILE (.txt one per line, .jsonl with \"prompt\", "
+                   ".tsv with a Prompt column), 'shapes' (the shipped ShapesWorld set) or a prompt text")
+    p.add_argument("--max-prompts", type=int, default=None, help="use only the first N prompts")
+    p.add_argument("--negative-reward", action="append", metavar="KEY=VALUE",
+                   help="s- for a reward (repeatable or comma-separated); others default to 0")
+    p.add_argument("--negative-prompt", default=None,
+                   help="negative text; default: the model's learned null text")
+    p.add_argument("--guidance", type=float, default=None, help="reward(+text) CFG scale w (default: pipeline's, 7)")
+    p.add_argument("--text-guidance", type=float, default=None,
+                   help="separate text scale: switches to the 3-branch mode (--guidance is then the reward scale)")
+    p.add_argument("--steps", type=int, default=None, help="ODE steps (default: pipeline's, 50)")
+    p.add_argument("--solver", choices=["euler", "heun"], default=None, help="ODE solver (default euler)")
+    p.add_argument("--shift", type=float, default=None, help="SD3 time shift of the step grid (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="image i gets seed SEED + i (default 0)")
+    p.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt (default 1)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per network batch (default 64)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--allow-download", action="store_true", help="let hub ids download (off: HF cache only)")
+    p.add_argument("--out", required=True, help="output directory")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="generate images with reward control",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_sampling_args(p)
+    p.add_argument("--reward", action="append", metavar="KEY=VALUE",
+                   help="s+ target in [0, 1] for a reward (repeatable or comma-separated); others default to 1")
+    p.add_argument("--mode", default="high", help="high (s+ 1, s- 0), isolate:KEY, or pairwise:A,B,T; "
+                   "--reward / --negative-reward override single entries afterwards")
+    p.add_argument("--score", default=None, help="comma-separated registered rewards to score each image with")
+    p.add_argument("--best-of", type=int, default=1, help="test-time scaling: N candidates per image, keep the best")
+    p.add_argument("--select", default=None, help="best-of selector: REWARD or REWARD=W,REWARD=W (weighted sum)")
+    p.add_argument("--select-normalize", choices=["none", "bins", "zscore"], default="none",
+                   help="how a weighted-sum selector puts rewards on one scale (see sampling.selection)")
+    p.add_argument("--grid", action="store_true", help="also write grid.png (one row per prompt)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rewardflow.sampling.pipeline import to_output_type
+    from rewardflow.utils.atomic import atomic_write_bytes
+
+    prompts, _ = load_prompts(args.prompts, args.max_prompts)
+    pipe = load_pipeline(args.model, args.device, args.allow_download)
+    base = mode_targets(pipe, args.mode)
+    pos = parse_assignments(args.reward, "--reward")
+    neg = parse_assignments(args.negative_reward, "--negative-reward")
+    if base is not None:
+        pos, neg = base.positive | pos, base.negative | neg
+    kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
+              guidance_scale=args.guidance, text_guidance_scale=args.text_guidance, num_inference_steps=args.steps,
+              solver=args.solver, shift=args.shift, batch_size=args.batch_size)
+    flat = [p for p in prompts for _ in range(args.num_per_prompt)]
+    seeds = [args.seed + i for i in range(len(flat))]
+    extra: list[dict] = [{} for _ in flat]
+    if args.best_of > 1:
+        from rewardflow.sampling.selection import best_of_n
+
+        if not args.select:
+            raise ValueError("--best-of needs --select REWARD (or REWARD=W,...)")
+        sel = parse_assignments([args.select], "--select") if "=" in args.select else args.select
+        # One prompt entry per output image; best_of_n then draws N nested-seed candidates for each.
+        res = best_of_n(pipe, flat, args.best_of, sel, seed=args.seed, normalize=args.select_normalize,
+                        output_type="pt", **kw)
+        images, seeds = res.images, res.seeds
+        tg = pipe.resolve_targets(pos or None, neg or None)
+        targets = (dict(tg.positive), dict(tg.negative)) if tg else ({}, {})
+        for i in range(len(flat)):
+            extra[i] = {"best_of": args.best_of, "selector": args.select,
+                        "candidate_seeds": res.candidate_seeds[i],
+                        "candidate_scores": [float(v) for v in res.scores[i]]}
+    else:
+        o = pipe(flat, seed=seeds, output_type="pt", **kw)
+        images, targets = o.images, (o.reward_targets, o.negative_reward_targets)
+    c = pipe.config
+    settings = dict(negative_prompt=args.negative_prompt,
+                    guidance_scale=c["guidance_scale"] if args.guidance is None else args.guidance,
+                    text_guidance_scale=c["text_guidance_scale"] if args.text_guidance is None else args.text_guidance,
+                    num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
+                    shift=c["shift"] if args.shift is None else args.shift)
+    scores = {}
+    if args.score:
+        from rewardflow.rewards.registry import parse_reward_list
+        from rewardflow.sampling.selection import score_images
+
+        scores = score_images(images, flat, parse_reward_list(args.score))
+
+    out_dir = Path(args.out)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    pils = to_output_type(images, "pil")
+    lines = []
+    for i, (im, prompt, seed) in enumerate(zip(pils, flat, seeds)):
+        name = f"images/{i:05d}.png"
+        im.save(out_dir / name)
+        rec = dict(file=name, prompt=prompt, seed=seed, reward_targets=targets[0],
+                   negative_reward_targets=targets[1], **settings, **extra[i])
+        if scores:
+            rec["scores"] = {k: float(v[i]) for k, v in scores.items()}
+        lines.append(json.dumps(rec))
+    atomic_write_bytes(out_dir / "samples.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
+    if args.grid:
+        make_grid(pils, args.num_per_prompt if len(prompts) > 1 else min(len(pils), 8)).save(out_dir / "grid.png")
+    print(f"wrote {len(pils)} images and samples.jsonl to {out_dir}")
+    return 0

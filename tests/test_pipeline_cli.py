@@ -1,0 +1,91 @@
+import json
+
+import pytest
+from PIL import Image
+from test_pipeline_fixtures import one_thread, pipe, tiny_text_encoder  # noqa: F401
+
+from rewardflow.cli import main
+from rewardflow.commands.sample import load_prompts
+
+
+@pytest.fixture
+def saved(pipe, tmp_path):
+    return str(pipe.save_pretrained(tmp_path / "pipe"))
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+
+
+def test_load_prompts_forms(tmp_path):
+    (tmp_path / "p.txt").write_text("a red circle\n\n two squares \n")
+    (tmp_path / "p.jsonl").write_text('{"prompt": "x", "tag": "colors"}\n{"prompt": "y"}\n')
+    (tmp_path / "p.tsv").write_text("Prompt\tCategory\nhello\tA\nworld\tB\n")
+    assert load_prompts(str(tmp_path / "p.txt")) == (["a red circle", "two squares"], None)
+    assert load_prompts(str(tmp_path / "p.jsonl"))[0] == ["x", "y"]
+    assert load_prompts(str(tmp_path / "p.tsv"))[0] == ["hello", "world"]
+    assert load_prompts("a blue triangle") == (["a blue triangle"], None)
+    prompts, entries = load_prompts("shapes", max_prompts=3)
+    assert len(prompts) == 3 and entries[0]["prompt"] == prompts[0] and "include" in entries[0]
+    with pytest.raises(FileNotFoundError):
+        load_prompts(str(tmp_path / "missing.txt"))
+    (tmp_path / "bad.jsonl").write_text('{"text": "x"}\n')
+    with pytest.raises(ValueError, match="prompt"):
+        load_prompts(str(tmp_path / "bad.jsonl"))
+
+
+def test_sample_writes_pngs_records_scores_grid(saved, tmp_path):
+    (tmp_path / "p.txt").write_text("a red circle\ntwo squares\n")
+    out = tmp_path / "out"
+    rc = main(["sample", "--model", saved, "--prompts", str(tmp_path / "p.txt"), "--reward", "sharpness=0.5",
+               "--negative-reward", "colorfulness=0.25", "--steps", "2", "--guidance", "3", "--seed", "4",
+               "--num-per-prompt", "2", "--score", "colorfulness,cleanliness", "--grid", "--out", str(out)])
+    assert rc == 0
+    recs = _records(out)
+    assert [r["seed"] for r in recs] == [4, 5, 6, 7] and recs[2]["prompt"] == "two squares"
+    r = recs[0]
+    assert r["reward_targets"] == {"sharpness": 0.5, "colorfulness": 1.0}
+    assert r["negative_reward_targets"] == {"sharpness": 0.0, "colorfulness": 0.25}
+    assert (r["guidance_scale"], r["num_inference_steps"], r["solver"]) == (3.0, 2, "euler")
+    assert set(r["scores"]) == {"colorfulness", "cleanliness"}
+    assert Image.open(out / r["file"]).size == (32, 32)
+    assert Image.open(out / "grid.png").size == (64, 64)
+
+
+def test_sample_modes_and_best_of(saved, tmp_path):
+    out = tmp_path / "iso"
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "isolate:colorfulness",
+                 "--steps", "1", "--solver", "heun", "--out", str(out)]) == 0
+    assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 1.0, "colorfulness": 0.0}
+    out = tmp_path / "pw"
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "pairwise:sharpness,colorfulness,0.3",
+                 "--steps", "1", "--out", str(out)]) == 0
+    assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 0.3, "colorfulness": 0.7}
+    out = tmp_path / "bon"
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--best-of", "3", "--select", "colorfulness",
+                 "--steps", "1", "--seed", "2", "--out", str(out)]) == 0
+    r = _records(out)[0]
+    assert r["candidate_seeds"] == [2, 3, 4] and len(r["candidate_scores"]) == 3
+    assert r["seed"] == r["candidate_seeds"][max(range(3), key=lambda j: r["candidate_scores"][j])]
+
+
+def test_sample_errors_are_clear(saved, tmp_path, capsys):
+    assert main(["sample", "--model", saved, "--prompts", "a", "--reward", "aesthetic=1", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "aesthetic" in err and "sharpness" in err and "colorfulness" in err
+    assert main(["sample", "--model", saved, "--prompts", "a", "--reward", "sharpness=2", "--out", str(tmp_path)]) == 1
+    assert "[0, 1]" in capsys.readouterr().err
+    assert main(["sample", "--model", saved, "--prompts", "a", "--mode", "weird", "--out", str(tmp_path)]) == 1
+    assert main(["sample", "--model", str(tmp_path / "none"), "--prompts", "a", "--out", str(tmp_path)]) == 1
+
+
+def test_target_search_command(saved, tmp_path):
+    out = tmp_path / "search"
+    rc = main(["target-search", "--model", saved, "--prompts", "shapes", "--max-prompts", "2",
+               "--sweep", "sharpness=0:1:3", "--metric", "reward:colorfulness", "--steps", "1", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "target_search.json").read_text())
+    assert [r["reward_targets"]["sharpness"] for r in res["rows"]] == [0.0, 0.5, 1.0]
+    assert res["best"]["colorfulness"] == 1.0 and (out / "target_search.md").is_file()
+    assert main(["target-search", "--model", saved, "--prompts", "shapes", "--max-prompts", "2",
+                 "--sweep", "sharpness=0,1", "--metric", "geneval", "--steps", "1", "--out", str(out)]) == 0
