@@ -159,3 +159,17 @@ def _bins_with(tmp_path, extra):
     path = tmp_path / "bins_extra.json"
     RewardBins.fit({"a": [0.0, 1.0], extra: [0.0, 1.0]}, num_bins=2).save(path)
     return path
+
+
+def test_in_memory_ranks_split_the_global_batch(data):
+    # 2 ranks x batch 6 == 1 rank x batch 12, batch by batch, across epoch boundaries (N=120)
+    one = take(ShardDataset(data, batch_size=12, seed=4, in_memory=True), 25)
+    ranks = [take(ShardDataset(data, batch_size=6, seed=4, in_memory=True, rank=r, world_size=2), 25) for r in (0, 1)]
+    for j in range(25):
+        assert sorted(one[j]["keys"]) == sorted(ranks[0][j]["keys"] + ranks[1][j]["keys"])
+    odd = ShardDataset(data, batch_size=7, seed=4, in_memory=True, rank=1, world_size=3)
+    take(odd, 9)
+    resumed = ShardDataset(data, batch_size=7, seed=4, in_memory=True, rank=1, world_size=3)
+    resumed.load_state_dict(odd.state_dict())
+    assert keys_of(take(resumed, 20)) == keys_of(take(ShardDataset(data, batch_size=7, seed=4, in_memory=True,
+                                                                   rank=1, world_size=3), 29))[9 * 7:]

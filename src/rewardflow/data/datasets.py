@@ -27,7 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
-from rewardflow.data.shards import _split_name, iter_shard, list_shards
+from rewardflow.data.shards import _split_name, list_shards
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 _STATE_FORMAT = "rewardflow.data_position"
@@ -62,15 +62,70 @@ def collate(samples: Sequence[dict]) -> dict:
     return batch
 
 
+class _Exotic(Exception):
+    pass
+
+
+def _fast_entries(path, read: bool) -> Iterator[tuple[str, bytes | None]]:
+    # Python's tarfile spends ~100 us per header; plain ustar headers (what ShardWriter and
+    # img2dataset write) parse in a few. PAX / GNU long-name headers raise _Exotic.
+    with open(path, "rb") as fh:
+        while True:
+            hdr = fh.read(512)
+            if len(hdr) < 512 or hdr.count(0) == 512:
+                return
+            flag = hdr[156:157]
+            if flag in (b"L", b"K", b"x", b"g") or hdr[124] & 0x80:
+                raise _Exotic
+            size = int(hdr[124:136].strip(b"\0 ") or b"0", 8)
+            name = hdr[:100].split(b"\0", 1)[0].decode("utf-8")
+            if hdr[257:262] == b"ustar" and hdr[345] != 0:
+                name = hdr[345:500].split(b"\0", 1)[0].decode("utf-8") + "/" + name
+            padded = -(-size // 512) * 512
+            if flag in (b"0", b"\0") and read:
+                yield name, fh.read(size)
+                fh.seek(padded - size, 1)
+            else:
+                if flag in (b"0", b"\0"):
+                    yield name, None
+                fh.seek(padded, 1)
+
+
+def _tar_entries(path, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
+    done = 0
+    try:
+        for entry in _fast_entries(path, read):
+            done += 1
+            yield entry
+    except _Exotic:
+        with tarfile.open(path, "r") as tar:
+            files = (i for i in tar if i.isfile())
+            for i, info in enumerate(files):
+                if i >= done:
+                    yield info.name, tar.extractfile(info).read() if read else None
+
+
+def _samples_of(path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {ext: bytes}) in file order, like shards.iter_shard but with the fast reader."""
+    key, members = None, {}
+    for name, data in _tar_entries(path):
+        k, ext = _split_name(name)
+        if not ext:
+            continue
+        if k != key and key is not None:
+            yield key, members
+            members = {}
+        key, members[ext] = k, data
+    if key is not None:
+        yield key, members
+
+
 def _scan_keys(path: Path) -> list[str]:
-    # Headers only: tarfile seeks over member data, so indexing is cheap even for big shards.
     keys: list[str] = []
-    with tarfile.open(path, "r") as tar:
-        for info in tar:
-            if info.isfile():
-                key, ext = _split_name(info.name)
-                if ext and (not keys or keys[-1] != key):
-                    keys.append(key)
+    for name, _ in _tar_entries(path, read=False):
+        key, ext = _split_name(name)
+        if ext and (not keys or keys[-1] != key):
+            keys.append(key)
     return keys
 
 
@@ -164,22 +219,21 @@ class _Stream(IterableDataset):
     def _read(self, shard_seq, needed, pending) -> Iterator[None]:
         c = self.cfg
         for s in shard_seq:
-            for j, sample in enumerate(iter_shard(self.shards[s])):
+            for j, (key, m) in enumerate(_samples_of(self.shards[s])):
                 gid = int(self.offsets[s] + j)
                 if gid not in needed:
                     continue
-                m = sample.members
-                item = {"key": sample.key, "caption": m["txt"].decode("utf-8") if "txt" in m else "",
+                item = {"key": key, "caption": m["txt"].decode("utf-8") if "txt" in m else "",
                         "rewards": self.rewards[s][j] if self.rewards is not None else None}
                 if c["latents"]:
                     if LATENT_MEMBER not in m:
-                        raise ValueError(f"{self.shards[s].name}: sample {sample.key} has no {LATENT_MEMBER}; "
+                        raise ValueError(f"{self.shards[s].name}: sample {key} has no {LATENT_MEMBER}; "
                                          "run `rewardflow latents encode` first")
                     item["latent"] = c["latent_stats"].normalize(latent_from_bytes(m[LATENT_MEMBER]))
                 else:
                     ext = next((e for e in IMAGE_EXTS if e in m), None)
                     if ext is None:
-                        raise ValueError(f"{self.shards[s].name}: sample {sample.key} has no image member")
+                        raise ValueError(f"{self.shards[s].name}: sample {key} has no image member")
                     item["image"] = decode_image(m[ext], c["image_size"])
                 pending[gid] = item
                 yield
@@ -299,27 +353,29 @@ class ShardDataset(IterableDataset):
         return mem
 
     def _memory_batches(self) -> Iterator[dict]:
-        c, mem, n = self._stream.cfg, self._memory, len(self._memory["keys"])
-        skip, epoch, buf = self._batches * self.batch_size, c["epoch"], []
+        # One global stream (epoch permutations back to back); rank r takes global positions
+        # p with p % world_size == r. The ranks' j-th batches together are then exactly the
+        # j-th batch of a 1-process run with batch_size * world_size, epoch boundaries included.
+        c, n, ws, bs = self._stream.cfg, len(self._memory["keys"]), self.world_size, self.batch_size
+        skip, epoch, buf = self._batches * bs * ws, c["epoch"], []
+        if c["infinite"]:
+            epoch, skip = epoch + skip // n, skip % n
         while True:
             order = np.random.default_rng([c["seed"], epoch]).permutation(n) if c["shuffle"] else np.arange(n)
-            mine = order[self.rank::self.world_size]
-            if skip >= len(mine) and c["infinite"]:
-                skip -= len(mine)
-            else:
-                mine, skip = mine[skip:], 0
-                pos = 0
-                while pos < len(mine):  # a batch may span two epochs in infinite mode
-                    take = self.batch_size - len(buf)
-                    buf.extend(mine[pos:pos + take].tolist())
-                    pos += take
-                    if len(buf) == self.batch_size:
-                        yield self._memory_batch(buf)
-                        buf = []
-                if not c["infinite"]:
-                    if buf:
-                        yield self._memory_batch(buf)
-                    return
+            first = skip + (self.rank - (epoch - c["epoch"]) * n - skip) % ws
+            mine, skip = order[first::ws], 0
+            pos = 0
+            while pos < len(mine):  # a batch may span two epochs in infinite mode
+                take = bs - len(buf)
+                buf.extend(mine[pos:pos + take].tolist())
+                pos += take
+                if len(buf) == bs:
+                    yield self._memory_batch(buf)
+                    buf = []
+            if not c["infinite"]:
+                if buf:
+                    yield self._memory_batch(buf)
+                return
             epoch += 1
 
     def _memory_batch(self, idx: list[int]) -> dict:

@@ -120,8 +120,10 @@ class TextEncoder:
 
     @torch.no_grad()
     def _encode_batch(self, captions: Sequence[str]) -> list[torch.Tensor]:
+        # Pad only to the longest caption of the call: short captions then cost ~their length, not
+        # max_length (3x for ShapesWorld); `encode` pads the result to max_length with zeros.
         tok = self.tokenizer(
-            list(captions), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(captions), padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt"
         )
         mask = tok["attention_mask"].bool()
         out = self.model(input_ids=tok["input_ids"].to(self.device), attention_mask=mask.to(self.device))
