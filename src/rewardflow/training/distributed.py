@@ -7,6 +7,7 @@ library imports accelerate or torch.distributed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ def make_accelerator(config: TrainConfig, cpu: bool | None = None):
     # torch.where), so DDP can skip the unused-parameter search.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
     kwargs: dict[str, Any] = {"mixed_precision": _MIXED[config.precision], "kwargs_handlers": [ddp]}
+    if cpu is None and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        cpu = True  # accelerate only takes the multi-process gloo path when told it is on CPU
     if cpu is not None:
         kwargs["cpu"] = cpu
     # accelerate keeps one process-wide state; a second Trainer in the same process (a notebook,
