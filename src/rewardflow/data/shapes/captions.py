@@ -11,8 +11,6 @@ In ShapesWorld a clean caption describes the counts of the classes it names exac
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from rewardflow.data.shapes.vocab import CATEGORIES, NUMBER_WORDS, OPPOSITE, PLURALS, RELATIONS
@@ -44,15 +42,27 @@ def make_spec(tag: str, include: list[dict]) -> dict:
     return spec
 
 def _pick(rng: np.random.Generator, seq, k: int = 1):
-    idx = rng.permutation(len(seq))[:k]
-    return [seq[i] for i in idx]
+    """k distinct elements in random order (k <= 2 here; scalar draws beat a permutation)."""
+    i = int(rng.integers(len(seq)))
+    if k == 1:
+        return [seq[i]]
+    j = int(rng.integers(len(seq) - 1))
+    return [seq[i], seq[j + (j >= i)]]
+
+
+def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = [k for k, w in weights.items() if w > 0]
+    u = rng.random() * sum(weights[k] for k in names)
+    for k in names:
+        u -= weights[k]
+        if u < 0:
+            return k
+    return names[-1]
 
 def sample_spec(rng: np.random.Generator, cfg, category: str | None = None) -> dict:
     """Draw a caption spec of `category` (default: drawn from cfg.category_weights)."""
     if category is None:
-        cats = list(cfg.category_weights)
-        w = np.cumsum([cfg.category_weights[c] for c in cats])
-        category = cats[int(np.searchsorted(w, rng.random() * w[-1], side="right"))]
+        category = _weighted(rng, cfg.category_weights)
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}; choose from {CATEGORIES}")
     shapes, colors = cfg.shapes, cfg.colors
@@ -107,7 +117,7 @@ def spec_holds(spec: dict, objects) -> bool:
     return True
 
 def _corrupt_once(spec: dict, kind: str, rng: np.random.Generator, cfg) -> dict | None:
-    inc = copy.deepcopy(spec["include"])
+    inc = [dict(r) for r in spec["include"]]  # edits below replace values, never mutate them
     if kind == "color":
         colored = [i for i, r in enumerate(inc) if r.get("color")]
         if not colored:
@@ -153,10 +163,11 @@ def corrupt_caption(spec: dict, rng: np.random.Generator, cfg, kind: str | None 
     if kind is not None:
         kinds = [kind]
     else:
-        names = [k for k in CORRUPTION_KINDS if cfg.corruption_kinds.get(k, 0) > 0]
-        w = np.array([cfg.corruption_kinds[k] for k in names], dtype=float)
-        order = rng.choice(len(names), size=len(names), replace=False, p=w / w.sum())
-        kinds = [names[i] for i in order]
+        left = {k: cfg.corruption_kinds.get(k, 0.0) for k in CORRUPTION_KINDS}
+        kinds = []
+        while any(w > 0 for w in left.values()):  # weighted order without replacement
+            kinds.append(_weighted(rng, left))
+            left[kinds[-1]] = 0.0
     for k in kinds:
         for _ in range(8):
             out = _corrupt_once(spec, k, rng, cfg)

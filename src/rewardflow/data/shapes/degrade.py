@@ -20,7 +20,7 @@ modifies its argument.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from functools import lru_cache
 
 import numpy as np
@@ -38,7 +38,7 @@ def _as_float(img) -> np.ndarray:
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return np.minimum(np.maximum(np.rint(img), 0), 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=64)
@@ -95,7 +95,9 @@ def desaturate(img, level: float) -> np.ndarray:
 
 def off_frame(scene, level: float, rng: np.random.Generator):
     """A copy of `scene` with one random object pushed partly out of the frame."""
-    out = copy.deepcopy(scene)
+    # Copy the objects only: a deepcopy of the whole scene (spec included) costs more than
+    # rendering it.
+    out = dataclasses.replace(scene, objects=[dataclasses.replace(o) for o in scene.objects])
     if level <= 0 or not out.objects:
         return out
     o = out.objects[int(rng.integers(len(out.objects)))]

@@ -33,15 +33,19 @@ class ShapesSample:
     meta: dict
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
 def sample_seed(seed: int, index: int) -> int:
-    """The seed of sample `index` of a dataset generated with `seed`."""
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0])
-
-
-def _level(rng: np.random.Generator, p: float, max_level: int) -> int:
-    # Draw the level unconditionally so enabling one degradation never shifts the others' draws.
-    hit, lvl = rng.random() < p, int(rng.integers(1, max_level + 1))
-    return lvl if hit else 0
+    """The seed of sample `index` of a dataset generated with `seed` (a 64-bit hash of both)."""
+    return _splitmix64(_splitmix64(int(seed) & _MASK64) ^ (int(index) & _MASK64))
 
 
 def generate_sample(cfg: ShapesConfig, seed: int, *, category: str | None = None, spec: dict | None = None,
@@ -55,8 +59,13 @@ def generate_sample(cfg: ShapesConfig, seed: int, *, category: str | None = None
     if spec is None:
         spec = sample_spec(rng, cfg, category)
     scene = scene_for_spec(spec, rng, cfg)
-    levels = {name: _level(rng, getattr(cfg, p), cfg.max_level) for name, p in _DEGRADATION_PROBS}
-    levels["off_frame"] = _level(rng, cfg.p_off_frame, cfg.max_level)
+    # Every draw happens whatever the probabilities, so switching one degradation on or off
+    # never changes the others' draws for the same seed.
+    names = [n for n, _ in _DEGRADATION_PROBS] + ["off_frame"]
+    probs = [getattr(cfg, p) for _, p in _DEGRADATION_PROBS] + [cfg.p_off_frame]
+    hits = rng.random(len(names)).tolist()
+    lvls = rng.integers(1, cfg.max_level + 1, size=len(names)).tolist()
+    levels = {n: (lv if u < p else 0) for n, p, u, lv in zip(names, probs, hits, lvls)}
     corrupt = rng.random() < cfg.p_caption_corruption
     if clean:
         levels = {k: 0 for k in levels}

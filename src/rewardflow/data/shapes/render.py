@@ -15,9 +15,8 @@ _SQRT5 = np.sqrt(5.0)
 
 
 @lru_cache(maxsize=16)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    c = np.arange(size, dtype=np.float32) + 0.5
-    return c[None, :], c[:, None]  # x (1, W), y (H, 1): broadcasting avoids a full meshgrid
+def _coords(size: int) -> np.ndarray:
+    return np.arange(size, dtype=np.float32) + 0.5  # pixel centres
 
 
 @lru_cache(maxsize=16)
@@ -32,9 +31,8 @@ def _interp_matrix(size: int, knots: int) -> np.ndarray:
     return m
 
 
-def shape_sdf(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
-    """Signed distance in pixels (negative inside) of one shape; centre and r in pixels."""
-    x, y = _grid(size)
+def shape_sdf(shape: str, cx: float, cy: float, r: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Signed distance in pixels (negative inside) at points x (1, W) and y (H, 1); all in pixels."""
     dx, dy = x - cx, y - cy
     if shape == "circle":
         return np.sqrt(dx * dx + dy * dy) - r
@@ -64,14 +62,21 @@ def background(scene, size: int) -> np.ndarray:
 
 def render_scene_float(scene, size: int, antialias: bool = True) -> np.ndarray:
     img = background(scene, size)
+    c = _coords(size)
     for o in scene.objects:
-        d = shape_sdf(o.shape, o.cx * size, o.cy * size, o.r * size, size)
+        cx, cy, r = o.cx * size, o.cy * size, o.r * size
+        # Only the object's padded bounding box can change: evaluate the SDF there alone.
+        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, size)
+        y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, size)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        d = shape_sdf(o.shape, cx, cy, r, c[None, x0:x1], c[y0:y1, None])
         if antialias:
-            cov = np.clip(0.5 - d, 0.0, 1.0)
+            cov = np.minimum(np.maximum(0.5 - d, 0.0), 1.0)
         else:
             cov = (d <= 0).astype(np.float32)
-        cov = cov[:, :, None]
-        img += cov * (np.asarray(o.rgb, dtype=np.float32) - img)
+        win = img[y0:y1, x0:x1]
+        win += cov[:, :, None] * (np.asarray(o.rgb, dtype=np.float32) - win)
     return img
 
 
@@ -81,4 +86,4 @@ def render_scene(scene, size: int, antialias: bool = True) -> np.ndarray:
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return np.minimum(np.maximum(np.rint(img), 0), 255).astype(np.uint8)

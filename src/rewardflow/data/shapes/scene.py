@@ -62,7 +62,7 @@ def _fits(cand: np.ndarray, r: float, placed: list[tuple[float, float, float]], 
     return ok
 
 
-_CANDIDATES = 48
+_CANDIDATES = 128  # one vectorised draw; enough that a crowded layout rarely restarts
 
 
 def _candidates(rng, r, ref, relation, cfg) -> np.ndarray | None:
@@ -101,10 +101,11 @@ def _layout(rng: np.random.Generator, cfg: ShapesConfig, n: int, relation: str |
             cand = _candidates(rng, r, placed[0] if i == 1 else None, relation if i == 1 else None, cfg)
             if cand is None:
                 break
-            ok = np.flatnonzero(_fits(cand, r, placed, cfg.gap))
-            if len(ok) == 0:
+            ok = _fits(cand, r, placed, cfg.gap)
+            first = int(ok.argmax())
+            if not ok[first]:
                 break
-            cx, cy = cand[ok[0]]
+            cx, cy = cand[first]
             placed.append((float(cx), float(cy), float(r)))
         if len(placed) == n:
             return placed
@@ -113,10 +114,8 @@ def _layout(rng: np.random.Generator, cfg: ShapesConfig, n: int, relation: str |
 
 
 def _jitter_rgb(rng: np.random.Generator, color: str, amount: float) -> tuple[int, int, int]:
-    base = np.asarray(PALETTE[color], dtype=np.float64)
-    if amount > 0:
-        base = base + rng.uniform(-amount, amount, size=3)
-    return tuple(int(v) for v in np.clip(np.rint(base), 0, 255))
+    jit = rng.uniform(-amount, amount, size=3).tolist() if amount > 0 else [0.0, 0.0, 0.0]
+    return tuple(min(255, max(0, round(c + j))) for c, j in zip(PALETTE[color], jit))
 
 
 def scene_for_spec(spec: dict, rng: np.random.Generator, cfg: ShapesConfig, distractors: bool = True) -> Scene:
@@ -142,7 +141,7 @@ def scene_for_spec(spec: dict, rng: np.random.Generator, cfg: ShapesConfig, dist
     bg = rng.uniform(lo, hi) + rng.uniform(-cfg.bg_tint, cfg.bg_tint, size=3)
     textured = rng.random() < cfg.texture_prob
     amp = float(rng.uniform(0.3, 1.0) * cfg.texture_amplitude) if textured else 0.0
-    return Scene(objects, tuple(int(v) for v in np.clip(np.rint(bg), 0, 255)), amp,
+    return Scene(objects, tuple(min(255, max(0, round(v))) for v in bg.tolist()), amp,
                  int(rng.integers(2**31)), spec)
 
 
