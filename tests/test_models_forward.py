@@ -139,9 +139,9 @@ def test_every_parameter_gets_a_gradient(preset):
     assert missing == []
 
 
-@pytest.mark.parametrize("preset", TINY)
-def test_bf16_autocast_and_bf16_weights(preset):
-    model = make(preset)
+@pytest.mark.parametrize("preset,qk_norm", [("dit-tiny", False), ("dit-tiny", True), ("unet-tiny", True)])
+def test_bf16_autocast_and_bf16_weights(preset, qk_norm):
+    model = make(preset, qk_norm=qk_norm)
     x, t, text, mask, r = inputs()
     ref = model(x, t, text, mask, r)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -168,3 +168,13 @@ def test_compiles_without_graph_breaks(preset):
     ref = model(x, t, text, mask, r)
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     assert torch.allclose(compiled(x, t, text, mask, r), ref, atol=1e-6)
+
+
+def test_unet_pixel_unshuffle_stem():
+    model = make("unet-tiny", patch_size=2, attn_resolutions=(8,))
+    x, t, text, mask, r = inputs()
+    v = model(x, t, text, mask, r)
+    assert v.shape == x.shape
+    r2 = r.clone()
+    r2[:, 0] = 1 - r2[:, 0]
+    assert (model(x, t, text, mask, r2) - v).abs().max() > 1e-4

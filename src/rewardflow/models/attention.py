@@ -14,6 +14,18 @@ class SDPA(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
 
 
+class HeadRMSNorm(nn.Module):
+    """RMS norm over the head dim; the weight follows the input dtype so bf16 autocast stays fused."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
+
+
 class Attention(nn.Module):
     """Self-attention (context=None) or cross-attention to `context` with a key padding mask."""
 
@@ -26,8 +38,8 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim if context_dim is not None else dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
         # QK-norm (RMS over head dim) keeps attention logits bounded in long bf16 runs.
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.q_norm = HeadRMSNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = HeadRMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.core = SDPA()
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None):

@@ -32,10 +32,12 @@ class DenoiserConfig:
     reward_max_freq: float = 64.0
     reward_null: bool = True  # learn a per-reward null token so reward_drop is available
     qk_norm: bool = False
+    # Space-to-depth factor of the input (dit: patch size; unet: pixel-unshuffle stem, 1 = none).
+    # None -> 2 for dit, 1 for unet.
+    patch_size: int | None = None
     # (dit)
     depth: int = 4
     mlp_ratio: float = 4.0
-    patch_size: int = 2
     pos_embed: str = "sincos"  # "sincos" (fixed) or "learned"
     # (unet)
     channel_mult: tuple[int, ...] = (1, 2, 2)
@@ -53,6 +55,8 @@ class DenoiserConfig:
             self.reward_keys = tuple(f"reward_{i}" for i in range(self.num_rewards))
         if not self.num_rewards and self.reward_keys:
             self.num_rewards = len(self.reward_keys)
+        if self.patch_size is None:
+            self.patch_size = 1 if self.backbone == "unet" else 2
         self.validate()
 
     def validate(self) -> None:
@@ -72,17 +76,17 @@ class DenoiserConfig:
             bad(f"reward_fourier_dim must be a positive even number, got {self.reward_fourier_dim}")
         if self.pos_embed not in ("sincos", "learned"):
             bad(f"pos_embed must be 'sincos' or 'learned', got {self.pos_embed!r}")
+        if self.patch_size < 1 or self.image_size % self.patch_size:
+            bad(f"image_size {self.image_size} not divisible by patch_size {self.patch_size}")
         if self.backbone == "dit":
-            if self.image_size % self.patch_size:
-                bad(f"image_size {self.image_size} not divisible by patch_size {self.patch_size}")
             if self.hidden_size % self.num_heads:
                 bad(f"hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}")
             if self.pos_embed == "sincos" and self.hidden_size % 4:
                 bad("sincos pos_embed needs hidden_size divisible by 4")
         if self.backbone == "unet":
-            levels = len(self.channel_mult)
-            if levels < 1 or self.image_size % (2 ** (levels - 1)):
-                bad(f"image_size {self.image_size} not divisible by 2^(levels-1) for channel_mult {self.channel_mult}")
+            levels, side = len(self.channel_mult), self.image_size // self.patch_size
+            if levels < 1 or side % (2 ** (levels - 1)):
+                bad(f"feature size {side} (image_size / patch_size) not divisible by 2^(levels-1) for channel_mult {self.channel_mult}")
             for m in self.channel_mult:
                 if (self.hidden_size * m) % self.num_groups:
                     bad(f"channels {self.hidden_size * m} not divisible by num_groups {self.num_groups}")

@@ -96,9 +96,11 @@ class UNet(DenoiserModel):
     def __init__(self, config: DenoiserConfig):
         super().__init__(config)
         c = config
-        base = c.hidden_size
-        self.in_conv = nn.Conv2d(c.in_channels, base, 3, padding=1)
-        res, ch = c.image_size, base
+        base, p = c.hidden_size, c.patch_size
+        # patch_size > 1: pixel-unshuffle stem, so the whole U-Net runs at image_size / p. On CPU
+        # the full-resolution level dominates the cost; this trades fine detail for throughput.
+        self.in_conv = nn.Conv2d(c.in_channels * p * p, base, 3, padding=1)
+        res, ch = c.image_size // p, base
         skip_ch = [ch]
         self.down = nn.ModuleList()
         for i, mult in enumerate(c.channel_mult):
@@ -120,12 +122,14 @@ class UNet(DenoiserModel):
                 self.up.append(Upsample(ch))
                 res *= 2
         self.out_norm = nn.GroupNorm(c.num_groups, ch, eps=1e-6)
-        self.out_conv = nn.Conv2d(ch, c.out_ch, 3, padding=1)
+        self.out_conv = nn.Conv2d(ch, c.out_ch * p * p, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)  # predicts v = 0 at init, like DiT's zero final layer
         nn.init.zeros_(self.out_conv.bias)
 
     def backbone_forward(self, x, cond, ctx, ctx_mask):
-        h = self.in_conv(x.to(self.in_conv.weight.dtype))
+        p = self.config.patch_size
+        x = x.to(self.in_conv.weight.dtype)
+        h = self.in_conv(F.pixel_unshuffle(x, p) if p > 1 else x)  # (B, base, H/p, W/p)
         skips = [h]
         for layer in self.down:
             h = layer(h) if isinstance(layer, Downsample) else layer(h, cond, ctx, ctx_mask)
@@ -137,4 +141,5 @@ class UNet(DenoiserModel):
                 h = layer(h)
             else:
                 h = layer(torch.cat([h, skips.pop()], dim=1), cond, ctx, ctx_mask)
-        return self.out_conv(F.silu(self.out_norm(h)))
+        out = self.out_conv(F.silu(self.out_norm(h)))
+        return F.pixel_shuffle(out, p) if p > 1 else out
