@@ -102,3 +102,16 @@ def test_relative_position_rule():
     assert relative_position(a, b) == {"left of"} and relative_position(b, a) == {"right of"}
     assert relative_position(box(10, 0, 18, 8), box(10, 20, 18, 28)) == {"above"}
     assert relative_position(a, box(1, 10, 9, 18)) == set()  # nearly on top: no relation
+
+
+def test_contrast_invariant_and_no_false_objects_on_empty_images():
+    from rewardflow.data.shapes import Scene, add_noise, low_contrast
+
+    cfg = SHAPES_PRESETS["full"]
+    entries = load_shapes_prompts()[1::4]
+    scenes = [scene_for_spec(e, np.random.default_rng(i), cfg) for i, e in enumerate(entries)]
+    faded = [low_contrast(render_scene(s, 32), 4) for s in scenes]
+    assert evaluate(faded, entries).overall >= 0.97
+    empty = [Scene([], s.bg_rgb, s.texture_amplitude, s.texture_seed) for s in scenes[:40]]
+    rng = np.random.default_rng(0)
+    assert sum(len(detect_objects(add_noise(render_scene(s, 32), 3, rng))) for s in empty) == 0

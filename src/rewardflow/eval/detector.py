@@ -11,9 +11,10 @@ was made:
    (blue half-mixed with grey would otherwise look purple);
 3. pixels with alpha >= 0.5 and a small residual are foreground; 4-connected components per
    colour, tiny ones dropped as noise;
-4. shape from two soft (alpha-weighted) features: fill = area / (soft width x soft height) (square
-   1.0, circle pi/4, triangle 0.5) and |vertical skewness| (0 for circles and squares, 0.566 for
-   an upright or inverted triangle), matched to the nearest prototype.
+4. shape from two soft features of the alpha map (normalised by the object's median alpha, so
+   contrast does not matter): |vertical skewness| (0 for circles and squares, 0.566 for an
+   upright or inverted triangle) and fill = area / (soft width x soft height) (square 1.0,
+   circle pi/4); see `classify_shape`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import numpy as np
 
 from rewardflow.data.shapes.vocab import DEFAULT_COLORS, PALETTE
 
-# (fill, |skew|) prototypes and the feature scales used to compare against them.
-_PROTOTYPES = {"square": (1.0, 0.0), "circle": (np.pi / 4.0, 0.0), "triangle": (0.5, 2.0 * np.sqrt(2.0) / 5.0)}
-_SCALE = (0.1, 0.2)
+SKEW_TRIANGLE = 0.15
+FILL_SQUARE = (1.0 + np.pi / 4.0) / 2.0
+MIN_LEVEL = 0.3
 
 
 @dataclass
@@ -107,11 +108,15 @@ def _shape_features(alpha: np.ndarray) -> tuple[float, float, float, tuple[float
 
 
 def classify_shape(fill: float, skew: float) -> str:
-    def dist(name: str) -> float:
-        f0, s0 = _PROTOTYPES[name]
-        return ((fill - f0) / _SCALE[0]) ** 2 + ((abs(skew) - s0) / _SCALE[1]) ** 2
+    """Triangle when the vertical mass distribution is lopsided, else square vs circle by fill.
 
-    return min(_PROTOTYPES, key=dist)
+    Skewness separates triangles (0.57 when sharp, still > 0.2 under a 1-pixel blur) from the
+    symmetric shapes (< 0.1) far better than fill does, since blur rounds every shape toward a
+    disc; fill then splits squares (1.0) from circles (pi/4) at the midpoint.
+    """
+    if abs(skew) >= SKEW_TRIANGLE:
+        return "triangle"
+    return "square" if fill >= FILL_SQUARE else "circle"
 
 
 def detect_objects(image, colors: tuple[str, ...] = DEFAULT_COLORS, min_area_frac: float = 0.008,
@@ -131,7 +136,11 @@ def detect_objects(image, colors: tuple[str, ...] = DEFAULT_COLORS, min_area_fra
     rows = np.arange(len(p))
     a_best = alpha[rows, label]
     r_best = np.sqrt(np.maximum(resid2[rows, label], 0.0))
-    fg = (a_best >= 0.5) & (r_best <= max_residual * np.sqrt(norm2[label]))
+    explained = r_best <= max_residual * np.sqrt(norm2[label])
+    # Half of the image's own object level, not half of full contrast: a washed-out image
+    # keeps its objects. The floor keeps an empty or noisy image from inventing them.
+    level = float(np.percentile(a_best[explained], 98)) if explained.any() else 1.0
+    fg = explained & (a_best >= 0.5 * min(1.0, max(level, MIN_LEVEL)))
     label = label.reshape(h, w)
     fg = fg.reshape(h, w)
     min_px = max(3, int(round(min_area_frac * h * w)))
@@ -150,7 +159,10 @@ def detect_objects(image, colors: tuple[str, ...] = DEFAULT_COLORS, min_area_fra
             ys, xs = np.nonzero(comp)
             y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
             sy0, sy1, sx0, sx1 = max(y0 - 1, 0), min(y1 + 1, h), max(x0 - 1, 0), min(x1 + 1, w)
-            a = np.where(region, alpha_k, 0.0)[sy0:sy1, sx0:sx1]
+            # Normalise by the object's own interior level so a faded or low-contrast object
+            # keeps the fill ratio of its shape.
+            peak = float(np.median(alpha_k[comp]))
+            a = np.minimum(np.where(region, alpha_k, 0.0)[sy0:sy1, sx0:sx1] / max(peak, 1e-6), 1.0)
             area, fill, skew, (cx, cy) = _shape_features(a)
             dets.append(Detection(classify_shape(fill, skew), name, (int(x0), int(y0), int(x1), int(y1)),
                                   (cx + sx0, cy + sy0), area, fill, skew))
