@@ -51,3 +51,6 @@ def test_cli_data_shapes(tmp_path, capsys):
     assert len(rows) == 12
     assert np.asarray(Image.open(io.BytesIO(rows[0][1]["png"]))).shape == (24, 24, 3)
     assert cli_main(["data", "shapes", "--num", "0", "--out", str(tmp_path / "x")]) == 1
+    small = ["data", "shapes", "--num", "3", "--out", str(tmp_path), "--no-progress"]
+    assert cli_main(small) == 1  # refuses to mix with the 3 shards already there
+    assert cli_main(small + ["--overwrite"]) == 0 and len(_read(tmp_path)) == 3

@@ -32,6 +32,7 @@ def _add_shapes(sub) -> None:
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
     p.add_argument("--workers", type=int, default=1, help="worker processes (one shard per task)")
     p.add_argument("--clean", action="store_true", help="switch every degradation and caption corruption off")
+    p.add_argument("--overwrite", action="store_true", help="delete shards already in --out instead of refusing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_shapes)
 
@@ -45,7 +46,7 @@ def _run_shapes(args) -> int:
     if args.clean:
         cfg = cfg.clean()
     shards = generate_dataset(cfg, args.num, args.out, seed=args.seed, shard_size=args.shard_size,
-                              workers=args.workers, progress=not args.no_progress)
+                              workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite)
     print(f"wrote {args.num} samples in {len(shards)} shards to {args.out}")
     return 0
 

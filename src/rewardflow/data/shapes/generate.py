@@ -126,14 +126,24 @@ def _write_shard(args) -> tuple[int, int]:
 
 
 def generate_dataset(cfg: ShapesConfig, num: int, out_dir: str | os.PathLike, seed: int = 0,
-                     shard_size: int = 1000, workers: int = 1, progress: bool = True) -> list[Path]:
-    """Write `num` samples as `out_dir/NNNNN.tar` shards (+ `shapes_config.json`); returns the shards."""
+                     shard_size: int = 1000, workers: int = 1, progress: bool = True,
+                     overwrite: bool = False) -> list[Path]:
+    """Write `num` samples as `out_dir/NNNNN.tar` shards (+ `shapes_config.json`); returns the shards.
+
+    A directory that already holds shards is refused unless `overwrite`, which deletes them
+    first: stale shards from a larger earlier run would otherwise mix into the dataset.
+    """
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    old = sorted(out.glob("*.tar"))
+    if old and not overwrite:
+        raise ValueError(f"{out} already holds {len(old)} shards; choose another directory or overwrite")
+    for path in old:
+        path.unlink()
     jobs = [(cfg.to_dict(), str(out), int(seed), j, s, min(s + shard_size, num))
             for j, s in enumerate(range(0, num, shard_size))]
     from tqdm import tqdm
