@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rewardflow.utils.atomic import atomic_write
@@ -158,12 +159,14 @@ class TextEncoder:
         """-> (text (B, max_length, D) float32, mask (B, max_length) bool)."""
         if isinstance(captions, str):
             raise TypeError("encode() takes a list of captions, not one string")
-        text = torch.zeros(len(captions), self.max_length, self.dim)
-        mask = torch.zeros(len(captions), self.max_length, dtype=torch.bool)
+        # numpy buffers: a torch fill of this size goes multi-threaded and crawls on loaded cores
+        text = np.zeros((len(captions), self.max_length, self.dim), dtype=np.float32)
+        mask = np.zeros((len(captions), self.max_length), dtype=bool)
         for i, c in enumerate(captions):
             e = self.tokens(c)
-            text[i, : e.shape[0]] = e.float()
+            text[i, : e.shape[0]] = e.float().numpy()
             mask[i, : e.shape[0]] = True
+        text, mask = torch.from_numpy(text), torch.from_numpy(mask)
         if device is not None:
             text, mask = text.to(device), mask.to(device)
         return text, mask
