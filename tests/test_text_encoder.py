@@ -66,7 +66,7 @@ def test_disk_cache_roundtrip_and_guard(tiny_dirs, tmp_path, monkeypatch):
     enc = TextEncoder(tiny_dirs["bert"], max_length=12, cache_dtype="bfloat16", cache_path=path)
     assert enc.warm(CAPS) == 3 and enc.warm(CAPS) == 0
     text, mask = enc.encode(CAPS)
-    enc.save_cache()
+    assert path.exists()  # warm() saved it
     again = TextEncoder(tiny_dirs["bert"], max_length=12, cache_dtype="bfloat16", cache_path=path)
     monkeypatch.setattr(again, "_encode_batch", lambda caps: pytest.fail("cache miss"))
     t2, m2 = again.encode(CAPS)

@@ -144,6 +144,8 @@ class TextEncoder:
             for c, e in zip(chunk, self._encode_batch(chunk)):
                 self._cache[c] = e
         self._dirty = self._dirty or bool(todo)
+        if todo and self.cache_path is not None:  # a warm-up is the expensive part worth keeping
+            self.save_cache()
         return len(todo)
 
     def tokens(self, caption: str) -> torch.Tensor:
@@ -175,7 +177,10 @@ class TextEncoder:
 
     # --------------------------------------------------------------- disk cache
     def save_cache(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Write the whole cache atomically (safetensors: one concatenated tensor + lengths)."""
+        """Write the whole cache atomically (safetensors: one concatenated tensor + lengths).
+
+        `warm()` calls it by itself when the encoder has a `cache_path`; captions met one by one
+        (streaming data) are saved when the caller asks, e.g. at each checkpoint."""
         from safetensors.torch import save_file
 
         path = Path(path) if path is not None else self.cache_path
