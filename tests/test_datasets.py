@@ -140,8 +140,9 @@ def test_user_dataloader_wrapping_works(data):
 
 
 def test_missing_inputs_have_clear_errors(tmp_path, data):
-    with pytest.raises(ValueError, match=r"'zzz'.*00000\.tar|00000\.tar.*'zzz'"):
-        ShardDataset(data, ["zzz"], bins_path=_bins_with(tmp_path, "zzz"))
+    for bins in (None, _bins_with(tmp_path, "zzz")):  # scores are checked before the bins
+        with pytest.raises(ValueError, match=r"00000\.tar lack reward\(s\) \['zzz'\].*rewardflow score"):
+            ShardDataset(data, ["a", "zzz"], bins_path=bins)
     d = make_dataset(tmp_path / "nobins", n=10, per=5, bins=False)
     with pytest.raises(FileNotFoundError, match="rewardflow bins fit"):
         ShardDataset(d, ["a"])
@@ -173,3 +174,11 @@ def test_in_memory_ranks_split_the_global_batch(data):
     resumed.load_state_dict(odd.state_dict())
     assert keys_of(take(resumed, 20)) == keys_of(take(ShardDataset(data, batch_size=7, seed=4, in_memory=True,
                                                                    rank=1, world_size=3), 29))[9 * 7:]
+
+
+def test_samples_the_scorer_skipped_are_left_out(tmp_path):
+    d = make_dataset(tmp_path, n=20, per=10)
+    (d / "_skipped.json").write_text(json.dumps({"00001.tar": [{"key": "000013", "reason": "corrupt"}]}))
+    for mem in (False, True):
+        keys = keys_of(ShardDataset(d, ["a"], batch_size=4, infinite=False, in_memory=mem))
+        assert sorted(keys) == [f"{i:06d}" for i in range(20) if i != 13]

@@ -136,21 +136,29 @@ def _scan_keys(path: Path) -> list[str]:
     return keys
 
 
+def _drop_skipped(shards, keys, scores_dir: Path) -> list[list[str]]:
+    # `rewardflow score` lists undecodable samples in _skipped.json and writes no scores for
+    # them; the dataset leaves them out rather than failing on them later.
+    path = scores_dir / "_skipped.json"
+    if not path.exists():
+        return keys
+    import json
+
+    skipped = json.loads(path.read_text())
+    out = []
+    for shard, ks in zip(shards, keys):
+        bad = {d["key"] for d in skipped.get(shard.name, [])}
+        out.append([k for k in ks if k not in bad] if bad else ks)
+    return out
+
+
 def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> list[np.ndarray]:
     """Per shard, (n_i, N) float32 model inputs in [0, 1] aligned with the shard's key order."""
     import pyarrow.parquet as pq
 
     from rewardflow.rewards.binning import RewardBins
 
-    if not Path(bins_path).exists():
-        raise FileNotFoundError(f"no reward bins at {bins_path}; run `rewardflow bins fit` on the scores first")
-    bins = RewardBins.load(bins_path)
-    absent = [k for k in reward_keys if k not in bins.keys]
-    if absent:
-        raise ValueError(f"bins {bins_path} have no edges for reward(s) {absent} (they know {bins.keys}); "
-                         "re-run `rewardflow bins fit` including them")
-    cols = [bins.keys.index(k) for k in reward_keys]
-    out = []
+    tables = []  # scores first: a reward never scored is the root cause, bins come after
     for shard, keys in zip(shards, keys_per_shard):
         pq_path = Path(scores_dir) / f"{shard.stem}.parquet"
         if not pq_path.exists():
@@ -165,11 +173,17 @@ def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> 
         if lost:
             raise ValueError(f"scores {pq_path} lack {len(lost)} sample(s) of shard {shard.name}, e.g. {lost[:3]}")
         idx = np.array([row[k] for k in keys], dtype=np.int64)
-        raw = {k: table.column(k).to_numpy(zero_copy_only=False).astype(np.float64)[idx] for k in bins.keys
-               if k in table.column_names}
-        raw.update({k: np.zeros(len(keys)) for k in bins.keys if k not in raw})  # unused columns
-        out.append(np.ascontiguousarray(bins.transform(raw)[:, cols]))
-    return out
+        tables.append({k: table.column(k).to_numpy(zero_copy_only=False).astype(np.float64)[idx] for k in reward_keys})
+    if not Path(bins_path).exists():
+        raise FileNotFoundError(f"no reward bins at {bins_path}; run `rewardflow bins fit` on the scores first")
+    bins = RewardBins.load(bins_path)
+    absent = [k for k in reward_keys if k not in bins.keys]
+    if absent:
+        raise ValueError(f"bins {bins_path} have no edges for reward(s) {absent} (they know {bins.keys}); "
+                         "re-run `rewardflow bins fit` including them")
+    mine = RewardBins(keys=list(reward_keys), edges={k: bins.edges[k] for k in reward_keys},
+                      num_bins=bins.num_bins, method=bins.method)
+    return [np.ascontiguousarray(mine.transform(raw)) for raw in tables]
 
 
 def _buffer_shuffle(ids: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,8 +204,10 @@ class _Stream(IterableDataset):
     """The per-worker half: sample order, shard reading, decoding and collation. Kept free of
     the text encoder so that DataLoader workers never copy a model."""
 
-    def __init__(self, shards, sizes, rewards, cfg: dict):
-        self.shards, self.sizes, self.rewards, self.cfg = shards, np.asarray(sizes), rewards, cfg
+    def __init__(self, shards, keys, rewards, cfg: dict):
+        self.shards, self.rewards, self.cfg = shards, rewards, cfg
+        self.sizes = np.asarray([len(k) for k in keys])
+        self.local = [{k: j for j, k in enumerate(ks)} for ks in keys]  # key -> index among kept samples
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.start_batches = 0
 
@@ -226,8 +242,9 @@ class _Stream(IterableDataset):
     def _read(self, shard_seq, needed, pending) -> Iterator[None]:
         c = self.cfg
         for s in shard_seq:
-            for j, (key, m) in enumerate(_samples_of(self.shards[s])):
-                gid = int(self.offsets[s] + j)
+            for key, m in _samples_of(self.shards[s]):
+                j = self.local[s].get(key)
+                gid = -1 if j is None else int(self.offsets[s] + j)
                 if gid not in needed:
                     continue
                 item = {"key": key, "caption": m["txt"].decode("utf-8") if "txt" in m else "",
@@ -327,6 +344,7 @@ class ShardDataset(IterableDataset):
         self.prefetch_factor, self.pin_memory = prefetch_factor, pin_memory
         self.shards = list_shards(self.data_dir)
         keys = [_scan_keys(p) for p in self.shards]
+        keys = _drop_skipped(self.shards, keys, Path(scores_dir) if scores_dir is not None else self.data_dir)
         self.num_samples = sum(map(len, keys))
         slots = self.world_size * (1 if in_memory else max(1, self.num_workers))
         if self.num_samples < slots:
@@ -340,7 +358,7 @@ class ShardDataset(IterableDataset):
                    epoch=int(epoch), rank=self.rank, world_size=self.world_size, batch_size=self.batch_size,
                    image_size=image_size, latents=bool(latents),
                    latent_stats=LatentStats.load(self.data_dir) if latents else None)
-        self._stream = _Stream(self.shards, [len(k) for k in keys], rewards, cfg)
+        self._stream = _Stream(self.shards, keys, rewards, cfg)
         self._batches = 0
         self._memory = self._load_memory(progress) if in_memory else None
 
