@@ -1,6 +1,5 @@
 """`data pack`: folder / table -> shards, caption and corrupt-image policies, resize, readability."""
 
-import io
 
 import numpy as np
 import pyarrow as pa

@@ -12,12 +12,10 @@ them so the model sees roughly unit-variance channels.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from rewardflow.data.shards import ShardWriter, iter_shard, list_shards
