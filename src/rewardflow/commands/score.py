@@ -1,0 +1,62 @@
+"""`rewardflow score`: score dataset shards with reward models into per-shard Parquet files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score",
+        help="score shards with reward models (one Parquet per shard, resumable)",
+        description=(
+            "Score every DIR/NNNNN.tar with the given rewards into DIR/NNNNN.parquet (column `key` plus one "
+            "float column per reward). Resumable: run the same command again after an interruption; shards "
+            "already holding every requested reward are skipped, and a shard missing some reward gets only that "
+            "column added. Undecodable images are skipped and listed in DIR/_skipped.json."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset directory holding NNNNN.tar shards")
+    p.add_argument(
+        "--rewards",
+        default="shapes_alignment,sharpness,cleanliness,colorfulness",
+        help="comma-separated reward names (see --list)",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="images per reward call (default: each reward's own)")
+    p.add_argument("--workers", type=int, default=0, help="processes scoring shards in parallel (0 or 1: in-process)")
+    p.add_argument("--device", default="cpu", help="torch device for rewards that run a network")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--list", action="store_true", help="list the registered rewards and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rewardflow.rewards.registry import get_reward_class, list_rewards, parse_reward_list
+    from rewardflow.rewards.scoring import SKIPPED_FILE, score_dataset
+
+    if args.list:
+        for name in list_rewards():
+            cls = get_reward_class(name)
+            doc = (cls.__doc__ or "").strip().splitlines()
+            print(f"{name:24s} v{cls.version:4s} {doc[0] if doc else ''}")
+        return 0
+    names = parse_reward_list(args.rewards)
+    report = score_dataset(
+        args.data,
+        names,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+        reward_kwargs={"device": args.device},
+    )
+    print(report.summary())
+    if report.num_skipped:
+        first = next(iter(report.skipped.items()))
+        print(
+            f"warning: {report.num_skipped} sample(s) skipped (e.g. {first[0]}: {first[1][0]['key']}: "
+            f"{first[1][0]['reason']}); all listed in {args.data}/{SKIPPED_FILE}",
+            file=sys.stderr,
+        )
+    return 0

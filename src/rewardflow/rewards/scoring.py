@@ -1,0 +1,245 @@
+"""The scoring job: shards -> one Parquet of reward scores per shard, resumable.
+
+`DIR/NNNNN.tar` gets `DIR/NNNNN.parquet` with a string column `key` and one float32 column per
+reward, rows in shard order. The Parquet schema metadata records each column's reward version.
+
+Resuming is "run the same command again": a shard whose Parquet already holds every requested
+reward at its current version is skipped; one that lacks some (or holds a stale version) gets
+only those columns (re)computed, existing columns kept. Every Parquet is written whole to a
+temp file and renamed, so a killed job leaves either the old file or the new one.
+
+Samples whose image cannot be decoded (or that have no image) are left out of the Parquet and
+recorded with the reason in `DIR/_skipped.json` ({shard file: [{"key", "reason"}]}).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rewardflow.data.shards import iter_shard, list_shards
+from rewardflow.rewards.base import Reward
+from rewardflow.rewards.registry import get_reward
+from rewardflow.utils.atomic import atomic_write, atomic_write_json
+
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
+VERSIONS_META = b"rewardflow.reward_versions"
+SKIPPED_FILE = "_skipped.json"
+
+
+@dataclass
+class ScoreReport:
+    shards_total: int = 0
+    shards_scored: int = 0
+    shards_up_to_date: int = 0
+    samples_scored: int = 0
+    skipped: dict[str, list[dict]] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)  # reward counters, e.g. unparsed captions
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(len(v) for v in self.skipped.values())
+
+    def summary(self) -> str:
+        s = (
+            f"{self.shards_total} shards: {self.shards_scored} scored, {self.shards_up_to_date} already up to date; "
+            f"{self.samples_scored} samples scored, {self.num_skipped} corrupt/unreadable samples skipped"
+        )
+        if self.stats:
+            s += "; " + ", ".join(f"{k}: {v}" for k, v in sorted(self.stats.items()))
+        return s
+
+
+def parquet_path(shard: Path) -> Path:
+    return shard.with_suffix(".parquet")
+
+
+def _existing(path: Path) -> tuple[pa.Table | None, dict[str, str]]:
+    if not path.exists():
+        return None, {}
+    table = pq.read_table(path)
+    meta = (table.schema.metadata or {}).get(VERSIONS_META)
+    return table, (json.loads(meta) if meta else {})
+
+
+def _needed(rewards: Sequence[Reward], table: pa.Table | None, versions: dict[str, str]) -> list[Reward]:
+    if table is None:
+        return list(rewards)
+    return [r for r in rewards if r.name not in table.column_names or versions.get(r.name) != str(r.version)]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()  # PIL decodes lazily; force it so truncation errors surface here
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _read_shard(shard: Path) -> tuple[list[str], list[np.ndarray], list[str], list[dict]]:
+    keys, images, captions, skipped = [], [], [], []
+    for sample in iter_shard(shard):
+        ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
+        if ext is None:
+            skipped.append({"key": sample.key, "reason": "no image member"})
+            continue
+        try:
+            img = decode_image(sample.members[ext])
+        except Exception as exc:  # PIL raises many types for corrupt files
+            skipped.append({"key": sample.key, "reason": f"corrupt {ext}: {type(exc).__name__}: {exc}"})
+            continue
+        keys.append(sample.key)
+        images.append(img)
+        captions.append(sample.members.get("txt", b"").decode("utf-8", errors="replace"))
+    return keys, images, captions, skipped
+
+
+def score_shard(shard: Path, rewards: Sequence[Reward], progress=None) -> tuple[int, list[dict] | None]:
+    """Score one shard; returns (samples scored, skipped records or None if already up to date)."""
+    out = parquet_path(shard)
+    table, versions = _existing(out)
+    todo = _needed(rewards, table, versions)
+    if not todo:
+        if progress is not None:
+            progress.update(table.num_rows)
+        return 0, None
+    keys, images, captions, skipped = _read_shard(shard)
+    cols: dict[str, np.ndarray] = {r.name: np.empty(len(keys), np.float32) for r in todo}
+    step = max(1, min(r.batch_size for r in todo))
+    for s in range(0, len(keys), step):
+        batch = images[s : s + step]
+        if len({a.shape for a in batch}) == 1:
+            batch = np.stack(batch)
+        for r in todo:
+            cols[r.name][s : s + step] = r.score(batch, captions[s : s + step]).numpy()
+        if progress is not None:
+            progress.update(len(images[s : s + step]))
+    if table is not None:
+        if table.column("key").to_pylist() != keys:
+            raise ValueError(
+                f"{out} does not match the samples of {shard.name} (the shard changed since it was scored); "
+                f"delete {out.name} to rescore it"
+            )
+        for name in cols:
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), name, pa.array(cols[name], pa.float32()))
+            else:
+                table = table.append_column(name, pa.array(cols[name], pa.float32()))
+    else:
+        table = pa.table({"key": pa.array(keys, pa.string()), **{n: pa.array(c, pa.float32()) for n, c in cols.items()}})
+    versions.update({r.name: str(r.version) for r in todo})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), VERSIONS_META: json.dumps(versions).encode()})
+    atomic_write(out, lambda tmp: pq.write_table(table, tmp))
+    return len(keys), skipped
+
+
+def _count_samples(shards: Sequence[Path]) -> int:
+    n = 0
+    for shard in shards:
+        with tarfile.open(shard, "r") as tar:  # headers only: seeks past member data
+            n += len({m.name.split("/")[-1].split(".")[0] for m in tar.getmembers() if m.isfile()})
+    return n
+
+
+def _worker(args):
+    shard, names, kwargs = args
+    import torch
+
+    torch.set_num_threads(1)  # one process per core; intra-op threads would oversubscribe
+    rewards = [get_reward(n, **kwargs) for n in names]
+    n, skipped = score_shard(Path(shard), rewards)
+    stats: dict[str, int] = {}
+    for r in rewards:
+        for k, v in r.stats.items():
+            stats[f"{r.name}.{k}"] = stats.get(f"{r.name}.{k}", 0) + v
+    return shard, n, skipped, stats
+
+
+def score_dataset(
+    data_dir: str | os.PathLike,
+    rewards: Sequence[str],
+    batch_size: int | None = None,
+    workers: int = 0,
+    progress: bool = True,
+    reward_kwargs: dict | None = None,
+) -> ScoreReport:
+    """Score every shard of `data_dir` with the named rewards (resumable; see module docstring)."""
+    from tqdm.auto import tqdm
+
+    data_dir = Path(data_dir)
+    shards = list_shards(data_dir)
+    kwargs = dict(reward_kwargs or {})
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    names = list(rewards)
+    instances = [get_reward(n, **kwargs) for n in names]  # validates names before any work
+    report = ScoreReport(shards_total=len(shards))
+    bar = tqdm(total=_count_samples(shards), unit="img", desc="scoring", disable=not progress, file=sys.stderr)
+    skipped_path = data_dir / SKIPPED_FILE
+    all_skipped: dict[str, list[dict]] = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
+
+    def record(shard_name: str, n: int, skipped, stats=None) -> None:
+        if skipped is None:
+            report.shards_up_to_date += 1
+        else:
+            report.shards_scored += 1
+            report.samples_scored += n
+            changed = all_skipped.get(shard_name, []) != skipped
+            all_skipped[shard_name] = skipped
+            if not skipped:
+                all_skipped.pop(shard_name)
+            if changed:
+                atomic_write_json(skipped_path, all_skipped)
+        for k, v in (stats or {}).items():
+            report.stats[k] = report.stats.get(k, 0) + v
+
+    try:
+        if workers and workers > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # torch state does not survive fork reliably
+            jobs = [(str(s), names, kwargs) for s in shards]
+            with ctx.Pool(workers) as pool:
+                for shard, n, skipped, stats in pool.imap_unordered(_worker, jobs):
+                    bar.update(n if skipped is not None else pq.read_metadata(parquet_path(Path(shard))).num_rows)
+                    record(Path(shard).name, n, skipped, stats)
+        else:
+            for shard in shards:
+                before = {r.name: dict(r.stats) for r in instances}
+                n, skipped = score_shard(shard, instances, progress=bar)
+                stats = {
+                    f"{r.name}.{k}": v - before[r.name].get(k, 0) for r in instances for k, v in r.stats.items()
+                }
+                record(shard.name, n, skipped, stats)
+    finally:
+        bar.close()
+    report.skipped = {k: v for k, v in all_skipped.items() if (data_dir / k).exists()}
+    return report
+
+
+def read_scores(data_dir: str | os.PathLike, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Concatenate the reward columns of every shard's Parquet (shard order), e.g. to fit bins."""
+    shards = list_shards(data_dir)
+    missing = [s.name for s in shards if not parquet_path(s).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} shard(s) have no scores yet (first: {missing[0]}); run `rewardflow score` first"
+        )
+    tables = [pq.read_table(parquet_path(s)) for s in shards]
+    common = [c for c in tables[0].column_names if c != "key" and all(c in t.column_names for t in tables)]
+    if keys is None:
+        keys = common
+    absent = [k for k in keys if k not in common]
+    if absent:
+        raise ValueError(f"reward(s) {absent} not scored in every shard; scored in all: {common}")
+    return {k: np.concatenate([t.column(k).to_numpy(zero_copy_only=False) for t in tables]) for k in keys}
