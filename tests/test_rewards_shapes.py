@@ -127,3 +127,18 @@ def test_unparseable_caption_policy(caption, clean_samples):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert get_reward("shapes_alignment", unparsed_value=0.0).score(imgs[:1], [caption])[0] == 0.0
+
+
+def test_connected_components_backends_agree():
+    import torch
+
+    from rewardflow.rewards.shapes.detector import connected_components
+
+    mask = torch.from_numpy(np.random.default_rng(0).random((4, 16, 16)) < 0.45)
+    for conn in (4, 8):
+        a = connected_components(mask, conn, use_scipy=False).numpy()
+        b = connected_components(mask, conn, use_scipy=True).numpy()
+        assert ((a > 0) == mask.numpy()).all()
+        # same partition: a bijection between the label sets
+        pairs = set(zip(a[a > 0].tolist(), b[b > 0].tolist()))
+        assert len(pairs) == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))

@@ -61,9 +61,20 @@ def classify_color(rgb: np.ndarray, bg: np.ndarray) -> str | None:
     return _PAL_NAMES[int(np.argmin(diff))]
 
 
-def connected_components(mask: torch.Tensor, connectivity: int = 8) -> torch.Tensor:
+try:  # optional: C labelling is ~10x faster than propagation; both give the same partition
+    from scipy import ndimage as _ndimage
+except ImportError:  # pragma: no cover - scipy is an optional extra
+    _ndimage = None
+
+
+def connected_components(mask: torch.Tensor, connectivity: int = 8, use_scipy: bool = True) -> torch.Tensor:
     """Labels of a (B, H, W) bool mask (4- or 8-connected): 0 = background, ids unique in the batch."""
     b, h, w = mask.shape
+    if use_scipy and _ndimage is not None:
+        st = np.zeros((3, 3, 3), dtype=bool)  # no connection across the batch axis
+        st[1] = True if connectivity == 8 else np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+        lab, _ = _ndimage.label(mask.numpy(), structure=st)
+        return torch.from_numpy(lab.astype(np.int64))
     dtype = torch.float32 if b * h * w < 2**24 else torch.float64  # ids must stay exact
     ids = torch.arange(1, b * h * w + 1, dtype=dtype).reshape(b, 1, h, w)
     m = mask[:, None].to(dtype)
