@@ -95,6 +95,12 @@ def _check_number(name: str, value, lo: float | None = None) -> float:
     return float(value)
 
 
+def _check_int(name: str, value, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+    return value
+
+
 class RewardFlowPipeline:
     """Reward-controllable text-to-image sampling. See the module docstring for the folder format."""
 
@@ -166,9 +172,8 @@ class RewardFlowPipeline:
             raise ValueError("prompt list is empty: give at least one prompt")
         if not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be strings")
-        steps = c["num_inference_steps"] if num_inference_steps is None else num_inference_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"num_inference_steps must be an int >= 1, got {steps!r}")
+        steps = _check_int("num_inference_steps", c["num_inference_steps"] if num_inference_steps is None
+                           else num_inference_steps)
         solver = solver or c["solver"]
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
@@ -180,30 +185,26 @@ class RewardFlowPipeline:
             raise ValueError(f"shift must be > 0, got {shift}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) \
-                or num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be an int >= 1, got {num_images_per_prompt!r}")
+        _check_int("num_images_per_prompt", num_images_per_prompt)
         tg = self.resolve_targets(reward_targets, negative_reward_targets)
         if w_t is not None and tg is None:
             raise ValueError("text_guidance_scale (3-branch mode) needs a reward-conditioned model; "
                              "a baseline model uses guidance_scale alone")
         items = [p for p in prompts for _ in range(num_images_per_prompt)]
         seeds = self._seeds(len(items), seed, generator)
-        bs = int(batch_size or c["batch_size"])
-        if bs < 1:
-            raise ValueError(f"batch_size must be >= 1, got {bs}")
+        bs = _check_int("batch_size", c["batch_size"] if batch_size is None else batch_size)
 
         bar = None
-        if progress:
+        if progress:  # advances per ODE step, so one big batch still shows movement
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(items), desc=f"sampling {steps} {solver} steps", unit="img")
+            bar = tqdm(total=math.ceil(len(items) / bs) * steps, unit="step",
+                       desc=f"sampling {len(items)} images ({solver}, {steps} steps)")
         out = []
         for s in range(0, len(items), bs):
-            x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver, shift)
+            x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver, shift,
+                             None if bar is None else (lambda *_: bar.update(1)))
             out.append(x.float().cpu())
-            if bar is not None:
-                bar.update(len(x))
         if bar is not None:
             bar.close()
         settings = dict(negative_prompt=negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
@@ -213,7 +214,7 @@ class RewardFlowPipeline:
             reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
             settings=settings)
 
-    def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift) -> torch.Tensor:
+    def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift, callback=None):
         dev, dtype = self.device, next(self.model.parameters()).dtype
         cfg, b = self.model.config, len(prompts)
         x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=dtype)
@@ -230,7 +231,7 @@ class RewardFlowPipeline:
                                    neg.expand(b).with_rewards(s_neg), w)
         else:
             vfn = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w)
-        x = solve(solver, vfn, x, time_grid(steps, shift, device=dev))
+        x = solve(solver, vfn, x, time_grid(steps, shift, device=dev), callback=callback)
         if self.vae is not None:
             vc = self.vae.config
             z = x / getattr(vc, "scaling_factor", 1.0) + (getattr(vc, "shift_factor", None) or 0.0)
