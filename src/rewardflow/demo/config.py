@@ -1,0 +1,131 @@
+"""DemoConfig: every setting of `rewardflow demo`, with the measured defaults and a tiny preset.
+
+The defaults are sized for a 2-core laptop CPU and a <= 15 minute job (docs/DEMO.md has the
+measurements behind each choice). `quick()` is the same pipeline at toy size for the smoke test.
+Any field can be changed from the command line (`--set model_overrides.hidden_size=48`) or a
+YAML file (`--config configs/demo.yaml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
+
+
+@dataclass
+class DemoConfig:
+    # --- world and data ------------------------------------------------------------------
+    shapes_preset: str = "easy"  # 1-2 large objects: learnable in minutes (data/shapes/config.py)
+    shapes_overrides: dict[str, Any] = field(default_factory=dict)  # ShapesConfig fields
+    num_images: int = 6000
+    data_workers: int = 2  # processes for generation and scoring (one shard per task)
+    shard_size: int = 500
+    rewards: list[str] = field(default_factory=lambda: list(REWARDS))
+    num_bins: int = 64
+    # --- training (identical for both models except the reward conditioning) -------------
+    model_preset: str = "unet-demo"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    time_kind: str = "logit_normal"
+    time_mean: float = 0.0
+    time_std: float = 1.0
+    text_dropout: float = 0.1
+    ema_decay: float = 0.999
+    eval_every: int = 100  # steps between points of the training curves
+    eval_prompts: int = 36  # images per curve point (6 per GenEval category)
+    eval_steps: int = 12  # Euler steps when sampling for the curves
+    # --- sampling and evaluation ------------------------------------------------------------
+    guidance: float = 3.0  # CFG scale of every final sample (text + rewards contrast)
+    sample_steps: int = 20
+    geneval_per_category: int = 24  # GenEval-style table: images per category and model
+    grid_prompts: int = 12
+    grid_seeds: int = 4
+    control_reward: str = "cleanliness"
+    control_levels: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    control_images: int = 36
+    sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 5.0, 7.0])
+    sweep_images: int = 36
+    sample_batch: int = 64
+    threads: int = 0  # torch threads; 0 = torch's default (all cores)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(f"invalid demo config: {msg}")
+
+        need(self.num_images >= 1 and self.steps >= 1, "num_images and steps must be >= 1")
+        need(self.control_reward in self.rewards, f"control_reward {self.control_reward!r} is not in rewards {self.rewards}")
+        need(all(0.0 <= v <= 1.0 for v in self.control_levels), "control_levels must lie in [0, 1]")
+        need(len(self.control_levels) >= 2, "control_levels needs at least two levels")
+        need(self.eval_every >= 0 and self.eval_prompts >= 1, "eval_every must be >= 0 and eval_prompts >= 1")
+        need(min(self.sweep_scales, default=0.0) >= 0.0, "sweep_scales must be >= 0")
+
+    # --- conversions ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section(self, *names: str) -> dict[str, Any]:
+        d = self.to_dict()
+        return {n: d[n] for n in names}
+
+    @staticmethod
+    def digest(d: Any) -> str:
+        """A short stable hash of settings: a stage reruns when the settings behind it change."""
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DemoConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown demo setting(s) {unknown}; valid: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None,
+             base: "DemoConfig | None" = None) -> "DemoConfig":
+        """`base` (default settings), then the YAML file, then `key=value` overrides."""
+        d = (base or cls()).to_dict()
+        if path is not None:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(raw, dict):
+                raise ValueError(f"{path}: a demo config must be a mapping")
+            d.update(raw)
+        for item in overrides or []:
+            if "=" not in item:
+                raise ValueError(f"--set {item!r} must look like key=value")
+            key, text = item.split("=", 1)
+            value = yaml.safe_load(text)
+            head, _, sub = key.strip().partition(".")
+            if sub:  # one level of nesting: the *_overrides dicts
+                if not isinstance(d.get(head), dict):
+                    raise ValueError(f"{head!r} is not a mapping setting; cannot set {key!r}")
+                d[head] = dict(d[head], **{sub: value})
+            else:
+                d[head] = value
+        return cls.from_dict(d)
+
+
+def quick() -> DemoConfig:
+    """The whole demo at toy size (a minute on a CPU): for smoke tests, not for looking at."""
+    return DemoConfig(
+        num_images=96, shard_size=48, data_workers=1, num_bins=8, model_preset="unet-tiny", steps=4,
+        batch_size=8, warmup_steps=1, eval_every=2, eval_prompts=6, eval_steps=2, sample_steps=2,
+        geneval_per_category=2, grid_prompts=3, grid_seeds=2, control_levels=[0.0, 0.5, 1.0], control_images=4,
+        sweep_scales=[0.0, 3.0], sweep_images=6, sample_batch=16,
+    )

@@ -1,0 +1,171 @@
+"""report.html + report.md from one list of blocks (heading, paragraph, table, figure), so the
+two files always say the same thing. Figures are PNGs in OUT/figures, linked relatively."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plots
+
+QUALITY = ("sharpness", "cleanliness", "colorfulness")
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    return f"{v:.{nd}f}" if isinstance(v, (int, float)) and np.isfinite(v) else "n/a"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def build_figures(ctx: dict) -> dict[str, str]:
+    out, cfg = Path(ctx["out"]), ctx["cfg"]
+    fig = out / "figures"
+    ev = out / "eval"
+    keys = [f"reward/{k}" for k in cfg.rewards] + ["reward/noise_sigma", "geneval/overall"]
+    paths = {"curves": plots.training_curves(ctx["curves"], keys, fig / "training_curves.png")}
+    paths["geneval"] = plots.geneval_bars({m: r["geneval"] for m, r in ctx["final"].items()}, fig / "geneval.png")
+    grids = {m: np.load(ev / f"grid_{m}.npz")["images"] for m in ctx["final"]}
+    paths["grid"] = plots.sample_grid(grids, ctx["grid_prompts"], cfg.grid_seeds, fig / "samples.png")
+    ctrl_imgs = np.load(ev / "control.npz")["images"]
+    paths["control"] = plots.control_figure(ctx["control"], ctrl_imgs, ctx["control"]["prompts"], fig / "control.png")
+    paths["sweep"] = plots.guidance_figure(ctx["sweep"], list(cfg.rewards) + ["noise_sigma"], fig / "guidance_sweep.png")
+    return {k: str(Path(v).relative_to(out)) for k, v in paths.items()}
+
+
+def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
+    cfg, final, ctrl, sweep = ctx["cfg"], ctx["final"], ctx["control"], ctx["sweep"]
+    b, m = final["baseline"], final["miro"]
+    rb, rm = b["rewards"], m["rewards"]
+    mach = ctx["machine"]
+    noise_ratio = rm["noise_sigma"] / rb["noise_sigma"] if rb["noise_sigma"] else float("nan")
+    checks = [
+        ("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.2f}x", noise_ratio <= 0.3),
+        *[(f"MIRO {k} > baseline", f"{rm[k]:.3f} vs {rb[k]:.3f}", rm[k] > rb[k]) for k in QUALITY if k in rm],
+        (f"control figure moves ({ctrl['reward']}, Spearman over {len(ctrl['levels'])} levels >= 0.9)",
+         f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][ctrl['reward']])} -> "
+         f"{_f(ctrl['rows'][-1]['rewards'][ctrl['reward']])}", ctrl["spearman"] >= 0.9),
+    ]
+    out: list[tuple] = [
+        ("h1", "rewardflow demo: MIRO vs baseline on ShapesWorld"),
+        ("p", f"Two {cfg.model_preset} denoisers ({ctx['train']['miro'].get('params', 0):,} parameters) trained for "
+              f"{cfg.steps} steps of {cfg.batch_size} images on {cfg.num_images} ShapesWorld ({cfg.shapes_preset}) "
+              f"images: a baseline (text only) and MIRO (text + one token per reward: {', '.join(cfg.rewards)}). "
+              f"Everything else is identical. Samples: {cfg.sample_steps} Euler steps, CFG w = {cfg.guidance:g}; "
+              f"MIRO at high targets (s+ = all 1, s- = all 0). Demo wall time {ctx['total_s'] / 60:.1f} min on "
+              f"{mach['cpus']} CPU core(s), {mach['torch_threads']} torch threads, load average "
+              f"{mach['load_start'][0]:.1f} at start and {mach['load_end'][0]:.1f} at the end."),
+        ("h2", "Checks"),
+        ("table", ["check", "measured", "result"], [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in checks]),
+        ("h2", "Rewards at equal steps (GenEval-style prompt set, same prompts and seeds)"),
+        ("table", ["metric", "baseline", "MIRO", "MIRO / baseline"],
+         [[k, _f(rb[k]), _f(rm[k]), _ratio(rm[k], rb[k])] for k in rb]
+         + [["GenEval-style overall", _f(b["geneval"]["overall"]), _f(m["geneval"]["overall"]),
+             _ratio(m["geneval"]["overall"], b["geneval"]["overall"])]]),
+        ("p", "noise_sigma is the robust noise estimate behind `cleanliness` (uint8 units; lower is better). "
+              "Training-data reward means for reference: "
+              + ", ".join(f"{k} {_f(v['mean'])}" for k, v in ctx["bins"].get("data_rewards", {}).items()) + "."),
+        ("h2", "Training curves"),
+        ("img", figs["curves"], f"Every reward, the noise estimate and GenEval-style overall of the EMA model, "
+                                f"{cfg.eval_prompts} fixed prompts and seeds, {cfg.eval_steps} sampling steps."),
+        ("h2", "GenEval-style accuracy per category"),
+        ("table", ["category", "n", "baseline", "MIRO"],
+         [[c, str(b["geneval"]["counts"][c]), _f(b["geneval"]["per_category"][c]), _f(m["geneval"]["per_category"][c])]
+          for c in b["geneval"]["per_category"]] + [["overall", "", _f(b["geneval"]["overall"]), _f(m["geneval"]["overall"])]]),
+        ("img", figs["geneval"], "Strict: an image counts only if every claim of its prompt holds "
+                                 "(the evaluator's detector is separate code from the training rewards)."),
+        ("h2", "Samples (same prompts and seeds)"),
+        ("img", figs["grid"], f"{len(ctx['grid_prompts'])} prompts x {cfg.grid_seeds} seeds; left block baseline, "
+                              "right block MIRO at high targets."),
+        ("h2", f"Control: dialling {ctrl['reward']}"),
+        ("img", figs["control"], f"MIRO, s+ for {ctrl['reward']} set to each level, the other rewards at 1; "
+                                 f"{len(ctrl['prompts'])} images per level, the same prompts and seeds at every level."),
+        ("table", ["target", *[k for k in ctrl["rows"][0]["rewards"]], "GenEval overall"],
+         [[_f(r["level"], 2), *[_f(v) for v in r["rewards"].values()], _f(r["geneval"]["overall"])] for r in ctrl["rows"]]),
+        ("h2", "Guidance-scale sweep"),
+        ("img", figs["sweep"], "Both models over the CFG scale w (w = 0: no guidance); same prompts and seeds."),
+        ("table", ["model", "w", "GenEval overall", *cfg.rewards, "noise_sigma"],
+         [[mod, f"{r['scale']:g}", _f(r["geneval"]["overall"]), *[_f(r["rewards"][k]) for k in cfg.rewards],
+           _f(r["rewards"]["noise_sigma"])] for mod, rows in sweep.items() for r in rows]),
+        ("h2", "Wall time per stage"),
+        ("table", ["stage", "seconds", "note"],
+         [[t["title"], f"{t['seconds']:.1f}", "from an earlier run" if t["skipped"] else ""] for t in ctx["timings"]]
+         + [["total (this invocation)", f"{ctx['total_s']:.1f}", ""]]),
+        ("table", ["model", "train wall s", "median train img/s", "images seen"],
+         [[mod, _f(t.get("wall_s"), 1), _f(t.get("train_images_per_s"), 1), str(t.get("images_seen"))]
+          for mod, t in ctx["train"].items()]),
+        ("h2", "Settings"),
+        ("pre", json.dumps(cfg.to_dict(), indent=1)),
+    ]
+    return out
+
+
+def to_markdown(bl: list[tuple]) -> str:
+    lines = []
+    for kind, *rest in bl:
+        if kind in ("h1", "h2"):
+            lines += [("# " if kind == "h1" else "## ") + rest[0], ""]
+        elif kind == "p":
+            lines += [rest[0], ""]
+        elif kind == "table":
+            head, rows = rest
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows] + [""]
+        elif kind == "img":
+            lines += [f"![{rest[1]}]({rest[0]})", "", f"*{rest[1]}*", ""]
+        elif kind == "pre":
+            lines += ["```json", rest[0], "```", ""]
+    return "\n".join(lines)
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}"
+        "figcaption{color:#555;font-size:.9em}pre{background:#f6f6f6;padding:.6em;font-size:.8em}"
+        ".PASS{color:#080;font-weight:bold}.FAIL{color:#b00;font-weight:bold}")
+
+
+def _td(text: str) -> str:
+    cls = f" class='{text}'" if text in ("PASS", "FAIL") else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
+
+
+def to_html(bl: list[tuple]) -> str:
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>rewardflow demo</title>"
+             f"<style>{_CSS}</style></head><body>"]
+    for kind, *rest in bl:
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{e(rest[0])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{e(rest[0])}</p>")
+        elif kind == "table":
+            head, rows = rest
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
+            for r in rows:
+                parts.append("<tr>" + "".join(_td(str(c)) for c in r) + "</tr>")
+            parts.append("</table>")
+        elif kind == "img":
+            parts.append(f"<figure><img src='{e(rest[0])}' alt='{e(rest[1])}'><figcaption>{e(rest[1])}</figcaption></figure>")
+        elif kind == "pre":
+            parts.append(f"<details><summary>settings</summary><pre>{e(rest[0])}</pre></details>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(ctx: dict) -> dict[str, Path]:
+    from rewardflow.utils.atomic import atomic_write_bytes
+
+    out = Path(ctx["out"])
+    bl = blocks(ctx, build_figures(ctx))
+    md, page = out / "report.md", out / "report.html"
+    atomic_write_bytes(md, to_markdown(bl).encode("utf-8"))
+    atomic_write_bytes(page, to_html(bl).encode("utf-8"))
+    summary = {k: ctx[k] for k in ("final", "control", "sweep", "train", "timings", "total_s", "machine")}
+    atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
+    return {"html": page, "md": md}

@@ -1,0 +1,261 @@
+"""`rewardflow demo`: the whole MIRO loop on ShapesWorld, from nothing to runs/demo/report.html.
+
+Stages (each skipped when a previous run finished it with the same settings):
+data -> score -> bins -> train baseline -> train MIRO -> GenEval-style table -> sample grids
+-> control -> guidance sweep -> report. The two models share data, architecture, optimiser,
+steps, seed and evaluation prompts/seeds; only the reward conditioning differs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import evaluate as ev
+from .config import DemoConfig
+from .stages import StageRunner
+
+MODELS = ("baseline", "miro")
+
+
+def train_config(cfg: DemoConfig, data_dir: Path, out_dir: Path, mode: str, text_cache: Path):
+    from rewardflow.training import TrainConfig
+
+    return TrainConfig.from_dict(dict(
+        model=dict(preset=cfg.model_preset, overrides=dict(cfg.model_overrides)),
+        data=dict(path=str(data_dir), mode=mode, reward_keys=list(cfg.rewards) if mode == "miro" else [],
+                  image_size=ShapesWorld.size(cfg), batch_size=cfg.batch_size, workers=0, in_memory=True,
+                  shuffle=True, text_cache=str(text_cache)),
+        optim=dict(optimizer="adamw", lr=cfg.lr, betas=[0.9, 0.99], weight_decay=0.0, warmup_steps=cfg.warmup_steps,
+                   schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0),
+        time=dict(kind=cfg.time_kind, mean=cfg.time_mean, std=cfg.time_std, shift=1.0),
+        text_dropout=cfg.text_dropout, reward_dropout=0.0, ema=dict(decay=cfg.ema_decay, warmup=True),
+        # A few checkpoints make an interrupted demo resume mid-training instead of restarting.
+        checkpoint=dict(every=max(1, cfg.steps // 3), keep_last=1), log_every=max(1, cfg.steps // 40),
+        progress=True, tensorboard=False, sample=dict(every=0), eval=dict(every=0, at_start=True),
+        seed=cfg.seed, max_steps=cfg.steps, out_dir=str(out_dir),
+    ))
+
+
+class ShapesWorld:
+    @staticmethod
+    def config(cfg: DemoConfig):
+        from rewardflow.data.shapes import ShapesConfig
+
+        return ShapesConfig.from_preset(cfg.shapes_preset, **cfg.shapes_overrides)
+
+    @staticmethod
+    def size(cfg: DemoConfig) -> int:
+        return ShapesWorld.config(cfg).size
+
+
+class _EveryEval(ev.DemoEvalCallback):
+    """Fires every `eval_every` steps and at the last step (the trainer only knows multiples)."""
+
+    def __init__(self, *args, period: int, last: int, **kw):
+        super().__init__(*args, every=1, **kw)
+        self.period, self.last = period, last
+
+    def __call__(self, trainer, step):
+        if step % self.period == 0 or step == self.last:
+            return super().__call__(trainer, step)
+        return None
+
+
+def _eval_curves(run_dir: Path) -> list[dict]:
+    from rewardflow.training import read_jsonl
+
+    by_step = {r["step"]: r for r in read_jsonl(run_dir / "log.jsonl", "eval")}  # a resumed run may repeat a step
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _save_images(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
+def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    import torch
+
+    from rewardflow.training import Trainer, latest_checkpoint
+    from rewardflow.training.builders import build_text_encoder
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    load_start = os.getloadavg()
+    runner = StageRunner(out, total=10)
+    data_dir, eval_dir, text_cache = out / "data", out / "eval", out / "text_cache"
+    digest = DemoConfig.digest
+    shapes_cfg = ShapesWorld.config(cfg)
+    json_path = out / "demo_config.json"
+    json_path.write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    # ---------------------------------------------------------------- data, scores, bins
+    sig_data = digest([shapes_cfg.to_dict(), cfg.num_images, cfg.shard_size, cfg.seed])
+
+    def make_data():
+        from rewardflow.data.shapes import generate_dataset
+
+        shards = generate_dataset(shapes_cfg, cfg.num_images, data_dir, seed=cfg.seed, shard_size=cfg.shard_size,
+                                  workers=cfg.data_workers, progress=progress)
+        return {"shards": len(shards), "images": cfg.num_images}
+
+    runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
+               outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
+
+    sig_score = digest([sig_data, cfg.rewards])
+
+    def score():
+        from rewardflow.rewards.scoring import score_dataset
+
+        rep = score_dataset(data_dir, cfg.rewards, workers=cfg.data_workers, progress=progress)
+        return {"summary": rep.summary()}
+
+    runner.run("score", f"score every image with {', '.join(cfg.rewards)}", sig_score, score)
+
+    sig_bins = digest([sig_score, cfg.num_bins])
+
+    def fit_bins():
+        from rewardflow.rewards.binning import RewardBins
+        from rewardflow.rewards.scoring import read_scores
+
+        scores = read_scores(data_dir, cfg.rewards)
+        RewardBins.fit(scores, num_bins=cfg.num_bins, seed=cfg.seed).save(data_dir / "bins.json")
+        return {"data_rewards": {k: {"mean": float(np.mean(v)), "p10": float(np.quantile(v, 0.1)),
+                                     "p90": float(np.quantile(v, 0.9))} for k, v in scores.items()}}
+
+    bins_info = runner.run("bins", f"fit {cfg.num_bins} quantile bins per reward", sig_bins, fit_bins,
+                           outputs=(data_dir / "bins.json",))
+
+    # ---------------------------------------------------------------- training
+    curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
+    train_keys = ["model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
+                  "time_mean", "time_std", "text_dropout", "ema_decay", "eval_every", "eval_prompts", "eval_steps",
+                  "guidance", "rewards"]
+    sig_train = digest([sig_bins, cfg.section(*train_keys)])
+    train_info: dict[str, dict] = {}
+    for mode in MODELS:
+        run_dir = out / "runs" / mode
+
+        def train(mode=mode, run_dir=run_dir):
+            tc = train_config(cfg, data_dir, run_dir, mode, text_cache)
+            enc = build_text_encoder(tc)
+            cb = _EveryEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
+                            steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000, batch=cfg.sample_batch)
+            t0 = time.perf_counter()
+            summary = Trainer(tc, callbacks=[cb]).train()
+            wall = time.perf_counter() - t0
+            from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+            ck = latest_checkpoint(run_dir)
+            RewardFlowPipeline.from_checkpoint(ck, text_encoder=enc).save_pretrained(out / "models" / mode)
+            from rewardflow.training import read_jsonl
+
+            recs = [r for r in read_jsonl(run_dir / "log.jsonl", "train") if "images_per_s" in r]
+            ips = float(np.median([r["images_per_s"] for r in recs])) if recs else float("nan")
+            return {"steps": summary["step"], "images_seen": summary["images_seen"], "wall_s": wall,
+                    "train_images_per_s": ips, "checkpoint": str(ck),
+                    "params": sum(p.numel() for p in RewardFlowPipeline.from_pretrained(
+                        out / "models" / mode, text_encoder=enc).model.parameters())}
+
+        title = f"train {mode} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)"
+        train_info[mode] = runner.run(f"train_{mode}", title, digest([sig_train, mode]), train,
+                                      outputs=(out / "models" / mode / "pipeline_config.json",), clean=(run_dir,))
+
+    # ---------------------------------------------------------------- evaluation
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    enc = build_text_encoder(train_config(cfg, data_dir, out / "runs" / "miro", "miro", text_cache))
+    _pipes: dict[str, Any] = {}
+
+    def pipes() -> dict[str, Any]:
+        if not _pipes:
+            _pipes.update({m: RewardFlowPipeline.from_pretrained(out / "models" / m, text_encoder=enc) for m in MODELS})
+        return _pipes
+
+    sample_keys = ["guidance", "sample_steps", "sample_batch", "seed"]
+    sig_eval = digest([sig_train, cfg.section(*sample_keys)])
+    entries = ev.prompt_entries(cfg.geneval_per_category)
+
+    def geneval():
+        res = {}
+        for m, pipe in pipes().items():
+            imgs = ev.sample(pipe, [e["prompt"] for e in entries], cfg.seed, cfg.guidance, cfg.sample_steps,
+                             cfg.sample_batch, desc=f"{m}: GenEval-style prompts")
+            _save_images(eval_dir / f"geneval_{m}.npz", images=imgs)
+            res[m] = ev.summarize(imgs, entries, cfg.rewards)
+        return res
+
+    final = runner.run("geneval", f"sample {len(entries)} GenEval-style prompts per model, score, evaluate",
+                       digest([sig_eval, cfg.geneval_per_category]), geneval)
+
+    grid_entries = _interleave(ev.prompt_entries(math.ceil(cfg.grid_prompts / 6), offset=7))[:cfg.grid_prompts]
+    grid_prompts = [e["prompt"] for e in grid_entries]
+
+    def grids():
+        items = [p for p in grid_prompts for _ in range(cfg.grid_seeds)]
+        for m, pipe in pipes().items():
+            imgs = ev.sample(pipe, items, cfg.seed + 500, cfg.guidance, cfg.sample_steps, cfg.sample_batch,
+                             desc=f"{m}: sample grid")
+            _save_images(eval_dir / f"grid_{m}.npz", images=imgs)
+        return {"prompts": grid_prompts, "seeds": cfg.grid_seeds}
+
+    runner.run("grids", f"sample grids: {len(grid_prompts)} prompts x {cfg.grid_seeds} seeds, both models",
+               digest([sig_eval, cfg.grid_prompts, cfg.grid_seeds]), grids,
+               outputs=tuple(eval_dir / f"grid_{m}.npz" for m in MODELS))
+
+    control_entries = _interleave(ev.prompt_entries(math.ceil(cfg.control_images / 6), offset=3))[:cfg.control_images]
+
+    def control():
+        res, imgs = ev.control_sweep(pipes()["miro"], control_entries, cfg.control_reward, cfg.control_levels,
+                                     cfg.rewards, cfg.guidance, cfg.sample_steps, cfg.seed + 2000, cfg.sample_batch)
+        _save_images(eval_dir / "control.npz", images=imgs)
+        return dict(res, prompts=[e["prompt"] for e in control_entries])
+
+    ctrl = runner.run("control", f"control: dial {cfg.control_reward} over {len(cfg.control_levels)} levels (MIRO)",
+                      digest([sig_eval, cfg.control_reward, cfg.control_levels, cfg.control_images]), control,
+                      outputs=(eval_dir / "control.npz",))
+
+    sweep_entries = _interleave(ev.prompt_entries(math.ceil(cfg.sweep_images / 6), offset=11))[:cfg.sweep_images]
+
+    def sweep():
+        return ev.guidance_sweep(pipes(), sweep_entries, cfg.sweep_scales, cfg.rewards, cfg.sample_steps,
+                                 cfg.seed + 3000, cfg.sample_batch)
+
+    sw = runner.run("sweep", f"guidance sweep w in {cfg.sweep_scales}, both models",
+                    digest([sig_eval, cfg.sweep_scales, cfg.sweep_images]), sweep)
+
+    # ---------------------------------------------------------------- report (always rewritten)
+    from . import report
+
+    runner.index += 1
+    runner.banner("write report.html and report.md")
+    curves = {m: _eval_curves(out / "runs" / m) for m in MODELS}
+    ctx = dict(cfg=cfg, out=out, timings=runner.timings, total_s=runner.elapsed(), final=final, control=ctrl,
+               sweep=sw, curves=curves, train=train_info, bins=bins_info, grid_prompts=grid_prompts,
+               machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
+                            load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
+    paths = report.write_report(ctx)
+    print(f"\nreport: {paths['html']}\n        {paths['md']}  (demo time {runner.elapsed():.0f} s)", flush=True)
+    return {"report": str(paths["html"]), "markdown": str(paths["md"]), "seconds": runner.elapsed(),
+            "final": final, "control": ctrl}
+
+
+def _interleave(entries: list[dict]) -> list[dict]:
+    """Round-robin over categories, so a short prefix shows every category."""
+    by: dict[str, list[dict]] = {}
+    for e in entries:
+        by.setdefault(e["tag"], []).append(e)
+    out, lists = [], list(by.values())
+    for i in range(max(len(v) for v in lists)):
+        out += [v[i] for v in lists if i < len(v)]
+    return out
