@@ -85,6 +85,8 @@ def test_output_types(pipe):
     assert arr.dtype == np.uint8 and arr.shape == (1, 32, 32, 3)
     assert np.array_equal(np.asarray(pil[0]), arr[0])
     assert pt.shape == (1, 3, 32, 32) and pt.min() >= -1 and pt.max() <= 1
+    pipe.model.train()  # a trainer's model: sampled in eval mode, handed back in train mode
+    assert torch.equal(_pt(pipe, "a circle", seed=0).images, pt) and pipe.model.training
 
 
 def test_bad_inputs(pipe, baseline_pipe):
@@ -147,3 +149,10 @@ def test_from_checkpoint(pipe, tmp_path):
     loaded = RewardFlowPipeline.from_checkpoint(ck, text_encoder=pipe.text_encoder)
     assert loaded.bins == pipe.bins and loaded.config["run_config"] == run
     assert torch.equal(_pt(loaded, "a", seed=1, num_inference_steps=3).images, _pt(pipe, "a", seed=1).images)
+
+
+def test_half_precision_model_keeps_fp32_ode_state(pipe):
+    ref = _pt(pipe, "a circle", seed=0, num_inference_steps=2).images
+    pipe.to(dtype=torch.bfloat16)
+    out = _pt(pipe, "a circle", seed=0, num_inference_steps=2).images
+    assert out.dtype == torch.float32 and (out - ref).abs().mean() < 0.05

@@ -106,7 +106,7 @@ class RewardFlowPipeline:
 
     def __init__(self, model, text_encoder, bins=None, reward_keys: Sequence[str] | None = None,
                  vae=None, config: Mapping | None = None):
-        self.model, self.text_encoder, self.bins, self.vae = model.eval(), text_encoder, bins, vae
+        self.model, self.text_encoder, self.bins, self.vae = model, text_encoder, bins, vae
         self.reward_keys = tuple(model.config.reward_keys)
         if reward_keys is not None and tuple(reward_keys) != self.reward_keys:
             raise ValueError(f"reward_keys {list(reward_keys)} differ from the model's {list(self.reward_keys)}")
@@ -200,13 +200,17 @@ class RewardFlowPipeline:
 
             bar = tqdm(total=math.ceil(len(items) / bs) * steps, unit="step",
                        desc=f"sampling {len(items)} images ({solver}, {steps} steps)")
-        out = []
-        for s in range(0, len(items), bs):
-            x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver, shift,
-                             None if bar is None else (lambda *_: bar.update(1)))
-            out.append(x.float().cpu())
-        if bar is not None:
-            bar.close()
+        out, was_training = [], self.model.training
+        self.model.eval()  # temporarily: trainers sample from models they keep training
+        try:
+            for s in range(0, len(items), bs):
+                x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver,
+                                 shift, None if bar is None else (lambda *_: bar.update(1)))
+                out.append(x.float().cpu())
+        finally:
+            self.model.train(was_training)
+            if bar is not None:
+                bar.close()
         settings = dict(negative_prompt=negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
                         num_inference_steps=steps, solver=solver, shift=shift)
         return RewardFlowPipelineOutput(
@@ -216,22 +220,25 @@ class RewardFlowPipeline:
 
     def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift, callback=None):
         dev, dtype = self.device, next(self.model.parameters()).dtype
+        # The ODE state stays fp32 (fp64 for an fp64 model) when the net runs in half precision:
+        # 50 small updates would otherwise round away in bf16.
+        state = torch.float64 if dtype == torch.float64 else torch.float32
         cfg, b = self.model.config, len(prompts)
-        x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=dtype)
+        x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=state)
         text, mask = self.text_encoder.encode(prompts, device=dev)
         s_pos, s_neg = tg.tensors(b, device=dev, dtype=dtype) if tg else (None, None)
         if negative_prompt is None:
             neg = Condition.null(self.model, 1)
         else:
-            nt, nm = self.text_encoder.encode([negative_prompt], device=dev)
-            neg = Condition(nt.to(dtype), nm)
+            neg = Condition(*self.text_encoder.encode([negative_prompt], device=dev))
         neg = Condition(neg.text.to(dtype), neg.text_mask)
         if w_t is None:
-            vfn = make_velocity_fn(self.model, Condition(text.to(dtype), mask, s_pos),
+            net = make_velocity_fn(self.model, Condition(text.to(dtype), mask, s_pos),
                                    neg.expand(b).with_rewards(s_neg), w)
         else:
-            vfn = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w)
-        x = solve(solver, vfn, x, time_grid(steps, shift, device=dev), callback=callback)
+            net = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w)
+        vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
+        x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
         if self.vae is not None:
             vc = self.vae.config
             z = x / getattr(vc, "scaling_factor", 1.0) + (getattr(vc, "shift_factor", None) or 0.0)
