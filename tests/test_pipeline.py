@@ -156,3 +156,20 @@ def test_half_precision_model_keeps_fp32_ode_state(pipe):
     pipe.to(dtype=torch.bfloat16)
     out = _pt(pipe, "a circle", seed=0, num_inference_steps=2).images
     assert out.dtype == torch.float32 and (out - ref).abs().mean() < 0.05
+
+
+def test_hub_id_resolves_through_the_hf_cache_offline(pipe, tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--tiny-rewardflow"
+    snap = repo / "snapshots" / ("0" * 40)
+    pipe.save_pretrained(tmp_path / "src")
+    shutil.copytree(tmp_path / "src", snap)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    loaded = RewardFlowPipeline.from_pretrained("someone/tiny-rewardflow")
+    assert torch.equal(_pt(loaded, "a", seed=2).images, _pt(pipe, "a", seed=2).images)
