@@ -110,7 +110,7 @@ def test_bad_inputs(pipe, baseline_pipe):
     with pytest.raises(ValueError, match="2 seeds for 3"):
         pipe(["a", "b", "c"], seed=[1, 2])
     with pytest.raises(ValueError, match="output_type"):
-        pipe("a", output_type="latent")
+        pipe("a", output_type="jpeg")
     with pytest.raises(ValueError, match="unknown reward key"):
         pipe.isolate("nope", "a")
     out = baseline_pipe("a", seed=0, output_type="pt", progress=False)  # a baseline samples fine

@@ -6,7 +6,8 @@ Folder layout written by ``save_pretrained`` (and read by ``from_pretrained``)::
     text_encoder.json       {"model_id", "max_length"}: a reference, weights are NOT copied unless
                             save_pretrained(copy_text_encoder=True) puts them in text_encoder/
     bins.json               the reward bins the model was trained with (absent for a baseline)
-    pipeline_config.json    reward keys, image shape, default sampling settings, run config
+    pipeline_config.json    reward keys, image shape, default sampling settings, run config,
+                            latent_stats (per-channel mean/std the latents were normalised with)
     vae/                    optional, diffusers AutoencoderKL format (latent models)
 
 Negative branch: with ``negative_prompt=None`` the negative text is the model's learned null text
@@ -36,17 +37,21 @@ from .solvers import SOLVERS, solve, time_grid
 
 FORMAT, VERSION = "rewardflow.pipeline", 1
 CONFIG_NAME, TEXT_NAME, BINS_NAME = "pipeline_config.json", "text_encoder.json", "bins.json"
-OUTPUT_TYPES = ("pil", "np", "pt")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 DEFAULTS = dict(guidance_scale=7.0, text_guidance_scale=None, num_inference_steps=50, solver="euler",
                 shift=1.0, batch_size=64)
 
 
 def to_output_type(x: torch.Tensor, output_type: str):
     """(B, C, H, W) float in [-1, 1] -> "pt": same (CPU float32, the library's image form, what
-    rewards take); "np": uint8 (B, H, W, C); "pil": list of PIL images."""
+    rewards take); "np": uint8 (B, H, W, C); "pil": list of PIL images. ("latent" is the raw
+    model-space sample, returned by the pipeline before decoding.)"""
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-    x = x.detach().float().cpu().clamp(-1, 1)
+    x = x.detach().float().cpu()
+    if output_type == "latent":
+        return x
+    x = x.clamp(-1, 1)
     if output_type == "pt":
         return x
     arr = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -65,12 +70,6 @@ class RewardFlowPipelineOutput:
     reward_targets: dict[str, float]
     negative_reward_targets: dict[str, float]
     settings: dict = field(default_factory=dict)  # guidance, steps, solver, shift, negative prompt
-
-    def records(self) -> list[dict]:
-        """One JSON-ready dict per image (what ``rewardflow sample`` writes as JSONL)."""
-        return [dict(prompt=p, seed=s, reward_targets=self.reward_targets,
-                     negative_reward_targets=self.negative_reward_targets, **self.settings)
-                for p, s in zip(self.prompts, self.seeds)]
 
 
 def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
@@ -185,6 +184,9 @@ class RewardFlowPipeline:
             raise ValueError(f"shift must be > 0, got {shift}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if output_type != "latent" and self.vae is None and self.model.config.in_channels not in (1, 3):
+            raise ValueError(f"this model makes {self.model.config.in_channels}-channel latents and the pipeline "
+                             "has no VAE: pass vae=... or use output_type='latent'")
         _check_int("num_images_per_prompt", num_images_per_prompt)
         tg = self.resolve_targets(reward_targets, negative_reward_targets)
         if w_t is not None and tg is None:
@@ -205,7 +207,7 @@ class RewardFlowPipeline:
         try:
             for s in range(0, len(items), bs):
                 x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver,
-                                 shift, None if bar is None else (lambda *_: bar.update(1)))
+                                 shift, None if bar is None else (lambda *_: bar.update(1)), output_type == "latent")
                 out.append(x.float().cpu())
         finally:
             self.model.train(was_training)
@@ -218,7 +220,7 @@ class RewardFlowPipeline:
             reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
             settings=settings)
 
-    def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift, callback=None):
+    def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift, callback, latent_out):
         dev, dtype = self.device, next(self.model.parameters()).dtype
         # The ODE state stays fp32 (fp64 for an fp64 model) when the net runs in half precision:
         # 50 small updates would otherwise round away in bf16.
@@ -239,11 +241,21 @@ class RewardFlowPipeline:
             net = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w)
         vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
         x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
-        if self.vae is not None:
-            vc = self.vae.config
+        return x if latent_out else self.decode(x)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Model-space samples -> images in [-1, 1]: identity for pixel models; for latent models
+        undo the training normalisation (``latent_stats``, else the VAE's scaling/shift factors)."""
+        if self.vae is None:
+            return x
+        stats, vc = self.config.get("latent_stats"), self.vae.config
+        if stats:
+            m, sd = (torch.tensor(stats[k], device=x.device, dtype=x.dtype).view(1, -1, 1, 1) for k in ("mean", "std"))
+            z = x * sd + m
+        else:
             z = x / getattr(vc, "scaling_factor", 1.0) + (getattr(vc, "shift_factor", None) or 0.0)
-            x = self.vae.decode(z.to(next(self.vae.parameters()).dtype)).sample
-        return x
+        p = next(self.vae.parameters())
+        return self.vae.decode(z.to(p.device, p.dtype)).sample.to(x.dtype)
 
     # ------------------------------------------------------------------------------- modes
     def high_quality(self, prompt, **kw) -> RewardFlowPipelineOutput:
@@ -302,11 +314,7 @@ class RewardFlowPipeline:
             ref = json.loads((d / TEXT_NAME).read_text(encoding="utf-8"))
             src = d / ref["path"] if ref.get("path") else ref["model_id"]
             text_encoder = _text_encoder(src, ref.get("max_length", 32), allow_download)
-        vae = None
-        if (d / "vae").is_dir():
-            from diffusers import AutoencoderKL
-
-            vae = AutoencoderKL.from_pretrained(d / "vae").to(device or "cpu").eval()
+        vae = _vae(d / "vae", device) if (d / "vae").is_dir() else None
         return cls(model, text_encoder, _bins(d / BINS_NAME), keys, vae, cfg)
 
     @classmethod
@@ -326,13 +334,26 @@ class RewardFlowPipeline:
         bins = _bins(bins_path) if model.config.num_rewards else None
         if text_encoder is None:  # the trainer builds TextEncoder with its default max_length
             text_encoder = _text_encoder(data.get("text_encoder"), data.get("text_max_length", 32), allow_download)
-        return cls(model, text_encoder, bins, None, None, dict(run_config=run))
+        config, vae = dict(run_config=run), None
+        if data.get("latents"):  # latent runs: the data dir holds the stats and names the VAE
+            from rewardflow.data.latents import LatentStats
+
+            stats = LatentStats.load(data["path"])
+            config["latent_stats"] = {"mean": stats.mean, "std": stats.std, "vae": stats.vae}
+            vae = _vae(stats.vae, device, allow_download) if stats.vae else None
+        return cls(model, text_encoder, bins, None, vae, config)
 
 
 def _text_encoder(src, max_length: int, allow_download: bool):
     from rewardflow.data.text import TextEncoder
 
     return TextEncoder(None if src is None else str(src), max_length=max_length, allow_download=allow_download)
+
+
+def _vae(src, device, allow_download: bool = False):
+    from rewardflow.data.latents import load_vae
+
+    return load_vae(str(src), allow_download=allow_download, device=device or "cpu")
 
 
 def _bins(path: Path):
