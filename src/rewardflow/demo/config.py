@@ -57,7 +57,7 @@ class DemoConfig:
     sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 5.0, 7.0])
     sweep_images: int = 36
     sample_batch: int = 64
-    threads: int = 0  # torch threads; 0 = torch's default (all cores)
+    threads: int = 0  # torch threads; 0 = the faster of 1 and all cores, measured at start
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -69,6 +69,39 @@ class _EveryEval(ev.DemoEvalCallback):
         return None
 
 
+def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
+    """The faster of 1 thread and all cores for a training step of the demo model.
+
+    On an idle machine all cores win; on a shared, oversubscribed one OpenMP threads wait for
+    descheduled siblings and a step measured 7x slower with 2 threads than with 1 (docs/DEMO.md).
+    """
+    import torch
+
+    from rewardflow.models import build_model, model_config_from_preset
+
+    n = os.cpu_count() or 1
+    if n == 1:
+        return 1
+    mc = model_config_from_preset(cfg.model_preset, reward_keys=tuple(cfg.rewards), **cfg.model_overrides)
+    model = build_model(mc).train()
+    b = min(cfg.batch_size, 32)
+    x, t = torch.randn(b, mc.in_channels, mc.image_size, mc.image_size), torch.rand(b)
+    text, mask, r = torch.randn(b, 32, mc.text_dim), torch.ones(b, 32, dtype=torch.bool), torch.rand(b, len(cfg.rewards))
+    best: dict[int, float] = {}
+    for k in (1, n):
+        torch.set_num_threads(k)
+        times = []
+        for _ in range(trials):
+            t0 = time.perf_counter()
+            model(x, t, text, mask, r).square().mean().backward()
+            times.append(time.perf_counter() - t0)
+        best[k] = min(times[1:] or times)
+    choice = min(best, key=best.get)
+    print(f"torch threads: {choice} (one step {best[1] * 1e3:.0f} ms with 1 thread, "
+          f"{best[n] * 1e3:.0f} ms with {n}; load average {os.getloadavg()[0]:.1f})", flush=True)
+    return choice
+
+
 def _eval_curves(run_dir: Path) -> list[dict]:
     from rewardflow.training import read_jsonl
 
@@ -89,8 +122,8 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads = cfg.threads or choose_threads(cfg)
+    torch.set_num_threads(threads)
     load_start = os.getloadavg()
     runner = StageRunner(out, total=10)
     data_dir, eval_dir, text_cache = out / "data", out / "eval", out / "text_cache"
@@ -242,7 +275,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     curves = {m: _eval_curves(out / "runs" / m) for m in MODELS}
     ctx = dict(cfg=cfg, out=out, timings=runner.timings, total_s=runner.elapsed(), final=final, control=ctrl,
                sweep=sw, curves=curves, train=train_info, bins=bins_info, grid_prompts=grid_prompts,
-               machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
+               machine=dict(cpus=os.cpu_count(), torch_threads=threads, load_start=load_start,
                             load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
     paths = report.write_report(ctx)
     print(f"\nreport: {paths['html']}\n        {paths['md']}  (demo time {runner.elapsed():.0f} s)", flush=True)
