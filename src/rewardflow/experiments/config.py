@@ -1,0 +1,71 @@
+"""Settings of `rewardflow experiment paper`.
+
+The world, model, optimiser, schedule and sampler are the demo's (`rewardflow.demo.DemoConfig`),
+so the experiment inherits the settings the demo measured to learn shapes on a CPU; the fields
+here only add what the paper's extra figures need. `--set key=value` routes each key to whichever
+of the two dataclasses owns it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class PaperConfig:
+    single_reward_models: bool = True  # one model per built-in reward (reward-hacking radar)
+    tts_per_category: int = 4  # test-time scaling prompts per GenEval category
+    tts_max_n: int = 32
+    sweep_reward: str = "colorfulness"  # the quality reward dialled in the target sweep
+    sweep_levels: list[float] = field(default_factory=lambda: [0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0])
+    sweep_per_category: int = 8
+    speedup_final_window: int = 1  # 1 = the paper's definition (baseline's last evaluation)
+
+    def validate(self, rewards: list[str]) -> None:
+        if self.sweep_reward not in rewards:
+            raise ValueError(f"sweep_reward {self.sweep_reward!r} is not one of the rewards {rewards}")
+        if self.tts_max_n < 1 or self.tts_per_category < 1 or self.sweep_per_category < 1:
+            raise ValueError("tts_max_n, tts_per_category and sweep_per_category must be >= 1")
+        if not all(0.0 <= v <= 1.0 for v in self.sweep_levels) or not self.sweep_levels:
+            raise ValueError("sweep_levels must be a non-empty list in [0, 1]")
+
+
+def quick_paper() -> PaperConfig:
+    return PaperConfig(tts_per_category=1, tts_max_n=4, sweep_levels=[0.0, 1.0], sweep_per_category=1)
+
+
+def load_configs(path: str | Path | None, sets: list[str], quick: bool):
+    """(DemoConfig, PaperConfig) from defaults (or the quick presets), a YAML file holding keys of
+    either, and `key=value` overrides."""
+    from rewardflow.demo import DemoConfig
+    from rewardflow.demo import quick as demo_quick
+
+    paper = quick_paper() if quick else PaperConfig()
+    pnames = {f.name for f in dataclasses.fields(PaperConfig)}
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: an experiment config must be a mapping")
+    demo_sets: list[str] = []
+    pd = dataclasses.asdict(paper)
+    pd.update({k: v for k, v in raw.items() if k in pnames})
+    demo_raw = {k: v for k, v in raw.items() if k not in pnames}
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key in pnames:
+            pd[key] = yaml.safe_load(item.split("=", 1)[1]) if "=" in item else None
+        else:
+            demo_sets.append(item)
+    base = demo_quick() if quick else DemoConfig()
+    if demo_raw:
+        base = DemoConfig.from_dict(base.to_dict() | demo_raw)
+    demo = DemoConfig.load(None, demo_sets, base=base)
+    paper = PaperConfig(**pd)
+    paper.validate(list(demo.rewards))
+    return demo, paper

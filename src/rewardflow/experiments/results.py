@@ -1,0 +1,168 @@
+"""results.md of the paper experiment: measured figures beside the paper's, the command that
+regenerates them, and a verdict on each goal of issue 6. Hand-written text between
+`<!-- notes -->` and `<!-- /notes -->` in an existing file survives a rewrite."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from rewardflow.eval.speedup import format_speedup, training_speedup
+
+from . import plots
+
+PAPER_SPEEDUP = "aesthetic 19.1x, HPSv2 6.3x, PickScore 3.5x, ImageReward 3.5-3.7x"
+PAPER_GENEVAL = {"baseline": [55.3, 94.1, 28.5, 49.1, 68.1, 18.0, 52.2], "miro": [67.7, 92.2, 37.5, 55.3, 69.1, 19.0, 56.8]}
+PAPER_TTS = ("aesthetic: baseline 5.36 -> 5.87 (N=128), MIRO N=1 6.39; HPSv2: baseline .2469 -> .2858, "
+             "MIRO N=1 .2907; ImageReward: baseline 0.52 -> 1.40, MIRO N=1 1.04")
+PAPER_SWEEP = "aesthetic target 0 / .5 / .625 / .75 / 1: GenEval 71.3 / 72.9 / 74.9 / 71.1 / 67.7"
+NOTES = re.compile(r"<!-- notes -->.*?<!-- /notes -->", re.S)
+
+
+def _f(v, nd=3) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+
+
+def speedups(curves: dict, rewards: list[str], window: int = 1) -> list:
+    from rewardflow.rewards.registry import get_reward
+
+    metrics = [(f"reward/{k}", bool(getattr(get_reward(k), "higher_is_better", True))) for k in rewards]
+    metrics += [("reward/noise_sigma", False), ("geneval/overall", True)]
+    out = []
+    for key, higher in metrics:
+        b = [(r["step"], r[key]) for r in curves.get("baseline", []) if key in r]
+        m = [(r["step"], r[key]) for r in curves.get("miro", []) if key in r]
+        if len(b) >= 1 and len(m) >= 1:
+            out.append(training_speedup(*zip(*b), *zip(*m), higher_is_better=higher, metric=key,
+                                        final_window=window))
+    return out
+
+
+def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
+    """Write OUT/results.md (+ OUT/figures); `extra`: also write that markdown file with its
+    figures copied to `<extra dir>/results_figures/`."""
+    cfg, paper, out = ctx["cfg"], ctx["paper"], Path(ctx["out"])
+    rewards, final, cmd = list(cfg.rewards), ctx["final"], ctx.get("command", "rewardflow experiment paper")
+    figs = out / "figures"
+    sp = speedups(ctx["curves"], rewards, paper.speedup_final_window)
+    f_curves = plots.speedup_curves(ctx["curves"], [(s.metric, s.higher_is_better) for s in sp],
+                                    {s.metric: s.target for s in sp}, figs / "speedup_curves.png")
+    f_gen = plots.geneval_bars({m: r["geneval"] for m, r in final.items()}, figs / "geneval.png")
+    f_radar = plots.radar({m: r["rewards"] for m, r in final.items()}, rewards + ["noise_sigma"], figs / "radar.png")
+    f_tts = plots.tts_curves(ctx["tts"], rewards, figs / "tts.png")
+    f_sweep = plots.target_sweep(ctx["sweep"]["rows"], ctx["sweep"]["reward"], figs / "target_sweep.png")
+    L: list[str] = ["# rewardflow: the MIRO paper's experiments on ShapesWorld", ""]
+    t = ctx["total_s"]
+    m = ctx["machine"]
+    L += [f"Regenerate everything on this page: `{cmd}`", "",
+          f"Wall time {t / 60:.1f} min on {m['cpus']} CPU cores ({m['torch_threads']} torch threads, load average "
+          f"{m['load_start'][0]:.1f} at start, {m['load_end'][0]:.1f} at end; torch {m['torch']}). Settings: "
+          f"`{out}/experiment_config.json`. Every model: {cfg.model_preset}, {cfg.steps} steps x batch "
+          f"{cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, on {cfg.num_images} ShapesWorld images "
+          f"({cfg.shapes_preset}); sampling {cfg.sample_steps} Euler steps, CFG w = {cfg.guidance}.", "",
+          "<!-- notes -->", "<!-- /notes -->", ""]
+    # --- (a) speedup
+    L += ["## (a) Training speedup", "",
+          f"Steps the baseline trained ({cfg.steps}) over the steps MIRO needs to reach the baseline's final score, "
+          f"first crossing, linear interpolation between evaluations every {cfg.eval_every} steps "
+          f"({cfg.eval_prompts} images per point, {cfg.eval_steps} sampling steps). Paper: {PAPER_SPEEDUP}.", ""]
+    rows = []
+    for s in sp:
+        if s.speedup is None and s.upper_bound is None:
+            goal = "undetermined (baseline never beat MIRO's step-0 value)"
+        else:
+            goal = "met" if s.speedup is not None and s.speedup >= 3 else "missed"
+        rows.append([s.metric, _f(s.target), _f(s.miro_final), _f(s.miro_steps, 0), format_speedup(s), goal or "—"])
+    L += _table(["metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x"], rows)
+    L += ["", f"![eval curves]({_rel(f_curves, out)})", ""]
+    # --- (b) GenEval
+    cats = list(next(iter(final.values()))["geneval"]["per_category"])
+    L += ["## (b) GenEval-style accuracy per category", "",
+          f"{6 * cfg.geneval_per_category} prompts ({cfg.geneval_per_category} per category, counting prompts "
+          "limited to what the world shows), one image each, same seeds for every model; MIRO and single-reward "
+          "models at s+ = 1, s- = 0.", ""]
+    rows = [[name] + [_f(r["geneval"]["per_category"][c], 2) for c in cats] + [_f(r["geneval"]["overall"], 3)]
+            for name, r in final.items()]
+    L += _table(["model"] + cats + ["overall"], rows)
+    b, mi = final["baseline"]["geneval"], final["miro"]["geneval"]
+    behind = [c for c in cats if mi["per_category"][c] < b["per_category"][c]]
+    L += ["", f"Goal (MIRO ahead of the baseline in every category): **{'met' if not behind else 'missed'}**"
+          + (f" (behind in {', '.join(behind)})" if behind else "") + f"; overall {_f(mi['overall'])} vs "
+          f"{_f(b['overall'])}. Paper (two / single / attr / count / colours / position / overall): baseline "
+          f"{PAPER_GENEVAL['baseline']}, MIRO {PAPER_GENEVAL['miro']}.", "", f"![GenEval]({_rel(f_gen, out)})", ""]
+    # --- (c) radar
+    keys = rewards + ["noise_sigma"]
+    L += ["## (c) Reward radar: every model on every reward", "",
+          "Mean reward of the GenEval-style images above (noise_sigma: lower is better).", ""]
+    L += _table(["model"] + keys, [[n] + [_f(r["rewards"][k], 4) for k in keys] for n, r in final.items()])
+    L += [""] + _hacking(final, rewards) + ["", f"![radar]({_rel(f_radar, out)})", ""]
+    # --- (d) TTS
+    tts, n = ctx["tts"], paper.tts_max_n
+    L += ["## (d) Test-time scaling", "",
+          f"Best-of-N selecting by each reward, N = 1..{n} (nested seeds, one pool of {n} candidates per prompt), "
+          f"{6 * paper.tts_per_category} prompts. Paper: {PAPER_TTS}.", ""]
+    rows = []
+    for k in rewards:
+        bc, mc = tts["baseline"][k], tts["miro"][k]
+        match = next((i + 1 for i, v in enumerate(bc) if v >= mc[0]), None)
+        rows.append([k, _f(bc[0], 4), _f(bc[-1], 4), _f(mc[0], 4), _f(mc[-1], 4),
+                     f"N = {match}" if match else f"not within N = {n}"])
+    L += _table(["reward", "baseline N=1", f"baseline N={n}", "MIRO N=1", f"MIRO N={n}",
+                 "baseline best-of-N matching MIRO N=1"], rows)
+    L += ["", f"![TTS]({_rel(f_tts, out)})", ""]
+    # --- (e) sweep
+    sw = ctx["sweep"]
+    L += ["## (e) Target sweep", "",
+          f"MIRO, s+ = 1 except {sw['reward']} = w, {6 * paper.sweep_per_category} GenEval-style prompts per level. "
+          f"Paper: {PAPER_SWEEP}.", ""]
+    L += _table(["w", "GenEval-style overall", f"measured {sw['reward']}"],
+                [[f"{r['level']:g}", _f(r["geneval"]["overall"]), _f(r["rewards"][sw["reward"]], 4)] for r in sw["rows"]])
+    best = max(sw["rows"], key=lambda r: r["geneval"]["overall"])
+    L += ["", f"Best GenEval-style overall at w = {best['level']:g}.", "", f"![sweep]({_rel(f_sweep, out)})", ""]
+    # --- timings
+    L += ["## Timings", ""] + _table(["stage", "seconds", "note"], [
+        [x["title"], f"{x['seconds']:.0f}", "from an earlier run" if x["skipped"] else ""] for x in ctx["timings"]])
+    text = "\n".join(L) + "\n"
+    path = out / "results.md"
+    path.write_text(_keep_notes(text, path))
+    if extra is not None:
+        extra = Path(extra)
+        fig_dir = extra.parent / "results_figures"
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for f in (f_curves, f_gen, f_radar, f_tts, f_sweep):
+            shutil.copy(f, fig_dir / f.name)
+        extra.write_text(_keep_notes(text.replace("](figures/", "](results_figures/"), extra))
+    return path
+
+
+def _rel(p: Path, out: Path) -> str:
+    return str(p.relative_to(out))
+
+
+def _keep_notes(text: str, path: Path) -> str:
+    if path.is_file():
+        old = NOTES.search(path.read_text())
+        if old:
+            return NOTES.sub(lambda _: old.group(0), text, count=1)
+    return text
+
+
+def _hacking(final: dict, rewards: list[str]) -> list[str]:
+    """Per single-reward model: does it beat MIRO on its own reward and lose on the others?"""
+    lines = []
+    mi = final["miro"]["rewards"]
+    for k in rewards:
+        r = final.get(f"only_{k}", {}).get("rewards")
+        if r is None:
+            continue
+        others = [o for o in rewards if o != k]
+        lose = [o for o in others if r[o] < mi[o]]
+        lines.append(f"- only_{k}: own reward {r[k]:.4f} vs MIRO {mi[k]:.4f} "
+                     f"({'wins' if r[k] > mi[k] else 'loses'}); below MIRO on {len(lose)}/{len(others)} other "
+                     f"rewards{' (' + ', '.join(lose) + ')' if lose else ''}.")
+    return lines
