@@ -134,9 +134,7 @@ class RewardFlowPipeline:
         if isinstance(reward_targets, T.RewardTargets):
             if negative_reward_targets is not None:
                 raise ValueError("pass negative targets inside the RewardTargets, not separately")
-            T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative)
-            return T.RewardTargets({k: reward_targets.positive[k] for k in self.reward_keys},
-                                   {k: reward_targets.negative[k] for k in self.reward_keys})
+            return T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative)
         for name, d in (("reward_targets", reward_targets), ("negative_reward_targets", negative_reward_targets)):
             if d is not None and not isinstance(d, Mapping):
                 raise TypeError(f"{name} must be a dict {{reward_key: value in [0, 1]}}, got {type(d).__name__}")
