@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 HELP = """\
 Train a baseline, a MIRO model and one single-reward model per built-in reward at equal compute
@@ -67,7 +66,23 @@ def run(args) -> int:
     if args.print_config:
         print(json.dumps({"demo": cfg.to_dict(), "paper": vars(paper)}, indent=2))
         return 0
-    command = "rewardflow " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["experiment"] \
-        else "rewardflow experiment paper ..."
+    command = _command(args)
     run_paper(cfg, paper, args.out, progress=not args.no_progress, command=command, results_md=args.results_md)
     return 0
+
+
+def _command(args) -> str:
+    """The command line that reproduces this run, rebuilt from the parsed options (so it is right
+    however the CLI was entered: console script, `python -m`, or `main([...])` in a test)."""
+    parts = ["rewardflow", "experiment", "paper"]
+    for opt, value in (("--quick", args.quick), ("--out", args.out), ("--steps", args.steps),
+                       ("--eval-every", args.eval_every), ("--num-images", args.num_images),
+                       ("--tts-max-n", args.tts_max_n), ("--no-single", args.no_single), ("--threads", args.threads),
+                       ("--config", args.config), ("--results-md", args.results_md)):
+        if value is True:
+            parts.append(opt)
+        elif value not in (None, False):
+            parts += [opt, str(value)]
+    for s in args.set:
+        parts += ["--set", s]
+    return " ".join(shlex.quote(p) for p in parts)

@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+
+from rewardflow.experiments import load_configs, model_specs, tts_curves
+
+TINY = ["rewards=[shapes_alignment, cleanliness]", "control_reward=cleanliness", "sweep_reward=cleanliness",
+        "num_images=48", "shard_size=48", "steps=2", "eval_every=1", "geneval_per_category=1", "eval_prompts=6",
+        "threads=1", "tts_max_n=3"]
+
+
+def test_set_routes_keys_to_demo_or_experiment():
+    cfg, paper = load_configs(None, ["steps=7", "tts_max_n=5", "sweep_reward=sharpness"], quick=True)
+    assert cfg.steps == 7 and paper.tts_max_n == 5 and paper.sweep_reward == "sharpness"
+    assert list(model_specs(cfg, paper)) == ["baseline", "miro"] + [f"only_{r}" for r in cfg.rewards]
+    assert model_specs(cfg, paper)["only_sharpness"] == ("single", ["sharpness"])
+    with pytest.raises(ValueError, match="sweep_reward"):
+        load_configs(None, ["sweep_reward=nope"], quick=True)
+    with pytest.raises(ValueError, match="unknown demo setting"):
+        load_configs(None, ["not_a_setting=1"], quick=True)
+
+
+def test_tts_curves_are_prefix_maxima():
+    s = np.array([[0.1, 0.5, 0.3], [0.4, 0.2, 0.9]])
+    c = tts_curves({"r": s}, 3)["r"]
+    assert c == pytest.approx([0.25, 0.45, 0.7])
+    assert all(b >= a for a, b in zip(c, c[1:]))
+
+
+def test_experiment_paper_smoke(tmp_path):
+    """The whole experiment at toy size: every stage runs, results.md has every section and figure,
+    the docs copy gets its figures, hand notes survive a rewrite, and a rerun skips every stage."""
+    from rewardflow.cli import main
+
+    out, md = tmp_path / "paper", tmp_path / "docs" / "RESULTS.md"
+    args = ["experiment", "paper", "--quick", "--out", str(out), "--no-progress", "--results-md", str(md)]
+    for s in TINY:
+        args += ["--set", s]
+    assert main(args) == 0
+    text = (out / "results.md").read_text()
+    for head in ("(a) Training speedup", "(b) GenEval", "(c) Reward radar", "(d) Test-time scaling", "(e) Target sweep"):
+        assert head in text
+    assert "only_shapes_alignment" in text and "only_cleanliness" in text
+    for f in ("speedup_curves", "geneval", "radar", "tts", "target_sweep"):
+        assert (out / "figures" / f"{f}.png").stat().st_size > 1000
+        assert (md.parent / "results_figures" / f"{f}.png").is_file()
+    assert "results_figures/radar.png" in md.read_text()
+    assert "rewardflow experiment paper --quick" in md.read_text()
+    md.write_text(md.read_text().replace("<!-- notes -->", "<!-- notes -->\nhand-written finding"))
+    stages = sorted(p.name for p in (out / "stages").glob("*.json"))
+    before = {p: json.loads((out / "stages" / p).read_text())["finished"] for p in stages}
+    assert main(args) == 0
+    assert "hand-written finding" in md.read_text()
+    after = {p: json.loads((out / "stages" / p).read_text())["finished"] for p in stages}
+    assert before == after  # nothing recomputed
