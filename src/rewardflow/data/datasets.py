@@ -14,176 +14,22 @@ it in a DataLoader, so that it can count delivered batches and encode text in th
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
-from rewardflow.data.shards import _split_name, list_shards
+from rewardflow.data.images import IMAGE_EXTS, collate, decode_image, to_pixels
+from rewardflow.data.scores import drop_skipped, load_rewards
+from rewardflow.data.shards import iter_records, list_shards, scan_keys
 
-IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
+__all__ = ["ShardDataset", "collate", "decode_image", "to_pixels", "load_rewards"]
 _STATE_FORMAT = "rewardflow.data_position"
-
-
-def decode_image(data: bytes, size: int | None = None) -> np.ndarray:
-    """Encoded image -> uint8 (H, W, 3); with `size`, resize the short side then center-crop."""
-    img = Image.open(io.BytesIO(data)).convert("RGB")
-    if size is not None and img.size != (size, size):
-        w, h = img.size
-        s = size / min(w, h)
-        img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
-        w, h = img.size
-        left, top = (w - size) // 2, (h - size) // 2
-        img = img.crop((left, top, left + size, top + size))
-    return np.asarray(img, dtype=np.uint8)
-
-
-def to_pixels(u8: np.ndarray) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float32 in [-1, 1], the one conversion both data paths share."""
-    out = u8.astype(np.float32)
-    out /= 127.5
-    out -= 1.0
-    return torch.from_numpy(out)
-
-
-def collate(samples: Sequence[dict]) -> dict:
-    """Decoded samples -> batch dict; pixels become float32 in [-1, 1]."""
-    batch: dict = {"keys": [s["key"] for s in samples], "captions": [s["caption"] for s in samples]}
-    if "latent" in samples[0]:
-        batch["latents"] = torch.stack([s["latent"] for s in samples])
-    else:
-        shapes = {s["image"].shape for s in samples}
-        if len(shapes) > 1:
-            raise ValueError(f"images in a batch have different sizes {sorted(shapes)}; pass image_size=")
-        batch["pixels"] = to_pixels(np.stack([s["image"] for s in samples]).transpose(0, 3, 1, 2))
-    if samples[0].get("rewards") is not None:
-        batch["rewards"] = torch.from_numpy(np.stack([s["rewards"] for s in samples]))
-    return batch
-
-
-class _Exotic(Exception):
-    pass
-
-
-def _fast_entries(path, read: bool) -> Iterator[tuple[str, bytes | None]]:
-    # Python's tarfile spends ~100 us per header; plain ustar headers (what ShardWriter and
-    # img2dataset write) parse in a few. PAX / GNU long-name headers raise _Exotic.
-    with open(path, "rb") as fh:
-        while True:
-            hdr = fh.read(512)
-            if len(hdr) < 512 or hdr.count(0) == 512:
-                return
-            flag = hdr[156:157]
-            if flag in (b"L", b"K", b"x", b"g") or hdr[124] & 0x80:
-                raise _Exotic
-            size = int(hdr[124:136].strip(b"\0 ") or b"0", 8)
-            name = hdr[:100].split(b"\0", 1)[0].decode("utf-8")
-            if hdr[257:262] == b"ustar" and hdr[345] != 0:
-                name = hdr[345:500].split(b"\0", 1)[0].decode("utf-8") + "/" + name
-            padded = -(-size // 512) * 512
-            if flag in (b"0", b"\0") and read:
-                yield name, fh.read(size)
-                fh.seek(padded - size, 1)
-            else:
-                if flag in (b"0", b"\0"):
-                    yield name, None
-                fh.seek(padded, 1)
-
-
-def _tar_entries(path, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
-    done = 0
-    try:
-        for entry in _fast_entries(path, read):
-            done += 1
-            yield entry
-    except _Exotic:
-        with tarfile.open(path, "r") as tar:
-            files = (i for i in tar if i.isfile())
-            for i, info in enumerate(files):
-                if i >= done:
-                    yield info.name, tar.extractfile(info).read() if read else None
-
-
-def _samples_of(path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {ext: bytes}) in file order, like shards.iter_shard but with the fast reader."""
-    key, members = None, {}
-    for name, data in _tar_entries(path):
-        k, ext = _split_name(name)
-        if not ext:
-            continue
-        if k != key and key is not None:
-            yield key, members
-            members = {}
-        key, members[ext] = k, data
-    if key is not None:
-        yield key, members
-
-
-def _scan_keys(path: Path) -> list[str]:
-    keys: list[str] = []
-    for name, _ in _tar_entries(path, read=False):
-        key, ext = _split_name(name)
-        if ext and (not keys or keys[-1] != key):
-            keys.append(key)
-    return keys
-
-
-def _drop_skipped(shards, keys, scores_dir: Path) -> list[list[str]]:
-    # `rewardflow score` lists undecodable samples in _skipped.json and writes no scores for
-    # them; the dataset leaves them out rather than failing on them later.
-    path = scores_dir / "_skipped.json"
-    if not path.exists():
-        return keys
-    import json
-
-    skipped = json.loads(path.read_text())
-    out = []
-    for shard, ks in zip(shards, keys):
-        bad = {d["key"] for d in skipped.get(shard.name, [])}
-        out.append([k for k in ks if k not in bad] if bad else ks)
-    return out
-
-
-def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> list[np.ndarray]:
-    """Per shard, (n_i, N) float32 model inputs in [0, 1] aligned with the shard's key order."""
-    import pyarrow.parquet as pq
-
-    from rewardflow.rewards.binning import RewardBins
-
-    tables = []  # scores first: a reward never scored is the root cause, bins come after
-    for shard, keys in zip(shards, keys_per_shard):
-        pq_path = Path(scores_dir) / f"{shard.stem}.parquet"
-        if not pq_path.exists():
-            raise FileNotFoundError(f"no scores for shard {shard.name} (expected {pq_path}); run `rewardflow score`")
-        table = pq.read_table(pq_path)
-        missing = [k for k in reward_keys if k not in table.column_names]
-        if missing:
-            raise ValueError(f"scores {pq_path} for shard {shard.name} lack reward(s) {missing}; "
-                             f"run `rewardflow score` with them")
-        row = {k: i for i, k in enumerate(table.column("key").to_pylist())}
-        lost = [k for k in keys if k not in row]
-        if lost:
-            raise ValueError(f"scores {pq_path} lack {len(lost)} sample(s) of shard {shard.name}, e.g. {lost[:3]}")
-        idx = np.array([row[k] for k in keys], dtype=np.int64)
-        tables.append({k: table.column(k).to_numpy(zero_copy_only=False).astype(np.float64)[idx] for k in reward_keys})
-    if not Path(bins_path).exists():
-        raise FileNotFoundError(f"no reward bins at {bins_path}; run `rewardflow bins fit` on the scores first")
-    bins = RewardBins.load(bins_path)
-    absent = [k for k in reward_keys if k not in bins.keys]
-    if absent:
-        raise ValueError(f"bins {bins_path} have no edges for reward(s) {absent} (they know {bins.keys}); "
-                         "re-run `rewardflow bins fit` including them")
-    mine = RewardBins(keys=list(reward_keys), edges={k: bins.edges[k] for k in reward_keys},
-                      num_bins=bins.num_bins, method=bins.method)
-    return [np.ascontiguousarray(mine.transform(raw)) for raw in tables]
 
 
 def _buffer_shuffle(ids: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -242,7 +88,7 @@ class _Stream(IterableDataset):
     def _read(self, shard_seq, needed, pending) -> Iterator[None]:
         c = self.cfg
         for s in shard_seq:
-            for key, m in _samples_of(self.shards[s]):
+            for key, m in iter_records(self.shards[s]):
                 j = self.local[s].get(key)
                 gid = -1 if j is None else int(self.offsets[s] + j)
                 if gid not in needed:
@@ -343,8 +189,8 @@ class ShardDataset(IterableDataset):
             raise ValueError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
         self.prefetch_factor, self.pin_memory = prefetch_factor, pin_memory
         self.shards = list_shards(self.data_dir)
-        keys = [_scan_keys(p) for p in self.shards]
-        keys = _drop_skipped(self.shards, keys, Path(scores_dir) if scores_dir is not None else self.data_dir)
+        keys = [scan_keys(p) for p in self.shards]
+        keys = drop_skipped(self.shards, keys, Path(scores_dir) if scores_dir is not None else self.data_dir)
         self.num_samples = sum(map(len, keys))
         slots = self.world_size * (1 if in_memory else max(1, self.num_workers))
         if self.num_samples < slots:

@@ -124,7 +124,7 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
     `lambda x: vae_encode(vae, x)`, a stub in tests. Shards already present in `out_dir`
     (whole, thanks to atomic writes) are reused, so a killed job resumes where it stopped.
     """
-    from rewardflow.data.datasets import collate, decode_image
+    from rewardflow.data.images import collate, decode_image
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if data_dir.resolve() == out_dir.resolve():

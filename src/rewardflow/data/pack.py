@@ -89,7 +89,7 @@ def _prepare(path: Path, size: int | None) -> tuple[str, bytes, tuple[int, int]]
         fmt = (img.format or "").upper()
         if size is None and fmt in ("PNG", "JPEG"):
             return ("jpg" if fmt == "JPEG" else "png"), data, img.size
-        from rewardflow.data.datasets import decode_image
+        from rewardflow.data.images import decode_image
 
         rgb = Image.fromarray(decode_image(data, size)) if size is not None else img.convert("RGB")
         buf = io.BytesIO()

@@ -48,25 +48,78 @@ def _split_name(name: str) -> tuple[str, str]:
     return (f"{dirname}/{key}" if dirname else key), ext
 
 
+class _Exotic(Exception):
+    pass
+
+
+def _fast_entries(path, read: bool) -> Iterator[tuple[str, bytes | None]]:
+    # Python's tarfile spends ~100 us per header; plain ustar headers (what ShardWriter and
+    # img2dataset write) parse in a few. PAX / GNU long-name headers raise _Exotic.
+    with open(path, "rb") as fh:
+        while True:
+            hdr = fh.read(512)
+            if len(hdr) < 512 or hdr.count(0) == 512:
+                return
+            flag = hdr[156:157]
+            if flag in (b"L", b"K", b"x", b"g") or hdr[124] & 0x80:
+                raise _Exotic
+            size = int(hdr[124:136].strip(b"\0 ") or b"0", 8)
+            name = hdr[:100].split(b"\0", 1)[0].decode("utf-8")
+            if hdr[257:262] == b"ustar" and hdr[345] != 0:
+                name = hdr[345:500].split(b"\0", 1)[0].decode("utf-8") + "/" + name
+            padded = -(-size // 512) * 512
+            if flag in (b"0", b"\0") and read:
+                yield name, fh.read(size)
+                fh.seek(padded - size, 1)
+            else:
+                if flag in (b"0", b"\0"):
+                    yield name, None
+                fh.seek(padded, 1)
+
+
+def _tar_entries(path, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
+    done = 0
+    try:
+        for entry in _fast_entries(path, read):
+            done += 1
+            yield entry
+    except _Exotic:
+        with tarfile.open(path, "r") as tar:
+            files = (i for i in tar if i.isfile())
+            for i, info in enumerate(files):
+                if i >= done:
+                    yield info.name, tar.extractfile(info).read() if read else None
+
+
+def iter_records(path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {ext: bytes}) in file order; members of a key must be contiguous."""
+    key, members = None, {}
+    for name, data in _tar_entries(path):
+        k, ext = _split_name(name)
+        if not ext:
+            continue
+        if k != key and key is not None:
+            yield key, members
+            members = {}
+        key, members[ext] = k, data
+    if key is not None:
+        yield key, members
+
+
+def scan_keys(path) -> list[str]:
+    """Sample keys of a shard in file order, without reading member data."""
+    keys: list[str] = []
+    for name, _ in _tar_entries(path, read=False):
+        key, ext = _split_name(name)
+        if ext and (not keys or keys[-1] != key):
+            keys.append(key)
+    return keys
+
+
 def iter_shard(path: str | os.PathLike) -> Iterator[Sample]:
     """Yield samples of one shard in file order; members of a key must be contiguous."""
-    current: Sample | None = None
-    with tarfile.open(path, "r") as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            key, ext = _split_name(info.name)
-            if not ext:
-                continue
-            fh = tar.extractfile(info)
-            data = fh.read() if fh is not None else b""
-            if current is None or current.key != key:
-                if current is not None:
-                    yield current
-                current = Sample(key=key, shard=str(path))
-            current.members[ext] = data
-    if current is not None:
-        yield current
+    for key, members in iter_records(path):
+        yield Sample(key=key, members=members, shard=str(path))
 
 
 class ShardWriter:
