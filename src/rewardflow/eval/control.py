@@ -1,0 +1,318 @@
+"""Acceptance measurements of a reward-conditioned pipeline (issue 5): does dialling a reward move it?
+
+Five measurements, all on ShapesWorld GenEval-style prompts with fixed seeds:
+(a) control: sweep the s+ target of one reward over levels (others at 1, s- = 0) and rank-correlate
+    the level with the measured reward mean; (b) isolate(k) against plain high-quality sampling;
+(c) guidance-scale sweep: GenEval-style overall and reward means per w; (d) seeds: an image is the
+same whether sampled alone or inside a batch of 8; (e) best-of-N: mean selected score per N.
+
+Every sampling request goes through one cache keyed by (prompts, seeds, targets, w), so shared
+work (the level-1 control point IS high-quality sampling) is done once, and the progress bar's
+total is known up front. Scores are the registered rewards (`get_reward(key)`), not the model's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rewardflow.data.shapes import CATEGORIES, load_shapes_prompts
+from rewardflow.sampling import targets as T
+
+SECTIONS = ("control", "isolate", "guidance", "seeds", "best_of_n")
+
+
+@dataclass
+class ControlSettings:
+    images_per_level: int = 64
+    levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    steps: int = 50
+    guidance: float = 7.0
+    solver: str = "euler"
+    scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 7.0)
+    sweep_images: int = 96  # GenEval-style prompts per guidance scale (16 per category)
+    bon_prompts: int = 32
+    bon_ns: tuple[int, ...] = (1, 2, 4, 8, 16)
+    max_count: int | None = 2  # the demo's "easy" world shows at most 2 objects of a class
+    seed: int = 0
+    batch_size: int = 64
+    sections: tuple[str, ...] = SECTIONS
+
+    @classmethod
+    def quick(cls, **kw) -> "ControlSettings":
+        """Toy counts for smoke tests: the mechanics, not the figures."""
+        base = dict(images_per_level=6, steps=4, scales=(0.0, 3.0), sweep_images=6, bon_prompts=3, bon_ns=(1, 2, 4))
+        return cls(**{**base, **kw})
+
+
+def balanced_entries(n: int, max_count: int | None = 2) -> list[dict]:
+    """n prompt entries, round-robin over the six categories (the shipped set is pre-shuffled)."""
+    pool = load_shapes_prompts(max_count=max_count)
+    by_cat = {c: [e for e in pool if e["tag"] == c] for c in CATEGORIES}
+    cats = [c for c in CATEGORIES if by_cat[c]]
+    return [by_cat[c][(i // len(cats)) % len(by_cat[c])] for i, c in ((i, cats[i % len(cats)]) for i in range(n))]
+
+
+@dataclass(frozen=True)
+class Job:
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    positive: tuple[tuple[str, float], ...]
+    negative: tuple[tuple[str, float], ...]
+    w: float
+
+
+class Sampler:
+    """Cached sampling + scoring: job -> (uint8 images (B, H, W, 3), {reward: (B,) float64})."""
+
+    def __init__(self, pipe, settings: ControlSettings, keys, progress: bool = True):
+        self.pipe, self.s, self.keys, self.progress = pipe, settings, list(keys), progress
+        self.cache: dict[Job, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self.bar = None
+        from rewardflow.rewards import get_reward
+
+        self.rewards = {k: get_reward(k) for k in self.keys}  # fail before any sampling
+
+    def job(self, entries, seeds=None, targets: T.RewardTargets | None = None, w: float | None = None) -> Job:
+        tg = targets or T.high_quality(self.pipe.reward_keys)
+        prompts = tuple(e["prompt"] if isinstance(e, dict) else e for e in entries)
+        seeds = tuple(seeds if seeds is not None else range(self.s.seed, self.s.seed + len(prompts)))
+        return Job(prompts, seeds, tuple(tg.positive.items()), tuple(tg.negative.items()),
+                   float(self.s.guidance if w is None else w))
+
+    def start(self, jobs) -> None:
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            todo = {j for j in jobs if j not in self.cache}
+            self.bar = tqdm(total=sum(len(j.prompts) for j in todo), unit="img", desc="eval control")
+
+    def get(self, job: Job):
+        if job not in self.cache:
+            out = self.pipe(list(job.prompts), reward_targets=dict(job.positive),
+                            negative_reward_targets=dict(job.negative), guidance_scale=job.w,
+                            num_inference_steps=self.s.steps, solver=self.s.solver, seed=list(job.seeds),
+                            output_type="np", batch_size=self.s.batch_size, progress=False)
+            scores = {k: np.asarray(r.score(out.images, list(job.prompts)), dtype=np.float64).reshape(-1)
+                      for k, r in self.rewards.items()}
+            self.cache[job] = (out.images, scores)
+            if self.bar is not None:
+                self.bar.update(len(job.prompts))
+        return self.cache[job]
+
+
+def _sem(v: np.ndarray) -> float:
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def spearman(x, y) -> float:
+    from scipy.stats import spearmanr
+
+    if len(set(map(float, y))) < 2:
+        return float("nan")  # constant means: no ranking to correlate
+    return float(spearmanr(x, y).statistic)
+
+
+# ----------------------------------------------------------------------------- measurements
+def _control_jobs(S: Sampler, key: str) -> list[Job]:
+    entries = balanced_entries(S.s.images_per_level, S.s.max_count)
+    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {key: lv})) for lv in S.s.levels]
+
+
+def control(S: Sampler) -> dict[str, Any]:
+    rows = {}
+    for k in S.keys:
+        scores = [S.get(j)[1][k] for j in _control_jobs(S, k)]
+        means = [float(v.mean()) for v in scores]
+        rho = spearman(S.s.levels, means)
+        rows[k] = {"levels": list(S.s.levels), "means": means, "sems": [_sem(v) for v in scores],
+                   "spearman": rho, "pass": bool(rho >= 0.9)}
+    return rows
+
+
+def _isolate_jobs(S: Sampler, key: str) -> list[Job]:
+    entries = balanced_entries(S.s.images_per_level, S.s.max_count)
+    keys = S.pipe.reward_keys
+    # Text-only guidance (s+ = s- = all 1) is the reference that shows what the k contrast alone adds.
+    return [S.job(entries), S.job(entries, targets=T.isolate(keys, key)),
+            S.job(entries, targets=T.custom(keys, {}, negative=1.0))]
+
+
+def isolate(S: Sampler) -> dict[str, Any]:
+    rows = {}
+    for k in S.keys:
+        hq, iso, txt = (S.get(j)[1][k] for j in _isolate_jobs(S, k))
+        d = iso - hq  # same prompts and seeds: a paired difference
+        rows[k] = {"high_quality": float(hq.mean()), "isolate": float(iso.mean()), "text_only": float(txt.mean()),
+                   "delta": float(d.mean()), "delta_sem": _sem(d), "pass": bool(d.mean() > 0),
+                   "over_text_only": float((iso - txt).mean())}
+    return rows
+
+
+def _guidance_jobs(S: Sampler) -> list[Job]:
+    entries = balanced_entries(S.s.sweep_images, S.s.max_count)
+    return [S.job(entries, w=w) for w in S.s.scales]
+
+
+def guidance(S: Sampler) -> dict[str, Any]:
+    from rewardflow.eval.geneval_shapes import evaluate
+
+    entries = balanced_entries(S.s.sweep_images, S.s.max_count)
+    rows = []
+    for w, job in zip(S.s.scales, _guidance_jobs(S)):
+        images, scores = S.get(job)
+        ge = evaluate(images, entries)
+        rows.append({"w": float(w), "overall": ge.overall, "per_category": ge.per_category,
+                     "rewards": {k: float(v.mean()) for k, v in scores.items()}})
+    by_w = {r["w"]: r["overall"] for r in rows}
+    ref = by_w.get(float(S.s.guidance), max((v for w, v in by_w.items() if w > 0), default=float("nan")))
+    return {"rows": rows, "images": len(entries), "pass": bool(0.0 in by_w and ref > by_w[0.0])}
+
+
+def seeds(pipe, settings: ControlSettings, batch: int = 8) -> dict[str, Any]:
+    """Each image of one batch of `batch` against the same (prompt, seed) sampled alone."""
+    entries = balanced_entries(batch, settings.max_count)
+    prompts, sd = [e["prompt"] for e in entries], [settings.seed + 1000 + i for i in range(batch)]
+    kw = dict(guidance_scale=settings.guidance, num_inference_steps=settings.steps, solver=settings.solver,
+              output_type="pt", progress=False)
+    together = pipe(prompts, seed=sd, batch_size=batch, **kw).images
+    alone = [pipe([p], seed=[s], batch_size=1, **kw).images[0] for p, s in zip(prompts, sd)]
+    diffs = [float((together[i] - a).abs().max()) for i, a in enumerate(alone)]
+    u8 = [bool(np.array_equal(_u8(together[i]), _u8(a))) for i, a in enumerate(alone)]
+    return {"batch": batch, "max_abs_diff": max(diffs), "uint8_identical": sum(u8),
+            "pass": bool(max(diffs) < 1e-4)}  # float rounding of batched kernels, see pipeline docs
+
+
+def _bon_job(S: Sampler) -> Job:
+    from rewardflow.sampling.selection import candidate_seeds
+
+    entries, n = balanced_entries(S.s.bon_prompts, S.s.max_count), max(S.s.bon_ns)
+    cs = candidate_seeds(len(entries), n, S.s.seed + 5000)
+    # Candidate-major flat order, as selection.best_of_n lays it out.
+    return S.job([e for _ in range(n) for e in entries], [cs[i][j] for j in range(n) for i in range(len(entries))])
+
+
+def best_of_n(S: Sampler) -> dict[str, Any]:
+    """Best-of-N from ONE pool of max(N) nested-seed candidates per prompt: best-of-n is the best
+    of the first n (the seeds of selection.best_of_n), so every N is judged on the same images."""
+    P, n = S.s.bon_prompts, max(S.s.bon_ns)
+    _, scores = S.get(_bon_job(S))
+    sel = {k: v.reshape(n, P) for k, v in scores.items()}
+    bins = getattr(S.pipe, "bins", None)
+    if bins is not None and all(k in bins.keys for k in S.keys):  # quantile positions: one scale
+        sel["sum_of_bin_positions"] = sum(bins.bin_index(k, v.reshape(-1)).reshape(n, P) / (bins.num_bins - 1)
+                                          for k, v in scores.items())
+    rows = {}
+    for k, v in sel.items():
+        curve = [float(v[:m].max(axis=0).mean()) for m in S.s.bon_ns]
+        rows[k] = {"ns": list(S.s.bon_ns), "means": curve, "pass": bool(np.all(np.diff(curve) >= 0))}
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+@dataclass
+class ControlReport:
+    model: str
+    settings: dict
+    keys: list[str]
+    results: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    command: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_markdown(self) -> str:
+        s, r = self.settings, self.results
+        out = [f"Model: `{self.model}`; {s['steps']} {s['solver']} steps, w = {s['guidance']:g} unless swept, "
+               f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")]
+        if "control" in r:
+            lv = s["levels"]
+            out += ["", f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others 1, "
+                    "s- = 0; mean measured reward +- s.e.)", "",
+                    "| reward | " + " | ".join(f"{v:g}" for v in lv) + " | Spearman | >= 0.9 |",
+                    "|---|" + "---|" * (len(lv) + 2)]
+            for k, row in r["control"].items():
+                cells = " | ".join(f"{m:.3f} +- {e:.3f}" for m, e in zip(row["means"], row["sems"]))
+                out.append(f"| {k} | {cells} | {row['spearman']:.2f} | {_ok(row['pass'])} |")
+        if "isolate" in r:
+            out += ["", "**isolate(k) vs high quality** (same prompts and seeds; paired difference +- s.e.; text "
+                    "only = s+ = s- = all 1, the text contrast without any reward contrast)", "",
+                    "| reward | text only | high quality | isolate(k) | isolate - high quality | raised | "
+                    "isolate - text only |", "|---|---|---|---|---|---|---|"]
+            for k, row in r["isolate"].items():
+                out.append(f"| {k} | {row['text_only']:.3f} | {row['high_quality']:.3f} | {row['isolate']:.3f} | "
+                           f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
+                           f"{row['over_text_only']:+.3f} |")
+        if "guidance" in r:
+            g = r["guidance"]
+            cats = list(g["rows"][0]["per_category"]) if g["rows"] else []
+            out += ["", f"**Guidance sweep** ({g['images']} GenEval-style prompts, high-quality targets; "
+                    f"CFG beats w = 0: {_ok(g['pass'])})", "",
+                    "| w | overall | " + " | ".join(cats) + " | " + " | ".join(self.keys) + " |",
+                    "|---|---|" + "---|" * (len(cats) + len(self.keys))]
+            for row in g["rows"]:
+                out.append(f"| {row['w']:g} | **{row['overall']:.3f}** | "
+                           + " | ".join(f"{row['per_category'][c]:.2f}" for c in cats) + " | "
+                           + " | ".join(f"{row['rewards'][k]:.3f}" for k in self.keys) + " |")
+        if "seeds" in r:
+            d = r["seeds"]
+            out += ["", f"**Seeds**: {d['batch']} (prompt, seed) pairs sampled in one batch of {d['batch']} and "
+                    f"each alone: max |diff| = {d['max_abs_diff']:.2e} (images in [-1, 1]); "
+                    f"{d['uint8_identical']}/{d['batch']} identical as uint8 images; {_ok(d['pass'])}"]
+        if "best_of_n" in r:
+            rows = r["best_of_n"]
+            ns = next(iter(rows.values()))["ns"] if rows else []
+            out += ["", f"**Best-of-N** ({s['bon_prompts']} prompts, high quality; mean selected score, "
+                    "each reward its own selector)", "",
+                    "| selector | " + " | ".join(f"N={n}" for n in ns) + " | non-decreasing |",
+                    "|---|" + "---|" * (len(ns) + 1)]
+            for k, row in rows.items():
+                out.append(f"| {k} | " + " | ".join(f"{m:.3f}" for m in row["means"]) + f" | {_ok(row['pass'])} |")
+        if self.timings_s:
+            out += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.timings_s.items()) + "."]
+        return "\n".join(out)
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def _u8(x) -> np.ndarray:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+
+
+def run_control(pipe, settings: ControlSettings | None = None, keys=None, model: str = "",
+                progress: bool = True, command: str = "") -> ControlReport:
+    """All requested sections on one pipeline; `keys` defaults to the model's reward keys."""
+    s = settings or ControlSettings()
+    unknown = set(s.sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
+    if not pipe.reward_keys:
+        raise ValueError("eval control needs a reward-conditioned (MIRO) model; this one has no reward keys")
+    keys = list(keys or pipe.reward_keys)
+    bad = [k for k in keys if k not in pipe.reward_keys]
+    if bad:
+        raise ValueError(f"reward(s) {bad} are not among the model's keys {list(pipe.reward_keys)}")
+    S = Sampler(pipe, s, keys, progress)
+    plan = {"control": lambda: [j for k in keys for j in _control_jobs(S, k)],
+            "isolate": lambda: [j for k in keys for j in _isolate_jobs(S, k)],
+            "guidance": lambda: _guidance_jobs(S), "best_of_n": lambda: [_bon_job(S)]}
+    S.start([j for name in s.sections if name in plan for j in plan[name]()])
+    report = ControlReport(model, asdict(s), keys, command=command)
+    funcs = {"control": control, "isolate": isolate, "guidance": guidance, "best_of_n": best_of_n,
+             "seeds": lambda _: seeds(pipe, s)}
+    try:
+        for name in SECTIONS:
+            if name in s.sections:
+                t0 = time.perf_counter()
+                report.results[name] = funcs[name](S)
+                report.timings_s[name] = time.perf_counter() - t0
+    finally:
+        if S.bar is not None:
+            S.bar.close()
+    return report

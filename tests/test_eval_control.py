@@ -1,0 +1,99 @@
+"""Mechanics of rewardflow.eval.control and `rewardflow eval` on a tiny random model (not the figures)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from test_pipeline_fixtures import REWARD_KEYS, one_thread, pipe, tiny_text_encoder  # noqa: F401
+
+from rewardflow.cli import main
+from rewardflow.eval import control as C
+
+
+def test_spearman_and_balanced_entries():
+    assert C.spearman([0, 1, 2, 3], [0.1, 0.2, 0.5, 0.9]) == pytest.approx(1.0)
+    assert C.spearman([0, 1, 2, 3], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(C.spearman([0, 1, 2], [1, 1, 1]))
+    e = C.balanced_entries(14, max_count=2)
+    assert [x["tag"] for x in e[:6]] == list(C.CATEGORIES) and e[6]["tag"] == C.CATEGORIES[0]
+    assert e[0] != e[6] and all(int(r["count"]) <= 2 for x in e for r in x["include"])
+
+
+def test_jobs_are_shared_and_results_have_their_shape(pipe):
+    s = C.ControlSettings.quick(images_per_level=3, steps=2)
+    S = C.Sampler(pipe, s, REWARD_KEYS, progress=False)
+    ctl = C.control(S)
+    # 2 rewards x 5 levels, but level 1 of either reward is the same high-quality job.
+    assert len(S.cache) == 9
+    iso = C.isolate(S)
+    assert len(S.cache) == 12  # two isolate(k) jobs and one text-only job; high quality reused
+    for k in REWARD_KEYS:
+        row = ctl[k]
+        assert row["levels"] == list(s.levels) and len(row["means"]) == 5 and len(row["sems"]) == 5
+        assert row["pass"] == (row["spearman"] >= 0.9)
+        assert iso[k]["delta"] == pytest.approx(iso[k]["isolate"] - iso[k]["high_quality"])
+    # The level-1 point of the sweep and the isolate baseline are literally the same images.
+    assert ctl[REWARD_KEYS[0]]["means"][-1] == pytest.approx(iso[REWARD_KEYS[0]]["high_quality"])
+
+
+def test_best_of_n_matches_selection_module(pipe):
+    from rewardflow.sampling.selection import best_of_n
+
+    s = C.ControlSettings.quick(steps=2, bon_prompts=2, bon_ns=(1, 2, 4))
+    S = C.Sampler(pipe, s, REWARD_KEYS, progress=False)
+    rows = C.best_of_n(S)
+    assert set(rows) == set(REWARD_KEYS) | {"sum_of_bin_positions"}
+    prompts = [e["prompt"] for e in C.balanced_entries(2, s.max_count)]
+    for n, mean in zip(s.bon_ns, rows["sharpness"]["means"]):
+        ref = best_of_n(pipe, prompts, n, "sharpness", seed=s.seed + 5000, guidance_scale=s.guidance,
+                        num_inference_steps=s.steps, progress=False)
+        assert mean == pytest.approx(float(ref.selected_scores.mean()), abs=1e-4)
+    assert all(r["pass"] for r in rows.values())  # nested candidates: a max over a growing prefix
+
+
+def test_run_control_report_and_errors(pipe, baseline_pipe_factory):
+    s = C.ControlSettings.quick(images_per_level=2, steps=2, sweep_images=6, bon_prompts=2, bon_ns=(1, 2))
+    rep = C.run_control(pipe, s, model="tiny", progress=False)
+    assert set(rep.results) == set(C.SECTIONS) and set(rep.timings_s) == set(C.SECTIONS)
+    assert rep.results["seeds"]["pass"] and rep.results["seeds"]["max_abs_diff"] < 1e-4
+    g = rep.results["guidance"]
+    assert [r["w"] for r in g["rows"]] == [0.0, 3.0] and all(0 <= r["overall"] <= 1 for r in g["rows"])
+    md = rep.to_markdown()
+    for title in ("**Control**", "**isolate(k)", "**Guidance sweep**", "**Seeds**", "**Best-of-N**"):
+        assert title in md
+    json.dumps(rep.to_dict())  # plain data all the way down
+    with pytest.raises(ValueError, match="reward keys"):
+        C.run_control(baseline_pipe_factory(), s, progress=False)
+    with pytest.raises(ValueError, match="sharpness"):
+        C.run_control(pipe, s, keys=["aesthetic_score"], progress=False)
+    with pytest.raises(ValueError, match="section"):
+        C.run_control(pipe, C.ControlSettings.quick(sections=("nope",)), progress=False)
+
+
+@pytest.fixture
+def baseline_pipe_factory(tiny_text_encoder):
+    from test_pipeline_fixtures import tiny_model
+
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    return lambda: RewardFlowPipeline(tiny_model(reward_keys=()), tiny_text_encoder)
+
+
+def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys):
+    model = str(pipe.save_pretrained(tmp_path / "pipe"))
+    out = tmp_path / "ctl"
+    rc = main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--steps", "2",
+               "--only", "seeds,best_of_n", "--no-progress"])
+    assert rc == 0
+    data = json.loads((out / "control.json").read_text())
+    assert set(data["results"]) == {"seeds", "best_of_n"} and data["settings"]["steps"] == 2
+    assert "**Best-of-N**" in (out / "control.md").read_text()
+    rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge"), "--per-category", "1",
+               "--steps", "2", "--no-progress"])
+    assert rc == 0
+    ge = json.loads((tmp_path / "ge" / "geneval.json").read_text())
+    assert sum(ge["counts"].values()) == 6 and len(ge["per_image"]) == 6
+    assert main(["eval", "control", "--model", model, "--out", str(out), "--only", "bogus"]) == 1
+    assert "bogus" in capsys.readouterr().err
+    assert np.isfinite(ge["overall"])
