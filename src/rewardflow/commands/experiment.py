@@ -20,8 +20,10 @@ World, model, optimiser and schedule are the demo's defaults (rewardflow demo); 
 either the demo or the experiment can be changed with --set KEY=VALUE. Stages finished by an
 earlier run with the same settings are skipped, so rerunning resumes.
 
-Duration at the defaults: about 90 minutes on 2 CPU cores (docs/RESULTS.md has the measured
-figure); --quick runs the same stages at toy size in about a minute (figures mean nothing).
+Duration on 2 shared CPU cores (load average ~5, 1 torch thread): --steps 300 took 23.5 min end
+to end; at the demo's current defaults (1200 steps) training measured ~9.5 min per model, ~60-65
+min for the whole experiment (docs/RESULTS.md states what was run). --quick runs the same stages
+at toy size in about a minute (figures mean nothing).
 """
 
 
@@ -33,7 +35,7 @@ def register(subparsers) -> None:
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("--out", default="runs/paper", help="output directory; default runs/paper")
     q.add_argument("--steps", type=int, default=None, help="training steps of every model (default: the demo's)")
-    q.add_argument("--eval-every", type=int, default=None, help="steps between points of the eval curves")
+    q.add_argument("--eval-every", type=int, default=None, help="steps between points of the eval curves (default steps / 12)")
     q.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images")
     q.add_argument("--tts-max-n", type=int, default=None, help="largest N of the best-of-N curves (default 32)")
     q.add_argument("--no-single", action="store_true", help="skip the single-reward models (no radar of them)")

@@ -86,13 +86,16 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
           f"{6 * cfg.geneval_per_category} prompts ({cfg.geneval_per_category} per category, counting prompts "
           "limited to what the world shows), one image each, same seeds for every model; MIRO and single-reward "
           "models at s+ = 1, s- = 0.", ""]
-    rows = [[name] + [_f(r["geneval"]["per_category"][c], 2) for c in cats] + [_f(r["geneval"]["overall"], 3)]
-            for name, r in final.items()]
-    L += _table(["model"] + cats + ["overall"], rows)
+    rows = [[name] + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
+            + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"] for name, r in final.items()]
+    L += _table(["model"] + cats + ["overall ± s.e."], rows)
     b, mi = final["baseline"]["geneval"], final["miro"]["geneval"]
     behind = [c for c in cats if mi["per_category"][c] < b["per_category"][c]]
-    L += ["", f"Goal (MIRO ahead of the baseline in every category): **{'met' if not behind else 'missed'}**"
-          + (f" (behind in {', '.join(behind)})" if behind else "") + f"; overall {_f(mi['overall'])} vs "
+    tied = [c for c in cats if mi["per_category"][c] == b["per_category"][c]]
+    verdict = "met" if not behind and not tied else "missed"
+    L += ["", f"Goal (MIRO strictly ahead of the baseline in every category): **{verdict}**"
+          + (f"; behind in {', '.join(behind)}" if behind else "") + (f"; tied in {', '.join(tied)}" if tied else "")
+          + f"; overall {_f(mi['overall'])} vs "
           f"{_f(b['overall'])}. Paper (two / single / attr / count / colours / position / overall): baseline "
           f"{PAPER_GENEVAL['baseline']}, MIRO {PAPER_GENEVAL['miro']}.", "", f"![GenEval]({_rel(f_gen, out)})", ""]
     # --- (c) radar
@@ -110,8 +113,9 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     for k in rewards:
         bc, mc = tts["baseline"][k], tts["miro"][k]
         match = next((i + 1 for i, v in enumerate(bc) if v >= mc[0]), None)
-        rows.append([k, _f(bc[0], 4), _f(bc[-1], 4), _f(mc[0], 4), _f(mc[-1], 4),
-                     f"N = {match}" if match else f"not within N = {n}"])
+        note = ("baseline N=1 already >= MIRO N=1" if match == 1 else f"N = {match}" if match
+                else f"not within N = {n}")
+        rows.append([k, _f(bc[0], 4), _f(bc[-1], 4), _f(mc[0], 4), _f(mc[-1], 4), note])
     L += _table(["reward", "baseline N=1", f"baseline N={n}", "MIRO N=1", f"MIRO N={n}",
                  "baseline best-of-N matching MIRO N=1"], rows)
     L += ["", f"![TTS]({_rel(f_tts, out)})", ""]
@@ -138,6 +142,12 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
             shutil.copy(f, fig_dir / f.name)
         extra.write_text(_keep_notes(text.replace("](figures/", "](results_figures/"), extra))
     return path
+
+
+def _overall_se(ge: dict) -> float:
+    """Standard error of the overall score (mean of the per-category binomial proportions)."""
+    var = sum(p * (1 - p) / max(ge["counts"][c], 1) for c, p in ge["per_category"].items())
+    return var ** 0.5 / max(len(ge["per_category"]), 1)
 
 
 def _rel(p: Path, out: Path) -> str:
