@@ -88,7 +88,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     torch.set_num_threads(cfg.threads or choose_threads(cfg))
     load_start = os.getloadavg()
     specs = model_specs(cfg, paper)
-    runner = StageRunner(out, total=6 + len(specs))
+    runner = StageRunner(out, total=3 + 2 * len(specs) + 2)
     data_dir, text_cache, eval_dir = out / "data", out / "text_cache", out / "eval"
     digest = type(cfg).digest
     (out / "experiment_config.json").write_text(json.dumps({"demo": cfg.to_dict(), "paper": vars(paper)}, indent=2))
@@ -127,11 +127,12 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
                   "guidance", "rewards", "seed"]
     sig_train = digest([sig_bins, cfg.section(*train_keys)])
     train_info: dict[str, dict] = {}
-    enc = None
-    for name, (mode, keys) in specs.items():
+
+    def train_model(name: str) -> None:
+        mode, keys = specs[name]
         run_dir = out / "runs" / name
 
-        def train(name=name, mode=mode, keys=keys, run_dir=run_dir):
+        def train():
             tc = _train_config(cfg, data_dir, run_dir, mode, keys, text_cache)
             encoder = build_text_encoder(tc)
             cb = _PeriodicEval(encoder, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps,
@@ -149,9 +150,11 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
         train_info[name] = runner.run(f"train_{name}", title, digest([sig_train, name, mode, keys]), train,
                                       outputs=(out / "models" / name / "pipeline_config.json",), clean=(run_dir,))
 
-    # ------------------------------------------------------------ evaluation
-    if enc is None:
-        enc = build_text_encoder(_train_config(cfg, data_dir, out / "runs" / "miro", "miro", [], text_cache))
+    # Baseline and MIRO are trained and evaluated first: the paper's main claims are ready (and
+    # written) before the single-reward models, which only add the reward-hacking comparison.
+    for name in ("baseline", "miro"):
+        train_model(name)
+    enc = build_text_encoder(_train_config(cfg, data_dir, out / "runs" / "miro", "miro", [], text_cache))
     cache: dict[str, Any] = {}
 
     def pipe(name: str):
@@ -159,20 +162,21 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
             cache[name] = RewardFlowPipeline.from_pretrained(out / "models" / name, text_encoder=enc)
         return cache[name]
 
-    sig_eval = digest([sig_train, list(specs), cfg.section("guidance", "sample_steps", "sample_batch", "seed")])
+    sig_eval = digest([sig_train, cfg.section("guidance", "sample_steps", "sample_batch", "seed")])
     entries = ev.prompt_entries(cfg.geneval_per_category)
+    final: dict[str, dict] = {}
 
-    def geneval():
-        res = {}
-        for name in specs:
+    def evaluate_model(name: str) -> None:
+        def geneval():
             imgs = ev.sample(pipe(name), [e["prompt"] for e in entries], cfg.seed, cfg.guidance, cfg.sample_steps,
                              cfg.sample_batch, desc=f"{name}: GenEval-style prompts")
-            res[name] = ev.summarize(imgs, entries, cfg.rewards)
-        return res
+            return ev.summarize(imgs, entries, cfg.rewards)
 
-    final = runner.run("geneval", f"GenEval-style table and reward radar: {len(entries)} prompts x {len(specs)} models",
-                       digest([sig_eval, cfg.geneval_per_category]), geneval)
+        final[name] = runner.run(f"geneval_{name}", f"{name}: GenEval-style table and rewards, {len(entries)} prompts",
+                                 digest([sig_eval, name, cfg.geneval_per_category]), geneval)
 
+    for name in ("baseline", "miro"):
+        evaluate_model(name)
     tts_entries = ev.prompt_entries(paper.tts_per_category, offset=3 * cfg.geneval_per_category)
 
     def tts():
@@ -190,7 +194,6 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
     tts_res = runner.run("tts", f"test-time scaling N = 1..{paper.tts_max_n}, {len(tts_entries)} prompts",
                          digest([sig_eval, paper.tts_per_category, paper.tts_max_n]), tts)
-
     sweep_entries = ev.prompt_entries(paper.sweep_per_category, offset=2 * cfg.geneval_per_category)
 
     def sweep():
@@ -205,16 +208,23 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     sweep_res = runner.run("sweep", f"target sweep of {paper.sweep_reward} ({len(paper.sweep_levels)} levels, MIRO)",
                            digest([sig_eval, paper.sweep_reward, paper.sweep_levels, paper.sweep_per_category]), sweep)
 
-    # ------------------------------------------------------------ results (always rewritten)
     from .results import write_results
 
-    runner.index += 1
-    runner.banner("write results.md and figures")
-    ctx = dict(cfg=cfg, paper=paper, out=out, command=command or "rewardflow experiment paper", timings=runner.timings, total_s=runner.elapsed(), final=final,
-               tts=tts_res, sweep=sweep_res, train=train_info, data_rewards=data_rewards,
-               curves={name: read_curves(out / "runs" / name) for name in specs},
-               machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
-                            load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
-    md = write_results(ctx, extra=results_md)
-    print(f"\nresults: {md}  (experiment time {runner.elapsed():.0f} s)", flush=True)
+    def write() -> Path:
+        ctx = dict(cfg=cfg, paper=paper, out=out, command=command or "rewardflow experiment paper",
+                   timings=runner.timings, total_s=runner.elapsed(), final=dict(final), tts=tts_res, sweep=sweep_res,
+                   train=train_info, data_rewards=data_rewards, pending=[n for n in specs if n not in final],
+                   curves={name: read_curves(out / "runs" / name) for name in final},
+                   machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
+                                load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
+        md = write_results(ctx, extra=results_md)
+        print(f"results: {md} ({len(final)}/{len(specs)} models; experiment time {runner.elapsed():.0f} s)", flush=True)
+        return md
+
+    md = write()
+    for name in specs:  # single-reward models; results rewritten after each
+        if name not in final:
+            train_model(name)
+            evaluate_model(name)
+            md = write()
     return {"results": str(md), "seconds": runner.elapsed()}

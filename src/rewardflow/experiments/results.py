@@ -66,6 +66,8 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
           f"{cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, on {cfg.num_images} ShapesWorld images "
           f"({cfg.shapes_preset}); sampling {cfg.sample_steps} Euler steps, CFG w = {cfg.guidance}.", "",
           "<!-- notes -->", "<!-- /notes -->", ""]
+    if ctx.get("pending"):
+        L += [f"**Partial results**: still to train and evaluate: {', '.join(ctx['pending'])}.", ""]
     # --- (a) speedup
     L += ["## (a) Training speedup", "",
           f"Steps the baseline trained ({cfg.steps}) over the steps MIRO needs to reach the baseline's final score, "
