@@ -59,8 +59,10 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     L: list[str] = ["# rewardflow: the MIRO paper's experiments on ShapesWorld", ""]
     t = ctx["total_s"]
     m = ctx["machine"]
+    stages_s = sum(x["seconds"] for x in ctx["timings"])
     L += [f"Regenerate everything on this page: `{cmd}`", "",
-          f"Wall time {t / 60:.1f} min on {m['cpus']} CPU cores ({m['torch_threads']} torch threads, load average "
+          f"Sum of stage times {stages_s / 60:.1f} min (this invocation {t / 60:.1f} min; stages finished by an "
+          f"earlier invocation are reused, see Timings) on {m['cpus']} CPU cores ({m['torch_threads']} torch threads, load average "
           f"{m['load_start'][0]:.1f} at start, {m['load_end'][0]:.1f} at end; torch {m['torch']}). Settings: "
           f"`{out}/experiment_config.json`. Every model: {cfg.model_preset}, {cfg.steps} steps x batch "
           f"{cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, on {cfg.num_images} ShapesWorld images "
