@@ -114,12 +114,15 @@ def default_callbacks(config: TrainConfig, reward_keys: list[str]) -> list[Callb
         cbs.append(SampleGridCallback(enc, prompts, s.every, s.num_steps, s.guidance_scale, s.solver, s.seed))
     if e.every:
         from rewardflow.rewards import list_rewards
+        from rewardflow.rewards.shapes import BUILTIN_REWARDS
 
-        builtin = set(list_rewards())
-        names = e.rewards or [k for k in reward_keys if k in builtin] or sorted(builtin)
-        unknown = [n for n in names if n not in builtin]
+        registered = set(list_rewards())
+        # Fallback for a baseline: the cheap built-in rewards, never the model backends, which
+        # need weights on disk (and one needs a licence opt-in).
+        names = e.rewards or [k for k in reward_keys if k in registered] or list(BUILTIN_REWARDS)
+        unknown = [n for n in names if n not in registered]
         if unknown:
-            raise ValueError(f"eval.rewards {unknown} are not registered rewards; known: {sorted(builtin)}")
+            raise ValueError(f"eval.rewards {unknown} are not registered rewards; known: {sorted(registered)}")
         prompts = e.prompts or default_prompts(e.num_prompts, seed=e.seed)
         cbs.append(RewardEvalCallback(enc, prompts, names, e.every, e.num_steps, e.guidance_scale,
                                       e.seed, e.batch_size))
