@@ -22,8 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="runs/demo", help="output directory (data, runs, models, report); default runs/demo")
     p.add_argument("--quick", action="store_true",
                    help="toy sizes (a minute): checks that everything runs, the figures mean nothing")
-    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 600)")
-    p.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images (default 6000)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 1400)")
+    p.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images (default 5000)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the faster of 1 and all cores, timed at start)")
     p.add_argument("--config", default=None, help="YAML file of demo settings (see rewardflow.demo.config.DemoConfig)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

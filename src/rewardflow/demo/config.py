@@ -25,24 +25,29 @@ class DemoConfig:
     # --- world and data ------------------------------------------------------------------
     shapes_preset: str = "easy"  # 1-2 large objects: learnable in minutes (data/shapes/config.py)
     shapes_overrides: dict[str, Any] = field(default_factory=dict)  # ShapesConfig fields
-    num_images: int = 6000
+    num_images: int = 5000
     data_workers: int = 2  # processes for generation and scoring (one shard per task)
     shard_size: int = 500
     rewards: list[str] = field(default_factory=lambda: list(REWARDS))
     num_bins: int = 64
     # --- training (identical for both models except the reward conditioning) -------------
     model_preset: str = "unet-demo"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_steps: int = 50
+    # unet-demo at full resolution (patch_size 1) and 16 base channels: the preset's 2x
+    # pixel-unshuffle stem leaves a 2-pixel checkerboard that reads as noise to `cleanliness`
+    # (docs/DEMO.md, "How the settings were chosen").
+    model_overrides: dict[str, Any] = field(default_factory=lambda: {
+        "patch_size": 1, "hidden_size": 16, "channel_mult": [1, 2, 4], "attn_resolutions": [8],
+        "time_embed_dim": 128, "context_dim": 64, "num_heads": 4})
+    steps: int = 1400
+    batch_size: int = 16
+    lr: float = 1.5e-3
+    warmup_steps: int = 100
     time_kind: str = "logit_normal"
     time_mean: float = 0.0
     time_std: float = 1.0
     text_dropout: float = 0.1
     ema_decay: float = 0.999
-    eval_every: int = 100  # steps between points of the training curves
+    eval_every: int = 200  # steps between points of the training curves
     eval_prompts: int = 36  # images per curve point (6 per GenEval category)
     eval_steps: int = 12  # Euler steps when sampling for the curves
     # --- sampling and evaluation ------------------------------------------------------------
@@ -54,8 +59,8 @@ class DemoConfig:
     control_reward: str = "cleanliness"
     control_levels: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     control_images: int = 36
-    sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0, 5.0, 7.0])
-    sweep_images: int = 36
+    sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.5, 3.0, 5.0])
+    sweep_images: int = 30
     sample_batch: int = 64
     threads: int = 0  # torch threads; 0 = the faster of 1 and all cores, measured at start
     seed: int = 0

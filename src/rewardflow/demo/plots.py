@@ -16,7 +16,8 @@ LABELS = {"noise_sigma": "estimated noise σ (uint8, lower is better)", "geneval
 
 
 def _label(key: str) -> str:
-    return LABELS.get(key, key.replace("reward/", ""))
+    key = key.replace("reward/", "")
+    return LABELS.get(key, key)
 
 
 def _save(fig, path: Path) -> Path:
@@ -39,6 +40,8 @@ def training_curves(curves: dict[str, list[dict]], keys: Sequence[str], path: Pa
                 x, y = zip(*pts)
                 ax.plot(x, y, "o-", ms=3, color=COLORS.get(model), label=model)
         ax.set_title(_label(key), fontsize=10)
+        if key.endswith("noise_sigma"):
+            ax.set_yscale("log")  # step 0 is pure noise (~95): a linear axis hides the end of the run
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:
@@ -113,8 +116,12 @@ def control_figure(result: dict, images: np.ndarray, prompts: Sequence[str], pat
 def guidance_figure(sweep: dict[str, list[dict]], keys: Sequence[str], path: Path) -> Path:
     """One panel per metric vs the CFG scale, both models."""
     panels = ["geneval/overall", *keys]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.0), squeeze=False)
-    for ax, key in zip(axes[0], panels):
+    ncol = 3
+    nrow = int(np.ceil(len(panels) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 3.0 * nrow), squeeze=False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, panels):
         for model, rows in sweep.items():
             x = [r["scale"] for r in rows]
             y = [r["geneval"]["overall"] if key == "geneval/overall" else r["rewards"][key] for r in rows]
@@ -123,6 +130,7 @@ def guidance_figure(sweep: dict[str, list[dict]], keys: Sequence[str], path: Pat
         ax.set_xlabel("guidance scale w")
         ax.grid(alpha=0.3)
     axes[0, 0].legend()
+    fig.suptitle("Guidance-scale sweep (same prompts and seeds; w = 0 is no guidance)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 
