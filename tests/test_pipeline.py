@@ -173,3 +173,8 @@ def test_hub_id_resolves_through_the_hf_cache_offline(pipe, tmp_path, monkeypatc
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     loaded = RewardFlowPipeline.from_pretrained("someone/tiny-rewardflow")
     assert torch.equal(_pt(loaded, "a", seed=2).images, _pt(pipe, "a", seed=2).images)
+
+
+def test_missing_local_folder_is_not_mistaken_for_a_hub_id(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pipeline directory not found"):
+        RewardFlowPipeline.from_pretrained("runs/nope/models/miro")

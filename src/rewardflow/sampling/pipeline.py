@@ -76,7 +76,9 @@ def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
     p = Path(path_or_id).expanduser()
     if p.is_dir():
         return p
-    if Path(path_or_id).is_absolute() or str(path_or_id).startswith("."):
+    text = str(path_or_id)
+    # A hub id is exactly "owner/name"; anything else can only have meant a local folder.
+    if Path(path_or_id).is_absolute() or text.startswith(".") or text.count("/") != 1 or os.sep != "/" and os.sep in text:
         raise FileNotFoundError(f"pipeline directory not found: {p}")
     from huggingface_hub import snapshot_download
 
