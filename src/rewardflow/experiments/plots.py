@@ -67,9 +67,11 @@ def geneval_bars(results: dict[str, dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def radar(scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path) -> Path:
+def radar(scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path,
+          lower_better: Sequence[str] = ("noise_sigma",)) -> Path:
     """scores: {model: {reward: mean}}. Each axis is min-max scaled over the models (raw reward
-    scales differ by orders of magnitude), so the plot shows ranking and balance, not absolutes."""
+    scales differ by orders of magnitude), so the plot shows ranking and balance, not absolutes.
+    Outward is better on every axis: lower-is-better metrics are flipped."""
     keys = list(keys)
     angles = np.linspace(0, 2 * np.pi, len(keys), endpoint=False).tolist()
     lo = {k: min(s[k] for s in scores.values()) for k in keys}
@@ -77,14 +79,15 @@ def radar(scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path) 
     fig = plt.figure(figsize=(5.2, 5.2))
     ax = fig.add_subplot(111, polar=True)
     for i, (model, s) in enumerate(scores.items()):
-        v = [0.1 + 0.9 * (s[k] - lo[k]) / (hi[k] - lo[k]) if hi[k] > lo[k] else 0.5 for k in keys]
+        frac = [(s[k] - lo[k]) / (hi[k] - lo[k]) if hi[k] > lo[k] else 0.5 for k in keys]
+        v = [0.1 + 0.9 * (1 - f if k in lower_better else f) for k, f in zip(keys, frac)]
         ax.plot(angles + angles[:1], v + v[:1], "o-", ms=3, lw=2 if model in COLORS else 1.2,
                 color=color(model, i), label=model)
-    ax.set_xticks(angles, keys, fontsize=8)
+    ax.set_xticks(angles, [f"{k} (flipped)" if k in lower_better else k for k in keys], fontsize=8)
     ax.set_yticklabels([])
     ax.set_ylim(0, 1.05)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=7)
-    ax.set_title("reward radar (per-axis min-max over models)", fontsize=9)
+    ax.set_title("reward radar (per-axis min-max over models; outward is better)", fontsize=9)
     return _save(fig, path)
 
 
