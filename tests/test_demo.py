@@ -70,7 +70,10 @@ def test_rerun_skips_finished_stages_and_changed_setting_reruns_downstream(demo_
 
 def test_config_overrides_and_errors():
     c = DemoConfig.load(None, ["steps=7", "model_overrides.hidden_size=48"])
-    assert c.steps == 7 and c.model_overrides == {"hidden_size": 48}
+    # A dotted override sets one key and keeps the demo's other model defaults.
+    assert c.steps == 7 and c.model_overrides["hidden_size"] == 48
+    assert {k: v for k, v in c.model_overrides.items() if k != "hidden_size"} == {
+        k: v for k, v in DemoConfig().model_overrides.items() if k != "hidden_size"}
     with pytest.raises(ValueError, match="unknown demo setting"):
         DemoConfig.load(None, ["stepz=7"])
     with pytest.raises(ValueError, match="control_reward"):
