@@ -53,6 +53,20 @@ def test_rewards_change_output(preset):
 
 
 @pytest.mark.parametrize("preset", TINY)
+def test_pooled_reward_vector_knows_which_reward_holds_which_value(preset):
+    # Swapping the targets of two rewards must change the adaLN vector itself, not only the
+    # cross-attention context: a mean-pooled vector is blind to the swap, and the demo showed a
+    # model trained that way gives the same images whichever reward is dialled.
+    model = make(preset)
+    x, t, text, mask, _ = inputs()
+    r = torch.tensor([[1.0, 0.0, 0.5]]).expand(3, 3)
+    swapped = r[:, [1, 0, 2]]
+    cond_a, _, _ = model.cond(t, text, mask, r)
+    cond_b, _, _ = model.cond(t, text, mask, swapped)
+    assert (cond_a - cond_b).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("preset", TINY)
 def test_reward_drop_changes_output(preset):
     model = make(preset)
     x, t, text, mask, r = inputs()

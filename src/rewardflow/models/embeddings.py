@@ -110,8 +110,11 @@ class ConditionEncoder(nn.Module):
         self.null_text = nn.Parameter(torch.randn(c.null_text_tokens, c.text_dim) * 0.02)
         if c.num_rewards > 0:
             self.rewards = RewardEmbedder(c.num_rewards, c.ctx_dim, c.reward_fourier_dim, c.reward_max_freq, c.reward_null)
-            # Pooled reward tokens live in ctx width; the adaLN vector may be wider (unet).
-            self.reward_pool = nn.Linear(c.ctx_dim, c.cond_dim)
+            # The adaLN vector reads the tokens CONCATENATED, not averaged: a mean of
+            # mlp(fourier(s_k)) + pos_k depends only on the multiset of values, so the network
+            # could not tell which reward holds which target (measured: dialling any one reward
+            # gave the same images). (N * ctx) -> cond.
+            self.reward_pool = nn.Linear(c.num_rewards * c.ctx_dim, c.cond_dim)
         else:
             self.rewards = None
             self.reward_pool = None
@@ -122,7 +125,7 @@ class ConditionEncoder(nn.Module):
         mask = text_mask
         if self.rewards is not None:
             rtok = self.rewards(rewards, reward_drop).to(ctx.dtype)  # (B, N, ctx)
-            cond = cond + self.reward_pool(rtok.mean(dim=1)).to(cond.dtype)
+            cond = cond + self.reward_pool(rtok.flatten(1)).to(cond.dtype)
             ctx = torch.cat([ctx, rtok], dim=1)
             ones = torch.ones(rtok.shape[:2], dtype=torch.bool, device=mask.device)
             mask = torch.cat([mask, ones], dim=1)
