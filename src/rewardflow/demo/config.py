@@ -56,13 +56,13 @@ class DemoConfig:
     geneval_per_category: int = 24  # GenEval-style table: images per category and model
     grid_prompts: int = 12
     grid_seeds: int = 4
-    control_reward: str = "cleanliness"
+    control_reward: str = "colorfulness"  # graded response; cleanliness saturates (docs/DEMO.md)
     control_levels: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     control_images: int = 36
     sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.5, 3.0, 5.0])
     sweep_images: int = 30
     sample_batch: int = 64
-    threads: int = 0  # torch threads; 0 = the faster of 1 and all cores, measured at start
+    threads: int = 0  # torch threads; 0 = chosen at start (all cores only on an idle machine when clearly faster)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ def _f(v: Any, nd: int = 3) -> str:
 
 
 def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+    return f"{a / b:.3g}x" if b else "n/a"
 
 
 def build_figures(ctx: dict) -> dict[str, str]:
@@ -45,7 +45,7 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
     mach = ctx["machine"]
     noise_ratio = rm["noise_sigma"] / rb["noise_sigma"] if rb["noise_sigma"] else float("nan")
     checks = [
-        ("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.2f}x", noise_ratio <= 0.3),
+        ("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.3g}x", noise_ratio <= 0.3),
         *[(f"MIRO {k} > baseline", f"{rm[k]:.3f} vs {rb[k]:.3f}", rm[k] > rb[k]) for k in QUALITY if k in rm],
         (f"control figure moves ({ctrl['reward']}, Spearman over {len(ctrl['levels'])} levels >= 0.9)",
          f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][ctrl['reward']])} -> "

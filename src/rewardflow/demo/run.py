@@ -70,10 +70,10 @@ class _EveryEval(ev.DemoEvalCallback):
 
 
 def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
-    """The faster of 1 thread and all cores for a training step of the demo model.
+    """1 thread, or all cores if the machine is idle and they make a training step clearly faster.
 
-    On an idle machine all cores win; on a shared, oversubscribed one OpenMP threads wait for
-    descheduled siblings and a step measured 7x slower with 2 threads than with 1 (docs/DEMO.md).
+    On a shared, oversubscribed machine OpenMP threads wait for descheduled siblings: a step
+    measured 7x slower with 2 threads than with 1 (docs/DEMO.md, "Threads on a shared machine").
     """
     import torch
 
@@ -96,7 +96,10 @@ def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
             model(x, t, text, mask, r).square().mean().backward()
             times.append(time.perf_counter() - t0)
         best[k] = min(times[1:] or times)
-    choice = min(best, key=best.get)
+    # Many threads only when clearly faster on an idle machine: under contention the all-cores
+    # step degrades 7-10x (measured) as soon as any other job starts, 1 thread only ~2x.
+    idle = os.getloadavg()[0] < 1.0
+    choice = n if idle and best[n] < 0.75 * best[1] else 1
     print(f"torch threads: {choice} (one step {best[1] * 1e3:.0f} ms with 1 thread, "
           f"{best[n] * 1e3:.0f} ms with {n}; load average {os.getloadavg()[0]:.1f})", flush=True)
     return choice
