@@ -137,3 +137,16 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     if rx.std() == 0 or ry.std() == 0:
         return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
+
+
+class PeriodicEval(DemoEvalCallback):
+    """Fires every `eval_every` steps and at the last step (the trainer only knows multiples)."""
+
+    def __init__(self, *args, period: int, last: int, **kw):
+        super().__init__(*args, every=1, **kw)
+        self.period, self.last = period, last
+
+    def __call__(self, trainer, step):
+        if step % self.period == 0 or step == self.last:
+            return super().__call__(trainer, step)
+        return None

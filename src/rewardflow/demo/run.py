@@ -56,19 +56,6 @@ class ShapesWorld:
         return ShapesWorld.config(cfg).size
 
 
-class _EveryEval(ev.DemoEvalCallback):
-    """Fires every `eval_every` steps and at the last step (the trainer only knows multiples)."""
-
-    def __init__(self, *args, period: int, last: int, **kw):
-        super().__init__(*args, every=1, **kw)
-        self.period, self.last = period, last
-
-    def __call__(self, trainer, step):
-        if step % self.period == 0 or step == self.last:
-            return super().__call__(trainer, step)
-        return None
-
-
 def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
     """1 thread, or all cores if the machine is idle and they make a training step clearly faster.
 
@@ -185,7 +172,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
         def train(mode=mode, run_dir=run_dir):
             tc = train_config(cfg, data_dir, run_dir, mode, text_cache)
             enc = build_text_encoder(tc)
-            cb = _EveryEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
+            cb = ev.PeriodicEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
                             steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000, batch=cfg.sample_batch)
             t0 = time.perf_counter()
             summary = Trainer(tc, callbacks=[cb]).train()

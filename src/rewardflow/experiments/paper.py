@@ -32,19 +32,6 @@ def model_specs(cfg, paper: PaperConfig) -> dict[str, tuple[str, list[str]]]:
     return specs
 
 
-class _PeriodicEval(ev.DemoEvalCallback):
-    """The demo's curve point, every `period` steps and at the last step."""
-
-    def __init__(self, *args, period: int, last: int, **kw):
-        super().__init__(*args, every=1, **kw)
-        self.period, self.last = period, last
-
-    def __call__(self, trainer, step):
-        if step % self.period == 0 or step == self.last:
-            return super().__call__(trainer, step)
-        return None
-
-
 def _train_config(cfg, data_dir: Path, run_dir: Path, mode: str, keys: list[str], text_cache: Path):
     from rewardflow.demo.run import train_config
 
@@ -135,7 +122,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
         def train():
             tc = _train_config(cfg, data_dir, run_dir, mode, keys, text_cache)
             encoder = build_text_encoder(tc)
-            cb = _PeriodicEval(encoder, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps,
+            cb = ev.PeriodicEval(encoder, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps,
                                last=cfg.steps, steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000,
                                batch=cfg.sample_batch)
             t0 = time.perf_counter()
