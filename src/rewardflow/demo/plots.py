@@ -135,18 +135,22 @@ def guidance_figure(sweep: dict[str, list[dict]], keys: Sequence[str], path: Pat
     return _save(fig, path)
 
 
-def geneval_bars(results: dict[str, dict], path: Path) -> Path:
-    """Per-category GenEval-style accuracy, grouped bars per model."""
+def geneval_bars(results: dict[str, dict], path: Path, color_of=None, figsize=(9, 3.2),
+                 legend_kw: dict | None = None) -> Path:
+    """Per-category GenEval-style accuracy, grouped bars per model.
+
+    color_of(model, i) picks a bar colour (default: the demo's two-model palette)."""
+    color_of = color_of or (lambda model, i: COLORS.get(model))
     cats = list(next(iter(results.values()))["per_category"]) + ["overall"]
     x = np.arange(len(cats))
     width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=figsize)
     for i, (model, r) in enumerate(results.items()):
         vals = [r["per_category"][c] for c in cats[:-1]] + [r["overall"]]
-        ax.bar(x + (i - (len(results) - 1) / 2) * width, vals, width, color=COLORS.get(model), label=model)
+        ax.bar(x + (i - (len(results) - 1) / 2) * width, vals, width, color=color_of(model, i), label=model)
     ax.set_xticks(x, [c.replace("_", " ") for c in cats], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (strict)")
-    ax.legend()
+    ax.legend(**(legend_kw or {}))
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

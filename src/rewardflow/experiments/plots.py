@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rewardflow.demo.plots import geneval_bars as _demo_geneval_bars  # noqa: E402
+
 COLORS = {"baseline": "#7f7f7f", "miro": "#d62728"}
 _CYCLE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
@@ -52,19 +54,9 @@ def speedup_curves(curves: dict[str, list[dict]], metrics: Sequence[tuple[str, b
 
 
 def geneval_bars(results: dict[str, dict], path: Path) -> Path:
-    cats = list(next(iter(results.values()))["per_category"]) + ["overall"]
-    x = np.arange(len(cats))
-    width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(10, 3.4))
-    for i, (model, r) in enumerate(results.items()):
-        vals = [r["per_category"][c] for c in cats[:-1]] + [r["overall"]]
-        ax.bar(x + (i - (len(results) - 1) / 2) * width, vals, width, color=color(model, i), label=model)
-    ax.set_xticks(x, [c.replace("_", " ") for c in cats], fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (strict)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    # The demo's chart, with a palette for more than two models.
+    return _demo_geneval_bars(results, path, color_of=color, figsize=(10, 3.4),
+                              legend_kw={"fontsize": 7, "ncol": 2})
 
 
 def radar(scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path,
