@@ -2,7 +2,10 @@
 
 1. images/s of 50-step Euler multi-reward CFG sampling, with both CFG branches in ONE forward of
    batch 2B (what the pipeline does) vs two separate forwards of batch B; plus their max difference.
-2. Euler vs Heun: RMSE (pixels in [-1, 1]) to a 200-step Heun reference as a function of steps
+2. batch-invariant mode: images/s of the pipeline with its default batched network vs
+   ``batch_invariant=True`` (one image per network call, bit-identical whatever the batch), and
+   how far the default's batched images are from the same (prompt, seed) sampled alone.
+3. Euler vs Heun: RMSE (pixels in [-1, 1]) to a 200-step Heun reference as a function of steps
    and network evaluations (NFE), and the NFE each needs to match Euler@50's error.
 
     python benchmarks/sampling_speed.py --model runs/demo/pipeline          # a trained pipeline
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import time
 from pathlib import Path
 
@@ -88,9 +92,30 @@ def speed(pipe, batch, steps, w, repeats):
             outs[name] = solve("euler", fn, x0, grid)
             sync(dev)
             res.setdefault(name, []).append(time.perf_counter() - t0)
-    r = {k: batch / min(v) for k, v in res.items()}
+    r = {k: batch / statistics.median(v) for k, v in res.items()}
     return dict(batch=batch, steps=steps, guidance=w, images_per_s=r, speedup=r["batched_2B"] / r["separate_2xB"],
                 max_abs_diff=float((outs["batched_2B"] - outs["separate_2xB"]).abs().max()))
+
+
+@torch.no_grad()
+def invariance(pipe, batch, steps, w, repeats):
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
+    kw = dict(seed=list(range(batch)), guidance_scale=w, num_inference_steps=steps, output_type="pt", progress=False)
+    modes = {"batched": dict(batch_size=batch), "batch_invariant": dict(batch_invariant=True)}
+    pipe(prompts[:1], **{**kw, "seed": [0], "num_inference_steps": 2})  # warm-up
+    res, outs = {}, {}
+    for _ in range(repeats):
+        for name, extra in modes.items():
+            sync(pipe.device)
+            t0 = time.perf_counter()
+            outs[name] = pipe(prompts, **kw, **extra).images
+            sync(pipe.device)
+            res.setdefault(name, []).append(time.perf_counter() - t0)
+    alone = torch.cat([pipe([p], **{**kw, "seed": [i]}).images for i, p in enumerate(prompts)])
+    r = {k: batch / statistics.median(v) for k, v in res.items()}
+    return dict(batch=batch, steps=steps, images_per_s=r, cost=r["batched"] / r["batch_invariant"],
+                batched_vs_alone_max_diff=float((outs["batched"] - alone).abs().max()),
+                invariant_equal_alone=bool(torch.equal(outs["batch_invariant"], alone)))
 
 
 def accuracy(pipe, n_images, w, ref_steps, euler_steps, heun_steps):
@@ -131,6 +156,14 @@ def markdown(r):
     lines += [f"| {k} | {v:.2f} |" for k, v in s["images_per_s"].items()]
     lines += ["", f"One batched 2B forward is **{s['speedup']:.2f}x** two separate B forwards "
               f"(batch {s['batch']}, w = {s['guidance']}); max |difference| {s['max_abs_diff']:.1e}.", ""]
+    if "invariance" in r:
+        v = r["invariance"]
+        lines += [f"### Batch-invariant sampling ({v['batch']} images, {v['steps']} steps)", "",
+                  "| mode | images/s |", "|---|---|"]
+        lines += [f"| {k} | {x:.2f} |" for k, x in v["images_per_s"].items()]
+        lines += ["", f"batch_invariant=True costs **{v['cost']:.2f}x** in throughput; batched images differ from "
+                  f"the same (prompt, seed) alone by up to {v['batched_vs_alone_max_diff']:.1e}; batch-invariant "
+                  f"images equal them bit for bit: {v['invariant_equal_alone']}.", ""]
     if "accuracy" in r:
         a = r["accuracy"]
         lines += [f"### Euler vs Heun (RMSE to {a['reference']}, {a['images']} images)", "",
@@ -150,7 +183,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=7.0)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median reported)")
+    ap.add_argument("--no-invariance", dest="invariance", action="store_false",
+                    help="skip the batch-invariant-mode timing")
     ap.add_argument("--accuracy-images", type=int, default=8, help="0 skips the Euler/Heun part")
     ap.add_argument("--ref-steps", type=int, default=200)
     ap.add_argument("--out", default=None, help="write JSON + markdown here")
@@ -160,6 +195,8 @@ def main(argv=None):
     pipe = build(args)
     r = dict(what=args.model or f"{args.preset} (random weights)", device=str(pipe.device),
              threads=torch.get_num_threads(), speed=speed(pipe, args.batch, args.steps, args.guidance, args.repeats))
+    if args.invariance:
+        r["invariance"] = invariance(pipe, args.batch, args.steps, args.guidance, args.repeats)
     if args.accuracy_images:
         r["accuracy"] = accuracy(pipe, args.accuracy_images, args.guidance, args.ref_steps,
                                  [5, 10, 20, 50, 100], [3, 5, 10, 25, 50])

@@ -56,7 +56,8 @@ def test_run_control_report_and_errors(pipe, baseline_pipe_factory):
     s = C.ControlSettings.quick(images_per_level=2, steps=2, sweep_images=6, bon_prompts=2, bon_ns=(1, 2))
     rep = C.run_control(pipe, s, model="tiny", progress=False)
     assert set(rep.results) == set(C.SECTIONS) and set(rep.timings_s) == set(C.SECTIONS)
-    assert rep.results["seeds"]["pass"] and rep.results["seeds"]["max_abs_diff"] < 1e-4
+    sd = rep.results["seeds"]
+    assert sd["pass"] and sd["invariant_identical"] == sd["batch"] and sd["max_abs_diff"] < 1e-4
     g = rep.results["guidance"]
     assert [r["w"] for r in g["rows"]] == [0.0, 3.0] and all(0 <= r["overall"] <= 1 for r in g["rows"])
     md = rep.to_markdown()

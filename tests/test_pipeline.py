@@ -30,6 +30,16 @@ def test_same_prompt_seed_same_image_in_batch_of_1_and_8(tiny_text_encoder, pres
     assert torch.equal(_pt(pipe, prompts[3], seed=103).images[0], big.images[3])
 
 
+@pytest.mark.parametrize("preset", ["dit-tiny", "unet-tiny"])
+def test_batch_invariant_gives_bit_identical_images_in_float32(tiny_text_encoder, preset):
+    pipe = RewardFlowPipeline(tiny_model(preset), tiny_text_encoder, config={"num_inference_steps": 3})
+    prompts = ["a red circle", "two blue squares", "a green triangle left of a circle", "x", "y", "z", "w", "v"]
+    big = _pt(pipe, prompts, seed=list(range(100, 108)), batch_invariant=True)
+    assert big.settings["batch_invariant"] is True
+    for i in range(8):
+        assert torch.equal(_pt(pipe, prompts[i], seed=100 + i).images[0], big.images[i]), i
+
+
 def test_seed_conventions_and_defaults(pipe):
     out = _pt(pipe, ["a", "b"], seed=7, num_images_per_prompt=2)
     assert out.prompts == ["a", "a", "b", "b"] and out.seeds == [7, 8, 9, 10]

@@ -128,6 +128,9 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="image i gets seed SEED + i (default 0)")
     p.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt (default 1)")
     p.add_argument("--batch-size", type=int, default=None, help="images per network batch (default 64)")
+    p.add_argument("--batch-invariant", action="store_true",
+                   help="one image per network call: bit-identical images whatever the number of prompts "
+                        "(slower; without it batched float32 kernels may move pixels by ~1e-4)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--allow-download", action="store_true", help="let hub ids download (off: HF cache only)")
     p.add_argument("--out", required=True, help="output directory")
@@ -163,7 +166,8 @@ def run(args) -> int:
         pos, neg = base.positive | pos, base.negative | neg
     kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
               guidance_scale=args.guidance, text_guidance_scale=args.text_guidance, num_inference_steps=args.steps,
-              solver=args.solver, shift=args.shift, batch_size=args.batch_size)
+              solver=args.solver, shift=args.shift, batch_size=args.batch_size,
+              batch_invariant=args.batch_invariant)
     flat = [p for p in prompts for _ in range(args.num_per_prompt)]
     seeds = [args.seed + i for i in range(len(flat))]
     extra: list[dict] = [{} for _ in flat]
@@ -191,7 +195,7 @@ def run(args) -> int:
                     guidance_scale=c["guidance_scale"] if args.guidance is None else args.guidance,
                     text_guidance_scale=c["text_guidance_scale"] if args.text_guidance is None else args.text_guidance,
                     num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
-                    shift=c["shift"] if args.shift is None else args.shift)
+                    shift=c["shift"] if args.shift is None else args.shift, batch_invariant=args.batch_invariant)
     scores = {}
     if args.score:
         from rewardflow.rewards.registry import parse_reward_list

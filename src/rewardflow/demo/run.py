@@ -171,6 +171,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
 
         def train(mode=mode, run_dir=run_dir):
             tc = train_config(cfg, data_dir, run_dir, mode, text_cache)
+            tc.progress = progress  # --no-progress also hides the training bar
             enc = build_text_encoder(tc)
             cb = ev.PeriodicEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
                             steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000, batch=cfg.sample_batch)

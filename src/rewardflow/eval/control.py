@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from rewardflow.data.shapes import CATEGORIES, load_shapes_prompts
 from rewardflow.sampling import targets as T
@@ -173,17 +174,21 @@ def guidance(S: Sampler) -> dict[str, Any]:
 
 
 def seeds(pipe, settings: ControlSettings, batch: int = 8) -> dict[str, Any]:
-    """Each image of one batch of `batch` against the same (prompt, seed) sampled alone."""
+    """Each image of one request of `batch` prompts against the same (prompt, seed) sampled alone:
+    once with the default batched network (rounding differences allowed, reported) and once with
+    ``batch_invariant=True`` (must be bit-identical: the acceptance check)."""
     entries = balanced_entries(batch, settings.max_count)
     prompts, sd = [e["prompt"] for e in entries], [settings.seed + 1000 + i for i in range(batch)]
     kw = dict(guidance_scale=settings.guidance, num_inference_steps=settings.steps, solver=settings.solver,
               output_type="pt", progress=False)
-    together = pipe(prompts, seed=sd, batch_size=batch, **kw).images
     alone = [pipe([p], seed=[s], batch_size=1, **kw).images[0] for p, s in zip(prompts, sd)]
+    together = pipe(prompts, seed=sd, batch_size=batch, **kw).images
+    invariant = pipe(prompts, seed=sd, batch_invariant=True, **kw).images
     diffs = [float((together[i] - a).abs().max()) for i, a in enumerate(alone)]
     u8 = [bool(np.array_equal(_u8(together[i]), _u8(a))) for i, a in enumerate(alone)]
+    exact = [bool(torch.equal(invariant[i], a)) for i, a in enumerate(alone)]
     return {"batch": batch, "max_abs_diff": max(diffs), "uint8_identical": sum(u8),
-            "pass": bool(max(diffs) < 1e-4)}  # float rounding of batched kernels, see pipeline docs
+            "invariant_identical": sum(exact), "pass": all(exact)}
 
 
 def _bon_job(S: Sampler) -> Job:
@@ -262,7 +267,9 @@ class ControlReport:
             d = r["seeds"]
             out += ["", f"**Seeds**: {d['batch']} (prompt, seed) pairs sampled in one batch of {d['batch']} and "
                     f"each alone: max |diff| = {d['max_abs_diff']:.2e} (images in [-1, 1]); "
-                    f"{d['uint8_identical']}/{d['batch']} identical as uint8 images; {_ok(d['pass'])}"]
+                    f"{d['uint8_identical']}/{d['batch']} identical as uint8 images (default batched network); "
+                    f"with `batch_invariant=True` {d.get('invariant_identical', 0)}/{d['batch']} bit-identical; "
+                    f"{_ok(d['pass'])}"]
         if "best_of_n" in r:
             rows = r["best_of_n"]
             ns = next(iter(rows.values()))["ns"] if rows else []

@@ -121,6 +121,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
         def train():
             tc = _train_config(cfg, data_dir, run_dir, mode, keys, text_cache)
+            tc.progress = progress  # --no-progress also hides the training bar
             encoder = build_text_encoder(tc)
             cb = ev.PeriodicEval(encoder, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps,
                                last=cfg.steps, steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000,

@@ -15,8 +15,12 @@ Negative branch: with ``negative_prompt=None`` the negative text is the model's 
 like the prompt. The negative branch always carries ``s-`` (default all 0), so the contrast is
 text AND rewards. Reproducibility: image i uses its own seed for its initial noise, and text
 embeddings do not depend on batch-mates, so an image depends on (prompt, seed, settings) only.
-The network itself is batched, so batch-1 and batch-8 results agree to float rounding (~1e-6),
-not necessarily bit for bit (matmul kernels may block differently by batch size).
+The network itself is batched, and float32 kernels (CPU convolutions above all) may block their
+sums differently by batch size, so batch-1 and batch-8 results agree to rounding (measured up to
+2e-4 on the demo U-Net, a 1-level uint8 change on some pixels), not bit for bit. For bit-identical
+images whatever the request size, pass ``batch_invariant=True``: the network then sees one image
+(its 2 or 3 CFG rows) per call, the same shapes as a request of one image, at a throughput cost
+(docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -162,9 +166,11 @@ class RewardFlowPipeline:
                  solver: str | None = None, shift: float | None = None, generator: torch.Generator | None = None,
                  seed: int | Sequence[int] | None = None, num_images_per_prompt: int = 1,
                  output_type: str = "pil", batch_size: int | None = None, progress: bool = True,
-                 ) -> RewardFlowPipelineOutput:
+                 batch_invariant: bool = False) -> RewardFlowPipelineOutput:
         """Sample images; ``seed=int`` gives image i seed ``seed + i`` (prompt-major order), a list
-        gives one seed per image. Returns images with the prompts, seeds and targets used."""
+        gives one seed per image. Returns images with the prompts, seeds and targets used.
+        ``batch_invariant=True`` samples one image per network call (overriding ``batch_size``) so an
+        image is bit-identical whatever else is in the request (see the module docstring)."""
         c = self.config
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
@@ -195,6 +201,8 @@ class RewardFlowPipeline:
         items = [p for p in prompts for _ in range(num_images_per_prompt)]
         seeds = self._seeds(len(items), seed, generator)
         bs = _check_int("batch_size", c["batch_size"] if batch_size is None else batch_size)
+        if batch_invariant:
+            bs = 1
 
         bar = None
         if progress:  # advances per ODE step, so one big batch still shows movement
@@ -214,7 +222,7 @@ class RewardFlowPipeline:
             if bar is not None:
                 bar.close()
         settings = dict(negative_prompt=negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
-                        num_inference_steps=steps, solver=solver, shift=shift)
+                        num_inference_steps=steps, solver=solver, shift=shift, batch_invariant=bool(batch_invariant))
         return RewardFlowPipelineOutput(
             images=to_output_type(torch.cat(out), output_type), prompts=items, seeds=seeds,
             reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
