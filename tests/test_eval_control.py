@@ -37,6 +37,21 @@ def test_jobs_are_shared_and_results_have_their_shape(pipe):
     assert ctl[REWARD_KEYS[0]]["means"][-1] == pytest.approx(iso[REWARD_KEYS[0]]["high_quality"])
 
 
+def test_others_level_and_sweep_targets_reach_the_jobs(pipe):
+    s = C.ControlSettings.quick(others=0.5, sweep_targets=((REWARD_KEYS[1], 0.25),))
+    S = C.Sampler(pipe, s, REWARD_KEYS, progress=False)
+    jobs = C._control_jobs(S, REWARD_KEYS[0])
+    assert [dict(j.positive) for j in jobs] == [{REWARD_KEYS[0]: lv, REWARD_KEYS[1]: 0.5} for lv in s.levels]
+    assert all(set(dict(j.negative).values()) == {0.0} for j in jobs)
+    sweep = C._guidance_jobs(S)
+    assert [j.w for j in sweep] == list(s.scales)
+    assert all(dict(j.positive) == {REWARD_KEYS[0]: 1.0, REWARD_KEYS[1]: 0.25} for j in sweep)
+    md = C.ControlReport("m", C.asdict(s), list(REWARD_KEYS), results={"guidance": {
+        "rows": [{"w": 0.0, "overall": 0.5, "per_category": {}, "rewards": {k: 0.5 for k in REWARD_KEYS}}],
+        "images": 6, "pass": False}}).to_markdown()
+    assert f"{REWARD_KEYS[1]} = 0.25" in md
+
+
 def test_best_of_n_matches_selection_module(pipe):
     from rewardflow.sampling.selection import best_of_n
 
@@ -85,10 +100,14 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     model = str(pipe.save_pretrained(tmp_path / "pipe"))
     out = tmp_path / "ctl"
     rc = main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--steps", "2",
-               "--only", "seeds,best_of_n", "--no-progress"])
+               "--only", "seeds,best_of_n", "--no-progress", "--others", "0.5", "--sweep-targets", "sharpness=0.25"])
     assert rc == 0
     data = json.loads((out / "control.json").read_text())
     assert set(data["results"]) == {"seeds", "best_of_n"} and data["settings"]["steps"] == 2
+    assert data["settings"]["others"] == 0.5 and data["settings"]["sweep_targets"] == [["sharpness", 0.25]]
+    capsys.readouterr()
+    assert main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--sweep-targets", "sharpness"]) != 0
+    assert "--sweep-targets 'sharpness' must look like key=value" in capsys.readouterr().err
     assert "**Best-of-N**" in (out / "control.md").read_text()
     rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge"), "--per-category", "1",
                "--steps", "2", "--no-progress"])

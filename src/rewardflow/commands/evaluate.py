@@ -48,6 +48,10 @@ def register(subparsers) -> None:
     c.add_argument("--levels", type=_floats, default=(0.0, 0.25, 0.5, 0.75, 1.0), help="s+ levels, comma-separated")
     c.add_argument("--scales", type=_floats, default=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0),
                    help="guidance scales of the sweep, comma-separated (default 0,1,2,3,5,7)")
+    c.add_argument("--others", type=float, default=1.0,
+                   help="s+ of the rewards not being swept in the control section (default 1)")
+    c.add_argument("--sweep-targets", default=None, metavar="KEY=V,...",
+                   help="s+ for the guidance sweep (unnamed rewards 1, s- = 0); default: all 1")
     c.add_argument("--sweep-images", type=int, default=96, help="GenEval-style prompts per scale (default 96)")
     c.add_argument("--bon-prompts", type=int, default=32, help="prompts for best-of-N (default 32)")
     c.add_argument("--bon-ns", default="1,2,4,8,16", help="N values, comma-separated (default 1,2,4,8,16)")
@@ -89,11 +93,14 @@ def _command() -> str:
 
 
 def run_control(args) -> int:
+    from rewardflow.commands.sample import parse_assignments
     from rewardflow.eval.control import SECTIONS, ControlSettings, run_control
 
     given = dict(steps=args.steps, guidance=args.guidance)  # unset: the settings' (or --quick's) defaults
     kw = dict({k: v for k, v in given.items() if v is not None}, solver=args.solver, batch_size=args.batch_size,
-              seed=args.seed, max_count=args.max_count or None)
+              seed=args.seed, max_count=args.max_count or None, others=args.others,
+              sweep_targets=tuple(parse_assignments([args.sweep_targets] if args.sweep_targets else [],
+                                                    "--sweep-targets").items()))
     if args.only:
         kw["sections"] = tuple(s.strip() for s in args.only.split(",") if s.strip())
         unknown = set(kw["sections"]) - set(SECTIONS)

@@ -30,11 +30,13 @@ SECTIONS = ("control", "isolate", "guidance", "seeds", "best_of_n")
 class ControlSettings:
     images_per_level: int = 64
     levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    others: float = 1.0  # s+ of the rewards not being swept in the control section
     steps: int = 50
     guidance: float = 7.0
     solver: str = "euler"
     scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 7.0)
     sweep_images: int = 96  # GenEval-style prompts per guidance scale (16 per category)
+    sweep_targets: tuple[tuple[str, float], ...] = ()  # s+ of the guidance sweep; unnamed rewards 1 (s- = 0)
     bon_prompts: int = 32
     bon_ns: tuple[int, ...] = (1, 2, 4, 8, 16)
     max_count: int | None = 2  # the demo's "easy" world shows at most 2 objects of a class
@@ -120,7 +122,7 @@ def spearman(x, y) -> float:
 # ----------------------------------------------------------------------------- measurements
 def _control_jobs(S: Sampler, key: str) -> list[Job]:
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
-    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {key: lv})) for lv in S.s.levels]
+    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {key: lv}, default=S.s.others)) for lv in S.s.levels]
 
 
 def control(S: Sampler) -> dict[str, Any]:
@@ -155,7 +157,8 @@ def isolate(S: Sampler) -> dict[str, Any]:
 
 def _guidance_jobs(S: Sampler) -> list[Job]:
     entries = balanced_entries(S.s.sweep_images, S.s.max_count)
-    return [S.job(entries, w=w) for w in S.s.scales]
+    tg = T.custom(S.pipe.reward_keys, dict(S.s.sweep_targets)) if S.s.sweep_targets else None
+    return [S.job(entries, targets=tg, w=w) for w in S.s.scales]
 
 
 def guidance(S: Sampler) -> dict[str, Any]:
@@ -236,8 +239,8 @@ class ControlReport:
                f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")]
         if "control" in r:
             lv = s["levels"]
-            out += ["", f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others 1, "
-                    "s- = 0; mean measured reward +- s.e.)", "",
+            out += ["", f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others "
+                    f"{s.get('others', 1.0):g}, s- = 0; mean measured reward +- s.e.)", "",
                     "| reward | " + " | ".join(f"{v:g}" for v in lv) + " | Spearman | >= 0.9 |",
                     "|---|" + "---|" * (len(lv) + 2)]
             for k, row in r["control"].items():
@@ -255,8 +258,12 @@ class ControlReport:
         if "guidance" in r:
             g = r["guidance"]
             cats = list(g["rows"][0]["per_category"]) if g["rows"] else []
-            out += ["", f"**Guidance sweep** ({g['images']} GenEval-style prompts, high-quality targets; "
-                    f"CFG beats w = 0: {_ok(g['pass'])})", "",
+            st = s.get("sweep_targets") or ()
+            tgt = ("s+ " + ", ".join(f"{k} = {v:g}" for k, v in st) + ", others 1, s- = 0") if st else "high-quality targets"
+            p0 = g["rows"][0]["overall"] if g["rows"] else 0.0
+            se = (p0 * (1 - p0) / max(1, g["images"])) ** 0.5  # binomial s.e. of one overall, for scale
+            out += ["", f"**Guidance sweep** ({g['images']} GenEval-style prompts, {tgt}; s.e. of an overall "
+                    f"~{se:.3f}; CFG at w = {s['guidance']:g} beats w = 0: {_ok(g['pass'])})", "",
                     "| w | overall | " + " | ".join(cats) + " | " + " | ".join(self.keys) + " |",
                     "|---|---|" + "---|" * (len(cats) + len(self.keys))]
             for row in g["rows"]:
