@@ -38,10 +38,11 @@ def test_jobs_are_shared_and_results_have_their_shape(pipe):
 
 
 def test_others_level_and_sweep_targets_reach_the_jobs(pipe):
-    s = C.ControlSettings.quick(others=0.5, sweep_targets=((REWARD_KEYS[1], 0.25),))
+    s = C.ControlSettings.quick(others=0.5, sweep_targets=((REWARD_KEYS[1], 0.25),), fixed=((REWARD_KEYS[0], 0.75),))
     S = C.Sampler(pipe, s, REWARD_KEYS, progress=False)
-    jobs = C._control_jobs(S, REWARD_KEYS[0])
+    jobs = C._control_jobs(S, REWARD_KEYS[0])  # the swept reward ignores its own `fixed` entry
     assert [dict(j.positive) for j in jobs] == [{REWARD_KEYS[0]: lv, REWARD_KEYS[1]: 0.5} for lv in s.levels]
+    assert [dict(j.positive)[REWARD_KEYS[0]] for j in C._control_jobs(S, REWARD_KEYS[1])] == [0.75] * len(s.levels)
     assert all(set(dict(j.negative).values()) == {0.0} for j in jobs)
     sweep = C._guidance_jobs(S)
     assert [j.w for j in sweep] == list(s.scales)

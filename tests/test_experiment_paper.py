@@ -19,6 +19,11 @@ def test_set_routes_keys_to_demo_or_experiment():
         load_configs(None, ["sweep_reward=nope"], quick=True)
     with pytest.raises(ValueError, match="unknown demo setting"):
         load_configs(None, ["not_a_setting=1"], quick=True)
+    assert load_configs(None, ["tuned_targets={colorfulness: 0.5}"], quick=True)[1].tuned_targets == {"colorfulness": 0.5}
+    with pytest.raises(ValueError, match="tuned_targets: unknown reward"):
+        load_configs(None, ["tuned_targets={nope: 0.5}"], quick=True)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        load_configs(None, ["tuned_targets={colorfulness: 2}"], quick=True)
 
 
 def test_tts_curves_are_prefix_maxima():
@@ -54,3 +59,15 @@ def test_experiment_paper_smoke(tmp_path):
     assert "hand-written finding" in md.read_text()
     after = {p: json.loads((out / "stages" / p).read_text())["finished"] for p in stages}
     assert before == after  # nothing recomputed
+
+    # Tuned targets re-run MIRO's training (its curves gain a tuned variant) and add one table;
+    # the baseline's stages stay as they were.
+    assert main(args + ["--set", "tuned_targets={cleanliness: 0.5}"]) == 0
+    again = {p: json.loads((out / "stages" / p).read_text())["finished"] for p in stages}
+    assert again["train_baseline.json"] == before["train_baseline.json"]
+    assert again["train_miro.json"] != before["train_miro.json"]
+    rows = [json.loads(line) for line in (out / "runs" / "miro" / "log.jsonl").read_text().splitlines()]
+    assert any("tuned/reward/cleanliness" in r for r in rows if r.get("kind") == "eval")
+    text = (out / "results.md").read_text()
+    assert "| miro_tuned | reward/cleanliness |" in text and "Goal (miro_tuned strictly ahead" in text
+    assert "s+ = cleanliness = 0.5" in text

@@ -50,6 +50,8 @@ def register(subparsers) -> None:
                    help="guidance scales of the sweep, comma-separated (default 0,1,2,3,5,7)")
     c.add_argument("--others", type=float, default=1.0,
                    help="s+ of the rewards not being swept in the control section (default 1)")
+    c.add_argument("--fixed", default=None, metavar="KEY=V,...",
+                   help="control section: s+ of named non-swept rewards, overriding --others")
     c.add_argument("--sweep-targets", default=None, metavar="KEY=V,...",
                    help="s+ for the guidance sweep (unnamed rewards 1, s- = 0); default: all 1")
     c.add_argument("--sweep-images", type=int, default=96, help="GenEval-style prompts per scale (default 96)")
@@ -100,7 +102,8 @@ def run_control(args) -> int:
     kw = dict({k: v for k, v in given.items() if v is not None}, solver=args.solver, batch_size=args.batch_size,
               seed=args.seed, max_count=args.max_count or None, others=args.others,
               sweep_targets=tuple(parse_assignments([args.sweep_targets] if args.sweep_targets else [],
-                                                    "--sweep-targets").items()))
+                                                    "--sweep-targets").items()),
+              fixed=tuple(parse_assignments([args.fixed] if args.fixed else [], "--fixed").items()))
     if args.only:
         kw["sections"] = tuple(s.strip() for s in args.only.split(",") if s.strip())
         unknown = set(kw["sections"]) - set(SECTIONS)

@@ -65,27 +65,40 @@ def sample(pipe, prompts: Sequence[str], seed: int, guidance: float, steps: int,
 
 class DemoEvalCallback(Callback):
     """One point of the training curves: every reward, the noise estimate and GenEval-style
-    accuracy of images sampled from the EMA model with fixed prompts and seeds."""
+    accuracy of images sampled from the EMA model with fixed prompts and seeds.
+
+    `variants` ({name: reward targets}) evaluates a reward-conditioned model once more per named
+    target vector, on the same prompts and seeds, logged under `<name>/reward/...` (ignored for a
+    baseline model)."""
 
     kind = "eval"
 
     def __init__(self, text_encoder, entries: Sequence[dict], rewards: Sequence[str], every: int,
-                 steps: int, guidance: float, seed: int, batch: int):
+                 steps: int, guidance: float, seed: int, batch: int, variants: dict[str, dict] | None = None):
         self.text_encoder, self.entries, self.rewards, self.every = text_encoder, list(entries), list(rewards), every
         self.steps, self.guidance, self.seed, self.batch = steps, guidance, seed, batch
+        self.variants = dict(variants or {})
 
     def __call__(self, trainer, step: int) -> dict[str, Any]:
         from rewardflow.sampling.pipeline import RewardFlowPipeline
 
         pipe = RewardFlowPipeline(trainer.ema.module, self.text_encoder)
-        images = sample(pipe, [e["prompt"] for e in self.entries], self.seed, self.guidance, self.steps, self.batch)
-        s = summarize(images, self.entries, self.rewards)
+        prompts = [e["prompt"] for e in self.entries]
+        images = sample(pipe, prompts, self.seed, self.guidance, self.steps, self.batch)
         ncol = len(self.entries) // len(CATEGORIES) or 1
         save_grid(images, Path(trainer.config.out_dir) / "samples" / f"step_{step:07d}.png", ncol=ncol)
-        metrics = {f"reward/{k}": v for k, v in s["rewards"].items()}
-        metrics["geneval/overall"] = s["geneval"]["overall"]
-        metrics.update({f"geneval/{k}": v for k, v in s["geneval"]["per_category"].items()})
+        metrics = _metrics(summarize(images, self.entries, self.rewards))
+        for name, targets in self.variants.items() if pipe.reward_keys else ():
+            imgs = sample(pipe, prompts, self.seed, self.guidance, self.steps, self.batch, targets=targets)
+            metrics.update({f"{name}/{k}": v for k, v in _metrics(summarize(imgs, self.entries, self.rewards)).items()})
         return metrics
+
+
+def _metrics(s: dict) -> dict[str, float]:
+    out = {f"reward/{k}": v for k, v in s["rewards"].items()}
+    out["geneval/overall"] = s["geneval"]["overall"]
+    out.update({f"geneval/{k}": v for k, v in s["geneval"]["per_category"].items()})
+    return out
 
 
 def control_sweep(pipe, entries: Sequence[dict], key: str, levels: Sequence[float], rewards: Sequence[str],

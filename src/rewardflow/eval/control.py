@@ -31,6 +31,7 @@ class ControlSettings:
     images_per_level: int = 64
     levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     others: float = 1.0  # s+ of the rewards not being swept in the control section
+    fixed: tuple[tuple[str, float], ...] = ()  # per-reward exceptions to `others` (control section)
     steps: int = 50
     guidance: float = 7.0
     solver: str = "euler"
@@ -122,7 +123,9 @@ def spearman(x, y) -> float:
 # ----------------------------------------------------------------------------- measurements
 def _control_jobs(S: Sampler, key: str) -> list[Job]:
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
-    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {key: lv}, default=S.s.others)) for lv in S.s.levels]
+    fixed = {k: v for k, v in S.s.fixed if k != key}
+    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {**fixed, key: lv}, default=S.s.others))
+            for lv in S.s.levels]
 
 
 def control(S: Sampler) -> dict[str, Any]:
@@ -239,8 +242,9 @@ class ControlReport:
                f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")]
         if "control" in r:
             lv = s["levels"]
+            fx = "".join(f", {k} {v:g}" for k, v in s.get("fixed") or ())
             out += ["", f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others "
-                    f"{s.get('others', 1.0):g}, s- = 0; mean measured reward +- s.e.)", "",
+                    f"{s.get('others', 1.0):g}{fx}, s- = 0; mean measured reward +- s.e.)", "",
                     "| reward | " + " | ".join(f"{v:g}" for v in lv) + " | Spearman | >= 0.9 |",
                     "|---|" + "---|" * (len(lv) + 2)]
             for k, row in r["control"].items():

@@ -25,6 +25,9 @@ class PaperConfig:
     sweep_levels: list[float] = field(default_factory=lambda: [0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0])
     sweep_per_category: int = 8
     speedup_final_window: int = 1  # 1 = the paper's definition (baseline's last evaluation)
+    # MIRO evaluated a second time (curves, speedup, GenEval-style table) at these s+ targets,
+    # unnamed rewards 1: the paper's tuned vector (its aesthetic = 0.625). Empty: all-1 only.
+    tuned_targets: dict[str, float] = field(default_factory=dict)
 
     def validate(self, rewards: list[str]) -> None:
         if self.sweep_reward not in rewards:
@@ -33,6 +36,13 @@ class PaperConfig:
             raise ValueError("tts_max_n, tts_per_category and sweep_per_category must be >= 1")
         if not all(0.0 <= v <= 1.0 for v in self.sweep_levels) or not self.sweep_levels:
             raise ValueError("sweep_levels must be a non-empty list in [0, 1]")
+        if not isinstance(self.tuned_targets, dict):
+            raise ValueError(f"tuned_targets must be a mapping like {{colorfulness: 0.5}}, got {self.tuned_targets!r}")
+        bad = [k for k in self.tuned_targets if k not in rewards]
+        if bad:
+            raise ValueError(f"tuned_targets: unknown reward(s) {bad}; the rewards are {rewards}")
+        if not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in self.tuned_targets.values()):
+            raise ValueError(f"tuned_targets values must be numbers in [0, 1], got {self.tuned_targets}")
 
 
 def quick_paper() -> PaperConfig:

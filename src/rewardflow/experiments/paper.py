@@ -48,6 +48,13 @@ def read_curves(run_dir: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def variant_curves(rows: list[dict], name: str) -> list[dict]:
+    """The eval rows a `variants` callback logged under `<name>/...`, prefix removed."""
+    pre = name + "/"
+    return [{"step": r["step"], **{k[len(pre):]: v for k, v in r.items() if k.startswith(pre)}}
+            for r in rows if any(k.startswith(pre) for k in r)]
+
+
 def tts_curves(reward_scores: dict[str, np.ndarray], max_n: int) -> dict[str, list[float]]:
     """{reward: [mean over prompts of the best of the first N candidates, N = 1..max_n]}.
 
@@ -114,6 +121,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
                   "guidance", "rewards", "seed"]
     sig_train = digest([sig_bins, cfg.section(*train_keys)])
     train_info: dict[str, dict] = {}
+    tuned = {k: float(v) for k, v in paper.tuned_targets.items()}
 
     def train_model(name: str) -> None:
         mode, keys = specs[name]
@@ -125,7 +133,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
             encoder = build_text_encoder(tc)
             cb = ev.PeriodicEval(encoder, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps,
                                last=cfg.steps, steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000,
-                               batch=cfg.sample_batch)
+                               batch=cfg.sample_batch, variants={"tuned": tuned} if tuned and name == "miro" else None)
             t0 = time.perf_counter()
             summary = Trainer(tc, callbacks=[cb]).train()
             wall = time.perf_counter() - t0
@@ -135,7 +143,9 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
                     "mode": mode, "reward_keys": keys}
 
         title = f"train {name} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)"
-        train_info[name] = runner.run(f"train_{name}", title, digest([sig_train, name, mode, keys]), train,
+        # Tuned curves only change MIRO's stage, and only when asked for (earlier runs stay valid).
+        sig = [sig_train, name, mode, keys] + ([tuned] if tuned and name == "miro" else [])
+        train_info[name] = runner.run(f"train_{name}", title, digest(sig), train,
                                       outputs=(out / "models" / name / "pipeline_config.json",), clean=(run_dir,))
 
     # Baseline and MIRO are trained and evaluated first: the paper's main claims are ready (and
@@ -154,17 +164,22 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     entries = ev.prompt_entries(cfg.geneval_per_category)
     final: dict[str, dict] = {}
 
-    def evaluate_model(name: str) -> None:
+    def evaluate_model(name: str, targets: dict | None = None, label: str | None = None) -> None:
+        label = label or name
+
         def geneval():
             imgs = ev.sample(pipe(name), [e["prompt"] for e in entries], cfg.seed, cfg.guidance, cfg.sample_steps,
-                             cfg.sample_batch, desc=f"{name}: GenEval-style prompts")
+                             cfg.sample_batch, targets=targets, desc=f"{label}: GenEval-style prompts")
             return ev.summarize(imgs, entries, cfg.rewards)
 
-        final[name] = runner.run(f"geneval_{name}", f"{name}: GenEval-style table and rewards, {len(entries)} prompts",
-                                 digest([sig_eval, name, cfg.geneval_per_category]), geneval)
+        sig = [sig_eval, name, cfg.geneval_per_category] + ([targets] if targets else [])
+        final[label] = runner.run(f"geneval_{label}", f"{label}: GenEval-style table and rewards, {len(entries)} "
+                                  "prompts", digest(sig), geneval)
 
     for name in ("baseline", "miro"):
         evaluate_model(name)
+    if tuned:
+        evaluate_model("miro", tuned, "miro_tuned")
     tts_entries = ev.prompt_entries(paper.tts_per_category, offset=3 * cfg.geneval_per_category)
 
     def tts():
@@ -198,11 +213,17 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
     from .results import write_results
 
+    def curves() -> dict[str, list[dict]]:
+        c = {name: read_curves(out / "runs" / name) for name in final if name != "miro_tuned"}
+        if "miro_tuned" in final:
+            c["miro_tuned"] = variant_curves(c.get("miro", []), "tuned")
+        return c
+
     def write() -> Path:
         ctx = dict(cfg=cfg, paper=paper, out=out, command=command or "rewardflow experiment paper",
                    timings=runner.timings, total_s=runner.elapsed(), final=dict(final), tts=tts_res, sweep=sweep_res,
                    train=train_info, data_rewards=data_rewards, pending=[n for n in specs if n not in final],
-                   curves={name: read_curves(out / "runs" / name) for name in final},
+                   curves=curves(), tuned=tuned,
                    machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
                                 load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
         md = write_results(ctx, extra=results_md)

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from rewardflow.demo.plots import geneval_bars as _demo_geneval_bars  # noqa: E402
 
-COLORS = {"baseline": "#7f7f7f", "miro": "#d62728"}
+COLORS = {"baseline": "#7f7f7f", "miro": "#d62728", "miro_tuned": "#e377c2"}
 _CYCLE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
@@ -30,13 +30,13 @@ def _save(fig, path: Path) -> Path:
 
 def speedup_curves(curves: dict[str, list[dict]], metrics: Sequence[tuple[str, bool]], targets: dict[str, float],
                    path: Path) -> Path:
-    """Baseline vs MIRO eval curves per metric, with the baseline's final score as a dashed line
+    """Baseline vs MIRO (and tuned-target MIRO, if any) eval curves per metric, with the baseline's final score as a dashed line
     (where MIRO's curve first crosses it gives the speedup)."""
     n, ncol = len(metrics), 3
     nrow = int(np.ceil(n / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
     for ax, (key, higher) in zip(axes.flat, metrics):
-        for model in ("baseline", "miro"):
+        for model in ("baseline", "miro", "miro_tuned"):
             pts = [(r["step"], r[key]) for r in curves.get(model, []) if isinstance(r.get(key), (int, float))]
             if pts:
                 x, y = zip(*pts)

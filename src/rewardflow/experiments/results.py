@@ -28,7 +28,7 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
 
 
-def speedups(curves: dict, rewards: list[str], window: int = 1) -> list:
+def speedups(curves: dict, rewards: list[str], window: int = 1, model: str = "miro") -> list:
     from rewardflow.rewards.registry import get_reward
 
     metrics = [(f"reward/{k}", bool(getattr(get_reward(k), "higher_is_better", True))) for k in rewards]
@@ -36,7 +36,7 @@ def speedups(curves: dict, rewards: list[str], window: int = 1) -> list:
     out = []
     for key, higher in metrics:
         b = [(r["step"], r[key]) for r in curves.get("baseline", []) if key in r]
-        m = [(r["step"], r[key]) for r in curves.get("miro", []) if key in r]
+        m = [(r["step"], r[key]) for r in curves.get(model, []) if key in r]
         if len(b) >= 1 and len(m) >= 1:
             out.append(training_speedup(*zip(*b), *zip(*m), higher_is_better=higher, metric=key,
                                         final_window=window))
@@ -49,7 +49,10 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     cfg, paper, out = ctx["cfg"], ctx["paper"], Path(ctx["out"])
     rewards, final, cmd = list(cfg.rewards), ctx["final"], ctx.get("command", "rewardflow experiment paper")
     figs = out / "figures"
-    sp = speedups(ctx["curves"], rewards, paper.speedup_final_window)
+    tuned = ctx.get("tuned") or {}
+    models = ["miro"] + (["miro_tuned"] if "miro_tuned" in ctx["curves"] else [])
+    sp_by = {m: speedups(ctx["curves"], rewards, paper.speedup_final_window, m) for m in models}
+    sp = sp_by["miro"]
     f_curves = plots.speedup_curves(ctx["curves"], [(s.metric, s.higher_is_better) for s in sp],
                                     {s.metric: s.target for s in sp}, figs / "speedup_curves.png")
     f_gen = plots.geneval_bars({m: r["geneval"] for m, r in final.items()}, figs / "geneval.png")
@@ -75,32 +78,41 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
           f"Steps the baseline trained ({cfg.steps}) over the steps MIRO needs to reach the baseline's final score, "
           f"first crossing, linear interpolation between evaluations every {cfg.eval_every} steps "
           f"({cfg.eval_prompts} images per point, {cfg.eval_steps} sampling steps). Paper: {PAPER_SPEEDUP}.", ""]
+    if tuned:
+        L += [f"`miro_tuned` is the same MIRO model evaluated at s+ = {_targets(tuned)} (others 1), on the same "
+              "prompts and seeds at every evaluation: the paper's tuned target vector.", ""]
     rows = []
-    for s in sp:
-        if s.speedup is None and s.upper_bound is None:
-            goal = "undetermined (baseline never beat MIRO's step-0 value)"
-        else:
-            goal = "met" if s.speedup is not None and s.speedup >= 3 else "missed"
-        rows.append([s.metric, _f(s.target), _f(s.miro_final), _f(s.miro_steps, 0), format_speedup(s), goal or "—"])
-    L += _table(["metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x"], rows)
+    for m in models:
+        for s in sp_by[m]:
+            if s.speedup is None and s.upper_bound is None:
+                goal = "undetermined (baseline never beat MIRO's step-0 value)"
+            else:
+                goal = "met" if s.speedup is not None and s.speedup >= 3 else "missed"
+            rows.append([m, s.metric, _f(s.target), _f(s.miro_final), _f(s.miro_steps, 0), format_speedup(s), goal])
+    L += _table(["model", "metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x"],
+                rows)
     L += ["", f"![eval curves]({_rel(f_curves, out)})", ""]
     # --- (b) GenEval
     cats = list(next(iter(final.values()))["geneval"]["per_category"])
     L += ["## (b) GenEval-style accuracy per category", "",
           f"{6 * cfg.geneval_per_category} prompts ({cfg.geneval_per_category} per category, counting prompts "
           "limited to what the world shows), one image each, same seeds for every model; MIRO and single-reward "
-          "models at s+ = 1, s- = 0.", ""]
+          "models at s+ = 1, s- = 0" + (f"; miro_tuned at s+ = {_targets(tuned)}, others 1" if tuned else "")
+          + ".", ""]
     rows = [[name] + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
             + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"] for name, r in final.items()]
     L += _table(["model"] + cats + ["overall ± s.e."], rows)
-    b, mi = final["baseline"]["geneval"], final["miro"]["geneval"]
-    behind = [c for c in cats if mi["per_category"][c] < b["per_category"][c]]
-    tied = [c for c in cats if mi["per_category"][c] == b["per_category"][c]]
-    verdict = "met" if not behind and not tied else "missed"
-    L += ["", f"Goal (MIRO strictly ahead of the baseline in every category): **{verdict}**"
-          + (f"; behind in {', '.join(behind)}" if behind else "") + (f"; tied in {', '.join(tied)}" if tied else "")
-          + f"; overall {_f(mi['overall'])} vs "
-          f"{_f(b['overall'])}. Paper (two / single / attr / count / colours / position / overall): baseline "
+    b = final["baseline"]["geneval"]
+    L += [""]
+    for m in [x for x in ("miro", "miro_tuned") if x in final]:
+        mi = final[m]["geneval"]
+        behind = [c for c in cats if mi["per_category"][c] < b["per_category"][c]]
+        tied = [c for c in cats if mi["per_category"][c] == b["per_category"][c]]
+        verdict = "met" if not behind and not tied else "missed"
+        L += [f"Goal ({m} strictly ahead of the baseline in every category): **{verdict}**"
+              + (f"; behind in {', '.join(behind)}" if behind else "") + (f"; tied in {', '.join(tied)}" if tied else "")
+              + f"; overall {_f(mi['overall'])} vs {_f(b['overall'])}.", ""]
+    L += [f"Paper (two / single / attr / count / colours / position / overall): baseline "
           f"{PAPER_GENEVAL['baseline']}, MIRO {PAPER_GENEVAL['miro']}.", "", f"![GenEval]({_rel(f_gen, out)})", ""]
     # --- (c) radar
     keys = rewards + ["noise_sigma"]
@@ -146,6 +158,10 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
             shutil.copy(f, fig_dir / f.name)
         extra.write_text(_keep_notes(text.replace("](figures/", "](results_figures/"), extra))
     return path
+
+
+def _targets(t: dict) -> str:
+    return ", ".join(f"{k} = {v:g}" for k, v in t.items())
 
 
 def _overall_se(ge: dict) -> float:
