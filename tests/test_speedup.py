@@ -34,10 +34,24 @@ def test_lower_is_better():
     r = training_speedup(STEPS, [10, 8, 6, 4, 2], STEPS, [10, 4, 1, 1, 1], higher_is_better=False)
     assert r.miro_steps == pytest.approx(100 + 100 * 2 / 3)
     assert r.speedup == pytest.approx(400 / r.miro_steps)
-    # The same curves read as higher-is-better: MIRO never gets back up to 2 after step 0... it
-    # starts at 10 >= 2, so it is reached at step 0 (unbounded).
-    r2 = training_speedup(STEPS, [10, 8, 6, 4, 2], STEPS, [10, 4, 1, 1, 1], higher_is_better=True)
+    # The same curves read as higher-is-better, step 0 kept: MIRO starts at 10 >= 2, so it is
+    # reached at step 0 (unbounded).
+    r2 = training_speedup(STEPS, [10, 8, 6, 4, 2], STEPS, [10, 4, 1, 1, 1], higher_is_better=True,
+                          ignore_degenerate_start=False)
     assert r2.speedup is None and r2.lower_bound and "unbounded" in format_speedup(r2)
+
+
+def test_degenerate_start_is_ignored():
+    # Colourfulness-like: pure noise at step 0 scores 1.0, training drops it to 0.4 and the
+    # baseline climbs back to 0.5; MIRO (0.8 at step 100) is past 0.5 at its first real point.
+    base, miro = [1.0, 0.4, 0.42, 0.45, 0.5], [1.0, 0.8, 0.9, 0.9, 0.9]
+    r = training_speedup(STEPS, base, STEPS, miro)
+    assert r.lower_bound and r.speedup == pytest.approx(4.0) and "step 0 ignored" in r.reason
+    # MIRO first real point below the target: ordinary interpolation from step 100 on.
+    r = training_speedup(STEPS, base, STEPS, [1.0, 0.3, 0.7, 0.9, 0.9])
+    assert not r.lower_bound and r.miro_steps == pytest.approx(150) and "step 0 ignored" in r.reason
+    # A baseline that starts below its final score keeps step 0 as before.
+    assert "ignored" not in training_speedup(STEPS, [0, .1, .2, .3, .5], STEPS, [0, .2, .8, .9, .9]).reason
 
 
 def test_never_reached():

@@ -14,6 +14,10 @@ Edge cases are reported, never hidden:
 - MIRO is already at the target at its first evaluated point: no point below it to interpolate
   with, so the crossing step is only known to be <= that step and the speedup is a lower bound
   (`lower_bound=True`); at step 0 it is unbounded (`speedup` None, with a reason).
+- The baseline's own step-0 evaluation already reaches its final score (e.g. colourfulness: the
+  untrained model's pure noise is maximally "colourful"): the start says nothing about learning,
+  so the step-0 points of both curves are dropped (`ignore_degenerate_start`, on by default) and
+  the reason says so.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def first_crossing(steps: Sequence[float], values: Sequence[float], target: floa
 
 def training_speedup(base_steps: Sequence[float], base_values: Sequence[float], miro_steps: Sequence[float],
                      miro_values: Sequence[float], higher_is_better: bool = True, metric: str = "",
-                     final_window: int = 1) -> SpeedupResult:
+                     final_window: int = 1, ignore_degenerate_start: bool = True) -> SpeedupResult:
     """Speedup of MIRO over the baseline on one metric, from the two evaluation curves.
 
     final_window: the target is the mean of the baseline's last `final_window` evaluations (1 is
@@ -90,11 +94,17 @@ def training_speedup(base_steps: Sequence[float], base_values: Sequence[float], 
     target = sum(tail) / len(tail)
     base_n = bs[-1]
     res = SpeedupResult(metric, higher_is_better, target, base_n, None, None, miro_final=mv[-1])
+    note = ""
+    sign = 1.0 if higher_is_better else -1.0
+    if ignore_degenerate_start and bs[0] <= 0 and sign * (bv[0] - target) >= 0 and any(x > 0 for x in ms):
+        keep = [i for i, x in enumerate(ms) if x > 0]
+        ms, mv = [ms[i] for i in keep], [mv[i] for i in keep]
+        note = (f"step 0 ignored: the untrained baseline ({bv[0]:.4g}) already passes its final score; ")
     cross, at_first = first_crossing(ms, mv, target, higher_is_better)
     if cross is None:
         res.upper_bound = 1.0 if ms[-1] >= base_n else base_n / ms[-1]
-        res.reason = (f"MIRO never reached the baseline's final {target:.4g} in {ms[-1]:g} steps "
-                      f"(its last value {mv[-1]:.4g}): speedup < {res.upper_bound:g}x")
+        res.reason = note + (f"MIRO never reached the baseline's final {target:.4g} in {ms[-1]:g} steps "
+                             f"(its last value {mv[-1]:.4g}): speedup < {res.upper_bound:g}x")
         return res
     res.miro_steps = cross
     if at_first:
@@ -107,6 +117,7 @@ def training_speedup(base_steps: Sequence[float], base_values: Sequence[float], 
     res.speedup = base_n / cross if cross > 0 else None
     if res.speedup is None:
         res.reason = "crossing at step 0: speedup unbounded by these curves"
+    res.reason = note + res.reason
     return res
 
 

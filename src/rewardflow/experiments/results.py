@@ -88,9 +88,10 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
                 goal = "undetermined (baseline never beat MIRO's step-0 value)"
             else:
                 goal = "met" if s.speedup is not None and s.speedup >= 3 else "missed"
-            rows.append([m, s.metric, _f(s.target), _f(s.miro_final), _f(s.miro_steps, 0), format_speedup(s), goal])
-    L += _table(["model", "metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x"],
-                rows)
+            rows.append([m, s.metric, _f(s.target), _f(s.miro_final), _f(s.miro_steps, 0), format_speedup(s), goal,
+                         s.reason or ""])
+    L += _table(["model", "metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x",
+                 "note"], rows)
     L += ["", f"![eval curves]({_rel(f_curves, out)})", ""]
     # --- (b) GenEval
     cats = list(next(iter(final.values()))["geneval"]["per_category"])
