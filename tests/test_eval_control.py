@@ -11,6 +11,13 @@ from rewardflow.cli import main
 from rewardflow.eval import control as C
 
 
+def test_one_adjacent_swap_passes_despite_float_rounding():
+    rho = C.spearman([0, .25, .5, .75, 1], [0.424, 0.499, 0.527, 0.513, 0.537])  # measured means
+    assert rho == pytest.approx(0.9) and rho < 0.9  # scipy's float result sits just below 0.9
+    assert C.spearman_passes(rho)
+    assert not C.spearman_passes(C.spearman([0, .25, .5, .75, 1], [1, 3, 2, 5, 4]))  # two swaps: 0.8
+
+
 def test_spearman_and_balanced_entries():
     assert C.spearman([0, 1, 2, 3], [0.1, 0.2, 0.5, 0.9]) == pytest.approx(1.0)
     assert C.spearman([0, 1, 2, 3], [4, 3, 2, 1]) == pytest.approx(-1.0)
