@@ -20,10 +20,12 @@ World, model, optimiser and schedule are the demo's defaults (rewardflow demo); 
 either the demo or the experiment can be changed with --set KEY=VALUE. Stages finished by an
 earlier run with the same settings are skipped, so rerunning resumes.
 
-Duration on 2 shared CPU cores (load average ~5, 1 torch thread): --steps 300 took 23.5 min end
-to end; at the demo's current defaults (1200 steps) training measured ~9.5 min per model, ~60-65
-min for the whole experiment (docs/RESULTS.md states what was run). --quick runs the same stages
-at toy size in about a minute (figures mean nothing).
+Duration (docs/RESULTS.md): --steps 2400 --set eval_prompts=96 --set 'tuned_targets={colorfulness:
+0.25}' summed to 85.8 min of stages on 2 CPU cores shared with other jobs (7-17 min of training
+per model; about 60 min expected on a quiet machine); training time scales with --steps.
+--quick runs the same stages at toy size in about a minute (figures mean
+nothing). tuned_targets ({reward: s+}, unnamed rewards 1) evaluates MIRO a second time at that
+target vector: its own curves, speedup rows and GenEval-style table (`miro_tuned`).
 """
 
 
