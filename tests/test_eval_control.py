@@ -125,3 +125,12 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     assert main(["eval", "control", "--model", model, "--out", str(out), "--only", "bogus"]) == 1
     assert "bogus" in capsys.readouterr().err
     assert np.isfinite(ge["overall"])
+    assert ge["reward_targets"] == {"sharpness": 1.0, "colorfulness": 1.0}
+    rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge2"), "--per-category", "1",
+               "--steps", "2", "--no-progress", "--reward", "colorfulness=0.5", "--negative-reward", "colorfulness=0.5"])
+    ge2 = json.loads((tmp_path / "ge2" / "geneval.json").read_text())
+    assert rc == 0 and ge2["reward_targets"]["colorfulness"] == 0.5 and ge2["negative_reward_targets"]["colorfulness"] == 0.5
+    assert "s- = {sharpness: 0, colorfulness: 0.5}" in (tmp_path / "ge2" / "geneval.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge3"), "--reward", "nope=1"]) != 0
+    assert "unknown reward key" in capsys.readouterr().err

@@ -64,6 +64,11 @@ def register(subparsers) -> None:
     g = sub.add_parser("geneval", help="GenEval-style table (per category + overall) of any model")
     _common(g)
     g.add_argument("--per-category", type=int, default=16, help="prompts per category (default 16)")
+    g.add_argument("--reward", action="append", metavar="KEY=VALUE",
+                   help="s+ target (repeatable or comma-separated; unnamed rewards 1; MIRO models only)")
+    g.add_argument("--negative-reward", action="append", metavar="KEY=VALUE",
+                   help="s- target (unnamed rewards 0), e.g. colorfulness=0.5 with --reward colorfulness=0.5 "
+                        "for no contrast on that reward")
     g.set_defaults(func=run_geneval)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -122,23 +127,31 @@ def run_control(args) -> int:
     return 0
 
 
+def _vector(t: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in t.items()) + "}"
+
+
 def run_geneval(args) -> int:
     import time
 
+    from rewardflow.commands.sample import parse_assignments
     from rewardflow.eval.control import balanced_entries
     from rewardflow.eval.geneval_shapes import evaluate
 
     from rewardflow.data.shapes import CATEGORIES
 
+    pos, neg = parse_assignments(args.reward, "--reward"), parse_assignments(args.negative_reward, "--negative-reward")
     pipe = _setup(args)
+    tg = pipe.resolve_targets(pos or None, neg or None)  # fails before sampling: unknown key, out of range, baseline
     entries = balanced_entries(args.per_category * len(CATEGORIES), args.max_count or None)
     t0 = time.perf_counter()
     args.steps, args.guidance = args.steps or 50, 7.0 if args.guidance is None else args.guidance
     out = pipe([e["prompt"] for e in entries], seed=args.seed, guidance_scale=args.guidance,
                num_inference_steps=args.steps, solver=args.solver, output_type="np", batch_size=args.batch_size,
-               progress=not args.no_progress)
+               progress=not args.no_progress, reward_targets=pos or None, negative_reward_targets=neg or None)
     res, wall = evaluate(out.images, entries), time.perf_counter() - t0
-    targets = out.reward_targets or "none (baseline)"
+    targets = (f"{_vector(out.reward_targets)}, s- = {_vector(out.negative_reward_targets)}" if tg
+               else "none (baseline)")
     md = "\n".join([
         f"GenEval-style (strict, exact counts) of `{args.model}`: {len(entries)} prompts, {args.steps} "
         f"{args.solver} steps, w = {args.guidance:g}, s+ = {targets}, seed {args.seed}, {wall:.0f} s.", "",
@@ -146,7 +159,7 @@ def run_geneval(args) -> int:
         *[f"| {c} | {a:.3f} | {res.counts[c]} |" for c, a in res.per_category.items()],
         f"| **overall** | **{res.overall:.3f}** | {len(entries)} |"])
     data = dict(res.to_dict(), model=str(args.model), steps=args.steps, guidance=args.guidance, seed=args.seed,
-                reward_targets=out.reward_targets, wall_s=wall, command=_command(),
+                reward_targets=out.reward_targets, negative_reward_targets=out.negative_reward_targets, wall_s=wall, command=_command(),
                 per_image=[{k: r[k] for k in ("tag", "prompt", "correct", "reason")} for r in res.per_image])
     _write(Path(args.out), "geneval", data, md)
     return 0
