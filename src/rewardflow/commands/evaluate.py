@@ -159,7 +159,8 @@ def run_geneval(args) -> int:
         *[f"| {c} | {a:.3f} | {res.counts[c]} |" for c, a in res.per_category.items()],
         f"| **overall** | **{res.overall:.3f}** | {len(entries)} |"])
     data = dict(res.to_dict(), model=str(args.model), steps=args.steps, guidance=args.guidance, seed=args.seed,
-                reward_targets=out.reward_targets, negative_reward_targets=out.negative_reward_targets, wall_s=wall, command=_command(),
+                reward_targets=out.reward_targets, negative_reward_targets=out.negative_reward_targets, wall_s=wall,
+                command=_command(),
                 per_image=[{k: r[k] for k in ("tag", "prompt", "correct", "reason")} for r in res.per_image])
     _write(Path(args.out), "geneval", data, md)
     return 0
