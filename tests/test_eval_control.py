@@ -60,6 +60,22 @@ def test_others_level_and_sweep_targets_reach_the_jobs(pipe):
     assert f"{REWARD_KEYS[1]} = 0.25" in md
 
 
+def test_text_guidance_switches_to_three_branches(pipe):
+    # With w_t = w + 1 and the reward scale also w + 1, three branches reduce to the two-branch
+    # formula at w: (1 - W) v(null, s-) + W v(c, s+). Any other reward scale must change the images.
+    two = C.Sampler(pipe, C.ControlSettings.quick(steps=2, guidance=2.0), REWARD_KEYS, progress=False)
+    three = C.Sampler(pipe, C.ControlSettings.quick(steps=2, guidance=3.0, text_guidance=3.0), REWARD_KEYS,
+                      progress=False)
+    other = C.Sampler(pipe, C.ControlSettings.quick(steps=2, guidance=6.0, text_guidance=3.0), REWARD_KEYS,
+                      progress=False)
+    entries = C.balanced_entries(3, 2)
+    a, b, c = (S.get(S.job(entries))[0].astype(int) for S in (two, three, other))
+    assert np.abs(a - b).max() <= 1  # equal up to uint8 rounding of float sums
+    assert np.abs(a - c).max() > 1
+    md = C.ControlReport("m", C.asdict(three.s), list(REWARD_KEYS)).to_markdown()
+    assert "text scale w_t = 3" in md
+
+
 def test_best_of_n_matches_selection_module(pipe):
     from rewardflow.sampling.selection import best_of_n
 
@@ -108,10 +124,12 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     model = str(pipe.save_pretrained(tmp_path / "pipe"))
     out = tmp_path / "ctl"
     rc = main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--steps", "2",
-               "--only", "seeds,best_of_n", "--no-progress", "--others", "0.5", "--sweep-targets", "sharpness=0.25"])
+               "--only", "seeds,best_of_n", "--no-progress", "--others", "0.5", "--sweep-targets", "sharpness=0.25",
+               "--text-guidance", "2"])
     assert rc == 0
     data = json.loads((out / "control.json").read_text())
     assert set(data["results"]) == {"seeds", "best_of_n"} and data["settings"]["steps"] == 2
+    assert data["settings"]["text_guidance"] == 2.0
     assert data["settings"]["others"] == 0.5 and data["settings"]["sweep_targets"] == [["sharpness", 0.25]]
     capsys.readouterr()
     assert main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--sweep-targets", "sharpness"]) != 0

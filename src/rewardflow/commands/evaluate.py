@@ -54,6 +54,9 @@ def register(subparsers) -> None:
                    help="control section: s+ of named non-swept rewards, overriding --others")
     c.add_argument("--sweep-targets", default=None, metavar="KEY=V,...",
                    help="s+ for the guidance sweep (unnamed rewards 1, s- = 0); default: all 1")
+    c.add_argument("--text-guidance", type=float, default=None, metavar="W_T",
+                   help="three-branch guidance: text scale W_T, with --guidance as the reward scale (the reward "
+                        "contrast then shares the prompt's text); default: the two-branch MIRO formula")
     c.add_argument("--sweep-images", type=int, default=96, help="GenEval-style prompts per scale (default 96)")
     c.add_argument("--bon-prompts", type=int, default=32, help="prompts for best-of-N (default 32)")
     c.add_argument("--bon-ns", default="1,2,4,8,16", help="N values, comma-separated (default 1,2,4,8,16)")
@@ -106,6 +109,7 @@ def run_control(args) -> int:
     given = dict(steps=args.steps, guidance=args.guidance)  # unset: the settings' (or --quick's) defaults
     kw = dict({k: v for k, v in given.items() if v is not None}, solver=args.solver, batch_size=args.batch_size,
               seed=args.seed, max_count=args.max_count or None, others=args.others,
+              text_guidance=args.text_guidance,
               sweep_targets=tuple(parse_assignments([args.sweep_targets] if args.sweep_targets else [],
                                                     "--sweep-targets").items()),
               fixed=tuple(parse_assignments([args.fixed] if args.fixed else [], "--fixed").items()))

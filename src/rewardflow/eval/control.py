@@ -34,6 +34,9 @@ class ControlSettings:
     fixed: tuple[tuple[str, float], ...] = ()  # per-reward exceptions to `others` (control section)
     steps: int = 50
     guidance: float = 7.0
+    # None: the two-branch MIRO formula at `guidance`. A number: three branches, this text scale
+    # and `guidance` as the reward scale (the reward contrast then uses the same text).
+    text_guidance: float | None = None
     solver: str = "euler"
     scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 7.0)
     sweep_images: int = 96  # GenEval-style prompts per guidance scale (16 per category)
@@ -98,6 +101,7 @@ class Sampler:
         if job not in self.cache:
             out = self.pipe(list(job.prompts), reward_targets=dict(job.positive),
                             negative_reward_targets=dict(job.negative), guidance_scale=job.w,
+                            text_guidance_scale=self.s.text_guidance,
                             num_inference_steps=self.s.steps, solver=self.s.solver, seed=list(job.seeds),
                             output_type="np", batch_size=self.s.batch_size, progress=False)
             scores = {k: np.asarray(r.score(out.images, list(job.prompts)), dtype=np.float64).reshape(-1)
@@ -247,7 +251,9 @@ class ControlReport:
 
     def to_markdown(self) -> str:
         s, r = self.settings, self.results
-        out = [f"Model: `{self.model}`; {s['steps']} {s['solver']} steps, w = {s['guidance']:g} unless swept, "
+        wt = s.get("text_guidance")
+        mode = "" if wt is None else f" (reward scale; three branches, text scale w_t = {wt:g})"
+        out = [f"Model: `{self.model}`; {s['steps']} {s['solver']} steps, w = {s['guidance']:g}{mode} unless swept, "
                f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")]
         if "control" in r:
             lv = s["levels"]
