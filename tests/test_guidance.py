@@ -131,3 +131,38 @@ def test_errors():
         guided_velocity(net, x, t, _cond(2, 4, 1), _cond(3, 4, 2), 1.0)
     with pytest.raises(ValueError, match="negative condition"):
         make_velocity_fn(net, _cond(3, 4, 1), None, 2.0)
+
+
+class DropRecordingNet(MockNet):
+    """MockNet whose dropped rewards read as a fixed null value, recording the masks it got."""
+
+    def __call__(self, x, t, text, text_mask, rewards=None, reward_drop=None):
+        self.drops = getattr(self, "drops", []) + [reward_drop]
+        if reward_drop is not None:
+            rewards = torch.where(reward_drop, torch.full_like(rewards, -5.0), rewards)
+        return super().__call__(x, t, text, text_mask, rewards=rewards)
+
+
+def test_reward_drop_reaches_the_model_in_its_own_rows():
+    net, (x, t) = DropRecordingNet(), _inputs(3)
+    pos, neg = _cond(3, 4, 1), _cond(1, 2, 2)
+    drop = torch.tensor([[True, False]] * 3)
+    with_drop = Condition(pos.text, pos.text_mask, pos.rewards, drop)
+    v = guided_velocity(net, x, t, with_drop, neg.with_rewards(neg.rewards), 2.0)
+    sent = net.drops[-1]
+    assert sent.shape == (6, N) and sent[:3].equal(drop) and not sent[3:].any()  # the negative drops nothing
+    # Same as feeding the null value by hand.
+    manual = Condition(pos.text, pos.text_mask, torch.where(drop, torch.full_like(pos.rewards, -5.0), pos.rewards))
+    assert torch.allclose(v, guided_velocity(net, x, t, manual, neg, 2.0), atol=1e-6)
+    # Three branches: s- rows (null and cond) get drop_neg, the s+ rows drop_pos.
+    c3 = Condition(pos.text, pos.text_mask)
+    null = Condition(*net.null_text(1))
+    rp, rn = torch.ones(1, N), torch.zeros(1, N)
+    guided_velocity_3(net, x, t, c3, null, rp, rn, 2.0, 3.0, drop_pos=torch.tensor([[False, True]]))
+    sent = net.drops[-1]
+    assert not sent[:6].any() and sent[6:].equal(torch.tensor([[False, True]] * 3))
+    # No mask anywhere: the model is called without reward_drop (models without null tokens reject it).
+    guided_velocity(net, x, t, pos, neg.with_rewards(neg.rewards), 1.0)
+    assert net.drops[-1] is None
+    with pytest.raises(ValueError, match="reward_drop"):
+        Condition(pos.text, pos.text_mask, pos.rewards, torch.ones(3, N))  # not bool

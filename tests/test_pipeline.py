@@ -127,6 +127,42 @@ def test_bad_inputs(pipe, baseline_pipe):
     assert out.reward_targets == {} and out.images.shape == (1, 3, 32, 32)
 
 
+@pytest.mark.parametrize("text_scale", [None, 2.0])
+def test_unspecified_target_samples_with_the_null_token(pipe, text_scale):
+    # Make sharpness's null token equal to the token the model gives the value 0.5: "unspecified"
+    # must then sample exactly what the target 0.5 samples, in both guidance modes.
+    emb = pipe.model.cond.rewards
+    with torch.no_grad():
+        emb.null[0] = emb(torch.tensor([[0.5, 0.5]]))[0, 0]
+    kw = dict(seed=3, output_type="pt", progress=False, guidance_scale=2.0, text_guidance_scale=text_scale)
+    none = pipe(["a red circle", "two squares"], reward_targets={"sharpness": None}, **kw)
+    half = pipe(["a red circle", "two squares"], reward_targets={"sharpness": 0.5},
+                negative_reward_targets={"sharpness": 0.5}, **kw)
+    assert torch.allclose(none.images, half.images, atol=1e-5)
+    assert none.reward_targets["sharpness"] is None and none.negative_reward_targets["sharpness"] is None
+    one = pipe(["a red circle", "two squares"], reward_targets={"sharpness": 1.0},
+               negative_reward_targets={"sharpness": 1.0}, **kw)
+    assert not torch.allclose(none.images, one.images, atol=1e-3)
+
+
+def test_unspecified_target_needs_a_model_trained_with_reward_dropout(pipe, tiny_text_encoder):
+    from test_pipeline_fixtures import tiny_bins, tiny_model
+
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    untrained = RewardFlowPipeline(pipe.model, tiny_text_encoder, tiny_bins(),
+                                   config={"run_config": {"reward_dropout": 0.0}})
+    with pytest.raises(ValueError, match="reward_dropout = 0.*sharpness|sharpness.*reward_dropout = 0"):
+        untrained("a", reward_targets={"sharpness": None})
+    untrained("a", reward_targets={"sharpness": 0.5}, num_inference_steps=1, progress=False)  # values still fine
+    no_null = RewardFlowPipeline(tiny_model(reward_null=False), tiny_text_encoder, tiny_bins())
+    with pytest.raises(ValueError, match="no null reward tokens"):
+        no_null("a", reward_targets={"colorfulness": None})
+    trained = RewardFlowPipeline(pipe.model, tiny_text_encoder, tiny_bins(),
+                                 config={"run_config": {"reward_dropout": 0.1}, "num_inference_steps": 1})
+    assert trained("a", reward_targets={"colorfulness": None}, progress=False).reward_targets["colorfulness"] is None
+
+
 def test_save_from_pretrained_identical_images(pipe, tmp_path):
     pipe.config["guidance_scale"] = 4.0
     ref = _pt(pipe, ["a circle", "two squares"], seed=11)

@@ -69,6 +69,19 @@ def test_sample_modes_and_best_of(saved, tmp_path):
     assert r["seed"] == r["candidate_seeds"][max(range(3), key=lambda j: r["candidate_scores"][j])]
 
 
+def test_sample_unspecified_reward(saved, tmp_path):
+    out = tmp_path / "none"
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--reward", "sharpness=none",
+                 "--steps", "1", "--out", str(out)]) == 0
+    r = _records(out)[0]
+    assert r["reward_targets"] == {"sharpness": None, "colorfulness": 1.0}
+    assert r["negative_reward_targets"] == {"sharpness": None, "colorfulness": 0.0}  # no contrast on it
+    out = tmp_path / "contrast"
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--reward", "sharpness=None",
+                 "--negative-reward", "sharpness=0", "--steps", "1", "--out", str(out)]) == 0
+    assert _records(out)[0]["negative_reward_targets"]["sharpness"] == 0.0
+
+
 def test_sample_errors_are_clear(saved, tmp_path, capsys):
     assert main(["sample", "--model", saved, "--prompts", "a", "--reward", "aesthetic=1", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err

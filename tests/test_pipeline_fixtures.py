@@ -37,11 +37,11 @@ def tiny_text_encoder(tmp_path_factory, one_thread):
     return TextEncoder(d, max_length=16)
 
 
-def tiny_model(preset: str = "dit-tiny", reward_keys=REWARD_KEYS, seed: int = 0):
+def tiny_model(preset: str = "dit-tiny", reward_keys=REWARD_KEYS, seed: int = 0, **overrides):
     from rewardflow.models import build_model, model_config_from_preset
 
     torch.manual_seed(seed)
-    model = build_model(model_config_from_preset(preset, reward_keys=tuple(reward_keys), text_dim=16))
+    model = build_model(model_config_from_preset(preset, reward_keys=tuple(reward_keys), text_dim=16, **overrides))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))

@@ -78,3 +78,20 @@ def test_noise_independent_of_batch_size_and_position():
         randn_per_seed([], (2,))
     with pytest.raises(ValueError, match="ints"):
         randn_per_seed([1.5], (2,))
+
+
+def test_unspecified_targets_give_masks_and_carry_into_the_negative():
+    rt = custom(KEYS, {"clip_score": None})
+    assert rt.unspecified == ("clip_score",)
+    assert rt.positive["clip_score"] is None and rt.negative["clip_score"] is None  # no contrast by default
+    pos, neg = rt.tensors(2)
+    assert pos[0].tolist() == [1.0, 0.0, 1.0] and neg[0].tolist() == [0.0, 0.0, 0.0]
+    dp, dn = rt.drop_masks(2)
+    assert dp.dtype == torch.bool and dp.shape == (2, 3) and dp[1].tolist() == [False, True, False]
+    assert torch.equal(dp, dn)
+    # An explicit negative keeps its contrast; a branch without None has no mask at all.
+    rt = custom(KEYS, {"clip_score": None}, negative={"clip_score": 0.0})
+    assert rt.drop_masks(1)[1] is None and rt.drop_masks(1)[0][0].tolist() == [False, True, False]
+    assert high_quality(KEYS).drop_masks(3) == (None, None) and high_quality(KEYS).unspecified == ()
+    assert custom(KEYS, {}, default=None).unspecified == tuple(KEYS)
+    assert rt.to_dict()["positive"]["clip_score"] is None

@@ -53,17 +53,24 @@ def load_prompts(spec: str, max_prompts: int | None = None) -> tuple[list[str], 
     return prompts, entries
 
 
-def parse_assignments(items: list[str] | None, what: str) -> dict[str, float]:
-    out = {}
+UNSPECIFIED_WORDS = ("none", "null")  # KEY=none: leave that reward unspecified (its null token)
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
     for item in items or []:
         for part in item.split(","):
             key, sep, val = part.partition("=")
             if not sep:
                 raise ValueError(f"{what} {part!r} must look like key=value")
+            if val.strip().lower() in UNSPECIFIED_WORDS:
+                out[key.strip()] = None
+                continue
             try:
                 out[key.strip()] = float(val)
             except ValueError:
-                raise ValueError(f"{what} {part!r}: value must be a number in [0, 1]") from None
+                raise ValueError(f"{what} {part!r}: value must be a number in [0, 1] "
+                                 "(or 'none': unspecified)") from None
     return out
 
 
@@ -116,7 +123,8 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    ".tsv with a Prompt column), 'shapes' (the shipped ShapesWorld set) or a prompt text")
     p.add_argument("--max-prompts", type=int, default=None, help="use only the first N prompts")
     p.add_argument("--negative-reward", action="append", metavar="KEY=VALUE",
-                   help="s- for a reward (repeatable or comma-separated); others default to 0")
+                   help="s- for a reward (repeatable or comma-separated); others default to 0; "
+                        "KEY=none leaves it unspecified (models trained with reward dropout)")
     p.add_argument("--negative-prompt", default=None,
                    help="negative text; default: the model's learned null text")
     p.add_argument("--guidance", type=float, default=None, help="reward(+text) CFG scale w (default: pipeline's, 7)")
@@ -141,7 +149,8 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_sampling_args(p)
     p.add_argument("--reward", action="append", metavar="KEY=VALUE",
-                   help="s+ target in [0, 1] for a reward (repeatable or comma-separated); others default to 1")
+                   help="s+ target in [0, 1] for a reward (repeatable or comma-separated); others default to 1; "
+                        "KEY=none leaves it unspecified, in s- too (needs a model trained with reward dropout)")
     p.add_argument("--mode", default="high", help="high (s+ 1, s- 0), isolate:KEY, or pairwise:A,B,T; "
                    "--reward / --negative-reward override single entries afterwards")
     p.add_argument("--score", default=None, help="comma-separated registered rewards to score each image with")
@@ -163,6 +172,8 @@ def run(args) -> int:
     pos = parse_assignments(args.reward, "--reward")
     neg = parse_assignments(args.negative_reward, "--negative-reward")
     if base is not None:
+        # KEY=none in s+ means no contrast on KEY either, unless --negative-reward names it.
+        neg = {k: None for k, v in pos.items() if v is None} | neg
         pos, neg = base.positive | pos, base.negative | neg
     kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
               guidance_scale=args.guidance, text_guidance_scale=args.text_guidance, num_inference_steps=args.steps,
@@ -177,6 +188,8 @@ def run(args) -> int:
         if not args.select:
             raise ValueError("--best-of needs --select REWARD (or REWARD=W,...)")
         sel = parse_assignments([args.select], "--select") if "=" in args.select else args.select
+        if isinstance(sel, dict) and any(v is None for v in sel.values()):
+            raise ValueError(f"--select {args.select!r}: every weight must be a number")
         # One prompt entry per output image; best_of_n then draws N nested-seed candidates for each.
         res = best_of_n(pipe, flat, args.best_of, sel, seed=args.seed, normalize=args.select_normalize,
                         output_type="pt", **kw)

@@ -18,6 +18,10 @@ from typing import Any
 import yaml
 
 REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
+# The DemoConfig fields a trained model depends on: the training stages' cache signature.
+TRAIN_KEYS = ("model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
+              "time_mean", "time_std", "text_dropout", "reward_dropout", "ema_decay", "eval_every", "eval_prompts",
+              "eval_steps", "guidance", "rewards", "seed")
 
 
 @dataclass
@@ -46,6 +50,9 @@ class DemoConfig:
     time_mean: float = 0.0
     time_std: float = 1.0
     text_dropout: float = 0.1
+    # Per-reward probability of the learned null token in training: > 0 lets sampling leave a
+    # reward unspecified (reward_targets={key: None}). 0, as the paper's released models.
+    reward_dropout: float = 0.0
     ema_decay: float = 0.999
     eval_every: int = 200  # steps between points of the training curves
     eval_prompts: int = 36  # images per curve point (6 per GenEval category)
@@ -74,6 +81,7 @@ class DemoConfig:
                 raise ValueError(f"invalid demo config: {msg}")
 
         need(self.num_images >= 1 and self.steps >= 1, "num_images and steps must be >= 1")
+        need(0.0 <= self.reward_dropout <= 1.0, f"reward_dropout must be in [0, 1], got {self.reward_dropout}")
         need(self.control_reward in self.rewards, f"control_reward {self.control_reward!r} is not in rewards {self.rewards}")
         need(all(0.0 <= v <= 1.0 for v in self.control_levels), "control_levels must lie in [0, 1]")
         need(len(self.control_levels) >= 2, "control_levels needs at least two levels")

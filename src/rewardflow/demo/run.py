@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import evaluate as ev
-from .config import DemoConfig
+from .config import TRAIN_KEYS, DemoConfig
 from .stages import StageRunner
 
 MODELS = ("baseline", "miro")
@@ -36,7 +36,7 @@ def train_config(cfg: DemoConfig, data_dir: Path, out_dir: Path, mode: str, text
         optim=dict(optimizer="adamw", lr=cfg.lr, betas=[0.9, 0.99], weight_decay=0.0, warmup_steps=cfg.warmup_steps,
                    schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0),
         time=dict(kind=cfg.time_kind, mean=cfg.time_mean, std=cfg.time_std, shift=1.0),
-        text_dropout=cfg.text_dropout, reward_dropout=0.0, ema=dict(decay=cfg.ema_decay, warmup=True),
+        text_dropout=cfg.text_dropout, reward_dropout=cfg.reward_dropout, ema=dict(decay=cfg.ema_decay, warmup=True),
         # A few checkpoints make an interrupted demo resume mid-training instead of restarting.
         checkpoint=dict(every=max(1, cfg.steps // 3), keep_last=1), log_every=max(1, cfg.steps // 40),
         progress=True, tensorboard=False, sample=dict(every=0), eval=dict(every=0, at_start=True),
@@ -161,10 +161,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
 
     # ---------------------------------------------------------------- training
     curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
-    train_keys = ["model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
-                  "time_mean", "time_std", "text_dropout", "ema_decay", "eval_every", "eval_prompts", "eval_steps",
-                  "guidance", "rewards"]
-    sig_train = digest([sig_bins, cfg.section(*train_keys)])
+    sig_train = digest([sig_bins, cfg.section(*TRAIN_KEYS)])
     train_info: dict[str, dict] = {}
     for mode in MODELS:
         run_dir = out / "runs" / mode

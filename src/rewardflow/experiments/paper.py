@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rewardflow.demo import evaluate as ev
+from rewardflow.demo.config import TRAIN_KEYS
 from rewardflow.demo.stages import StageRunner
 
 from .config import PaperConfig
@@ -116,10 +117,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
     # ------------------------------------------------------------ training
     curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
-    train_keys = ["model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
-                  "time_mean", "time_std", "text_dropout", "ema_decay", "eval_every", "eval_prompts", "eval_steps",
-                  "guidance", "rewards", "seed"]
-    sig_train = digest([sig_bins, cfg.section(*train_keys)])
+    sig_train = digest([sig_bins, cfg.section(*TRAIN_KEYS)])
     train_info: dict[str, dict] = {}
     tuned = {k: float(v) for k, v in paper.tuned_targets.items()}
 

@@ -34,13 +34,15 @@ class Condition:
     """What one guidance branch conditions on, in the denoiser contract's shapes.
 
     text: (B, L, D) float; text_mask: (B, L) bool, True = real token; rewards: (B, N) in [0, 1]
-    or None for a baseline model without reward conditioning. B may be 1 to share one
+    or None for a baseline model without reward conditioning; reward_drop: (B, N) bool, True =
+    that reward unspecified (the model's null token), or None for none. B may be 1 to share one
     condition (e.g. an empty negative prompt) across the batch.
     """
 
     text: torch.Tensor
     text_mask: torch.Tensor
     rewards: torch.Tensor | None = None
+    reward_drop: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.text.ndim != 3:
@@ -55,6 +57,11 @@ class Condition:
             raise ValueError(
                 f"rewards must be (B, N) with B = {self.text.shape[0]}; got {tuple(self.rewards.shape)}"
             )
+        if self.reward_drop is not None and (self.rewards is None or self.reward_drop.shape != self.rewards.shape
+                                             or self.reward_drop.dtype != torch.bool):
+            raise ValueError("reward_drop must be a bool tensor shaped like rewards (B, N); got "
+                             f"{tuple(self.reward_drop.shape)} {self.reward_drop.dtype} for rewards "
+                             f"{None if self.rewards is None else tuple(self.rewards.shape)}")
 
     @property
     def batch_size(self) -> int:
@@ -66,11 +73,14 @@ class Condition:
         text, mask = model.null_text(batch)
         return cls(text, mask, rewards)
 
-    def with_rewards(self, rewards: torch.Tensor | None) -> "Condition":
-        """Same text, other reward vector (B, N) (or (1, N), broadcast to the text's batch)."""
+    def with_rewards(self, rewards: torch.Tensor | None, reward_drop: torch.Tensor | None = None) -> "Condition":
+        """Same text, other reward vector (B, N) (or (1, N), broadcast to the text's batch), and
+        optionally which of them are unspecified."""
         if rewards is not None and rewards.ndim == 2 and rewards.shape[0] == 1:
             rewards = rewards.expand(self.batch_size, -1)
-        return Condition(self.text, self.text_mask, rewards)
+        if reward_drop is not None and reward_drop.ndim == 2 and reward_drop.shape[0] == 1:
+            reward_drop = reward_drop.expand(self.batch_size, -1)
+        return Condition(self.text, self.text_mask, rewards, reward_drop)
 
     def expand(self, batch: int) -> "Condition":
         """Broadcast a batch-1 condition to ``batch`` (views, no copy)."""
@@ -79,7 +89,8 @@ class Condition:
         if self.batch_size != 1:
             raise ValueError(f"condition has batch {self.batch_size}, expected {batch} (or 1 to broadcast)")
         r = None if self.rewards is None else self.rewards.expand(batch, -1)
-        return Condition(self.text.expand(batch, -1, -1), self.text_mask.expand(batch, -1), r)
+        d = None if self.reward_drop is None else self.reward_drop.expand(batch, -1)
+        return Condition(self.text.expand(batch, -1, -1), self.text_mask.expand(batch, -1), r, d)
 
 
 def _pad_text(c: Condition, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +111,11 @@ def concat_conditions(conds: Sequence[Condition]) -> Condition:
     length = max(c.text.shape[1] for c in conds)
     padded = [_pad_text(c, length) for c in conds]
     rewards = torch.cat([c.rewards for c in conds]) if all(with_r) else None
-    return Condition(torch.cat([p[0] for p in padded]), torch.cat([p[1] for p in padded]), rewards)
+    drop = None
+    if any(c.reward_drop is not None for c in conds):  # branches without a mask drop nothing
+        drop = torch.cat([torch.zeros_like(c.rewards, dtype=torch.bool) if c.reward_drop is None else c.reward_drop
+                          for c in conds])
+    return Condition(torch.cat([p[0] for p in padded]), torch.cat([p[1] for p in padded]), rewards, drop)
 
 
 def _batched_time(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +124,9 @@ def _batched_time(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(model, x: torch.Tensor, t: torch.Tensor, c: Condition) -> torch.Tensor:
-    return model(x, t, c.text, c.text_mask, rewards=c.rewards)
+    if c.reward_drop is None:  # models without null tokens reject any reward_drop argument
+        return model(x, t, c.text, c.text_mask, rewards=c.rewards)
+    return model(x, t, c.text, c.text_mask, rewards=c.rewards, reward_drop=c.reward_drop)
 
 
 def _branches(model, x: torch.Tensor, t, conds: Sequence[Condition]) -> tuple[torch.Tensor, ...]:
@@ -147,11 +164,14 @@ def guided_velocity_3(
     rewards_neg: torch.Tensor,
     text_scale: float,
     reward_scale: float,
+    drop_pos: torch.Tensor | None = None,
+    drop_neg: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Separate scales: v(null,s-) + w_t (v(c,s-) - v(null,s-)) + w_r (v(c,s+) - v(c,s-)).
 
     cond / null carry text only (their ``rewards`` must be None); rewards_pos / rewards_neg are
-    s+ / s- of shape (B, N) or (1, N). One forward of batch 3B.
+    s+ / s- of shape (B, N) or (1, N), drop_pos / drop_neg their unspecified entries (bool, same
+    shape) or None. One forward of batch 3B.
     """
     if cond.rewards is not None or null.rewards is not None:
         raise ValueError("guided_velocity_3 takes rewards via rewards_pos/rewards_neg; leave Condition.rewards None")
@@ -160,7 +180,8 @@ def guided_velocity_3(
     b = x.shape[0]
     cond, null = cond.expand(b), null.expand(b)
     v_null, v_neg, v_pos = _branches(
-        model, x, t, [null.with_rewards(rewards_neg), cond.with_rewards(rewards_neg), cond.with_rewards(rewards_pos)]
+        model, x, t, [null.with_rewards(rewards_neg, drop_neg), cond.with_rewards(rewards_neg, drop_neg),
+                      cond.with_rewards(rewards_pos, drop_pos)]
     )
     return v_null + text_scale * (v_neg - v_null) + reward_scale * (v_pos - v_neg)
 
@@ -184,10 +205,13 @@ def make_velocity_fn_3(
     rewards_neg: torch.Tensor,
     text_scale: float,
     reward_scale: float,
+    drop_pos: torch.Tensor | None = None,
+    drop_neg: torch.Tensor | None = None,
 ) -> VelocityFn:
     """``velocity_fn(x, t)`` for the solvers, applying ``guided_velocity_3`` at every call."""
 
     def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return guided_velocity_3(model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale)
+        return guided_velocity_3(model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale,
+                                 drop_pos, drop_neg)
 
     return velocity_fn

@@ -140,11 +140,27 @@ class RewardFlowPipeline:
         if isinstance(reward_targets, T.RewardTargets):
             if negative_reward_targets is not None:
                 raise ValueError("pass negative targets inside the RewardTargets, not separately")
-            return T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative)
+            return self._check_unspecified(
+                T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative))
         for name, d in (("reward_targets", reward_targets), ("negative_reward_targets", negative_reward_targets)):
             if d is not None and not isinstance(d, Mapping):
                 raise TypeError(f"{name} must be a dict {{reward_key: value in [0, 1]}}, got {type(d).__name__}")
-        return T.custom(self.reward_keys, reward_targets or {}, negative=negative_reward_targets or None)
+        return self._check_unspecified(
+            T.custom(self.reward_keys, reward_targets or {}, negative=negative_reward_targets or None))
+
+    def _check_unspecified(self, tg: T.RewardTargets) -> T.RewardTargets:
+        """An unspecified (None) target needs null reward tokens the model learned to use."""
+        if not tg.unspecified:
+            return tg
+        if not getattr(self.model.config, "reward_null", False):
+            raise ValueError(f"targets {list(tg.unspecified)} are unspecified (None) but this model has no null "
+                             "reward tokens (model config reward_null=False); give every reward a value in [0, 1]")
+        dropout = (self.config.get("run_config") or {}).get("reward_dropout")
+        if dropout is not None and float(dropout) <= 0:
+            raise ValueError(f"targets {list(tg.unspecified)} are unspecified (None) but this model was trained with "
+                             "reward_dropout = 0, so its null reward tokens were never trained; give every reward a "
+                             "value in [0, 1], or train with reward_dropout > 0 (e.g. 0.1)")
+        return tg
 
     # ------------------------------------------------------------------------------- sampling
     def _seeds(self, n: int, seed, generator) -> list[int]:
@@ -237,16 +253,18 @@ class RewardFlowPipeline:
         x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=state)
         text, mask = self.text_encoder.encode(prompts, device=dev)
         s_pos, s_neg = tg.tensors(b, device=dev, dtype=dtype) if tg else (None, None)
+        d_pos, d_neg = tg.drop_masks(b, device=dev) if tg else (None, None)
         if negative_prompt is None:
             neg = Condition.null(self.model, 1)
         else:
             neg = Condition(*self.text_encoder.encode([negative_prompt], device=dev))
         neg = Condition(neg.text.to(dtype), neg.text_mask)
         if w_t is None:
-            net = make_velocity_fn(self.model, Condition(text.to(dtype), mask, s_pos),
-                                   neg.expand(b).with_rewards(s_neg), w)
+            net = make_velocity_fn(self.model, Condition(text.to(dtype), mask, s_pos, d_pos),
+                                   neg.expand(b).with_rewards(s_neg, d_neg), w)
         else:
-            net = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w)
+            net = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w,
+                                     d_pos, d_neg)
         vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
         x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
         return x if latent_out else self.decode(x)

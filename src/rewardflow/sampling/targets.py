@@ -2,6 +2,11 @@
 
 Values are in the model's [0, 1] space (bin / (B - 1)); 1 asks for the best bin. Presets:
 high quality (s+ = 1, s- = 0), custom trade-offs, isolating one reward, pairwise A/B.
+
+A target may also be ``None``, "unspecified": that reward's token is replaced by the model's
+learned null token, as training did for a fraction ``reward_dropout`` of the rewards. The model
+then samples that reward from its data distribution instead of at a chosen level. Only a model
+trained with ``reward_dropout > 0`` has learned what the null tokens mean (the pipeline checks).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ def _check_known(keys: Sequence[str], given) -> None:
         raise ValueError(f"unknown reward key(s) {unknown}; this model's reward keys are {list(keys)}")
 
 
-def _check_value(key: str, value) -> float:
+def _check_value(key: str, value) -> float | None:
+    if value is None:
+        return None  # unspecified: the reward's null token
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -40,10 +47,11 @@ def _check_value(key: str, value) -> float:
 
 @dataclass(frozen=True)
 class RewardTargets:
-    """s+ (positive) and s- (negative) per reward key, both in the model's key order."""
+    """s+ (positive) and s- (negative) per reward key, both in the model's key order; a value of
+    None leaves that reward unspecified (its null token) in that branch."""
 
-    positive: dict[str, float]
-    negative: dict[str, float]
+    positive: dict[str, float | None]
+    negative: dict[str, float | None]
 
     def __post_init__(self) -> None:
         if list(self.positive) != list(self.negative):
@@ -59,15 +67,31 @@ class RewardTargets:
     def keys(self) -> tuple[str, ...]:
         return tuple(self.positive)
 
+    @property
+    def unspecified(self) -> tuple[str, ...]:
+        """Keys left unspecified (None) in either branch."""
+        return tuple(k for k in self.keys if self.positive[k] is None or self.negative[k] is None)
+
     def tensors(self, batch: int, device=None, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s+, s-), each (batch, N) with columns in ``keys`` order."""
-        pos = torch.tensor([self.positive[k] for k in self.keys], device=device, dtype=dtype)
-        neg = torch.tensor([self.negative[k] for k in self.keys], device=device, dtype=dtype)
-        return pos.expand(batch, -1).clone(), neg.expand(batch, -1).clone()
+        """(s+, s-), each (batch, N) with columns in ``keys`` order; an unspecified value reads 0
+        (the model ignores it: ``drop_masks`` swaps in the null token)."""
+        def row(d):
+            return torch.tensor([0.0 if d[k] is None else d[k] for k in self.keys], device=device, dtype=dtype)
+
+        return row(self.positive).expand(batch, -1).clone(), row(self.negative).expand(batch, -1).clone()
+
+    def drop_masks(self, batch: int, device=None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(drop+, drop-): bool (batch, N), True where a target is unspecified; None for a branch
+        with every target given, so models without null tokens never see a mask."""
+        def mask(d):
+            m = [d[k] is None for k in self.keys]
+            return torch.tensor(m, device=device).expand(batch, -1).clone() if any(m) else None
+
+        return mask(self.positive), mask(self.negative)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """JSON-friendly record of the targets used (pipelines return it with the images)."""
-        return {"positive": dict(self.positive), "negative": dict(self.negative)}
+        return {"positive": dict(self.positive), "negative": dict(self.negative)}  # None -> JSON null
 
 
 def high_quality(keys: Sequence[str]) -> RewardTargets:
@@ -87,6 +111,8 @@ def custom(
 
     ``negative``: None -> all ``negative_default``; a number -> every key; a mapping -> those
     keys, the rest ``negative_default``. E.g. ``custom(keys, {"aesthetic_score": 0.625})``.
+    A target of None leaves that reward unspecified; it is then unspecified in s- too unless the
+    negative names it (so no contrast acts on it by default).
     """
     keys = _check_keys(keys)
     _check_known(keys, targets)
@@ -94,7 +120,7 @@ def custom(
     if negative is None or isinstance(negative, Mapping):
         negative = negative or {}
         _check_known(keys, negative)
-        neg = {k: _check_value(k, negative.get(k, negative_default)) for k in keys}
+        neg = {k: _check_value(k, negative.get(k, None if pos[k] is None else negative_default)) for k in keys}
     else:
         neg = {k: _check_value(k, negative) for k in keys}
     return RewardTargets(pos, neg)
