@@ -42,7 +42,7 @@ class DemoConfig:
     model_overrides: dict[str, Any] = field(default_factory=lambda: {
         "patch_size": 1, "hidden_size": 16, "channel_mult": [1, 2, 4], "attn_resolutions": [8],
         "time_embed_dim": 128, "context_dim": 64, "num_heads": 4})
-    steps: int = 2400  # 1400 learns the quality rewards; alignment control needs ~2400 (docs/INFERENCE.md)
+    steps: int = 1400
     batch_size: int = 16
     lr: float = 1.5e-3
     warmup_steps: int = 100
