@@ -140,6 +140,9 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     assert rc == 0
     ge = json.loads((tmp_path / "ge" / "geneval.json").read_text())
     assert sum(ge["counts"].values()) == 6 and len(ge["per_image"]) == 6
+    rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge_none"), "--per-category", "1",
+               "--steps", "1", "--no-progress", "--reward", "sharpness=none"])  # an unspecified target
+    assert rc == 0 and "sharpness: none" in (tmp_path / "ge_none" / "geneval.md").read_text()
     assert main(["eval", "control", "--model", model, "--out", str(out), "--only", "bogus"]) == 1
     assert "bogus" in capsys.readouterr().err
     assert np.isfinite(ge["overall"])

@@ -132,7 +132,9 @@ def run_control(args) -> int:
 
 
 def _vector(t: dict) -> str:
-    return "{" + ", ".join(f"{k}: {v:g}" for k, v in t.items()) + "}"
+    from rewardflow.sampling.targets import format_target
+
+    return "{" + ", ".join(f"{k}: {format_target(v)}" for k, v in t.items()) + "}"
 
 
 def run_geneval(args) -> int:

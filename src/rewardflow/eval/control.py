@@ -257,7 +257,7 @@ class ControlReport:
                f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")]
         if "control" in r:
             lv = s["levels"]
-            fx = "".join(f", {k} {v:g}" for k, v in s.get("fixed") or ())
+            fx = "".join(f", {k} {T.format_target(v)}" for k, v in s.get("fixed") or ())
             out += ["", f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others "
                     f"{s.get('others', 1.0):g}{fx}, s- = 0; mean measured reward +- s.e.)", "",
                     "| reward | " + " | ".join(f"{v:g}" for v in lv) + " | Spearman | >= 0.9 |",
@@ -278,7 +278,8 @@ class ControlReport:
             g = r["guidance"]
             cats = list(g["rows"][0]["per_category"]) if g["rows"] else []
             st = s.get("sweep_targets") or ()
-            tgt = ("s+ " + ", ".join(f"{k} = {v:g}" for k, v in st) + ", others 1, s- = 0") if st else "high-quality targets"
+            tgt = ("s+ " + ", ".join(f"{k} = {T.format_target(v)}" for k, v in st) + ", others 1, s- = 0") if st \
+                else "high-quality targets"
             p0 = g["rows"][0]["overall"] if g["rows"] else 0.0
             se = (p0 * (1 - p0) / max(1, g["images"])) ** 0.5  # binomial s.e. of one overall, for scale
             out += ["", f"**Guidance sweep** ({g['images']} GenEval-style prompts, {tgt}; s.e. of an overall "

@@ -162,7 +162,9 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
 
 
 def _targets(t: dict) -> str:
-    return ", ".join(f"{k} = {v:g}" for k, v in t.items())
+    from rewardflow.sampling.targets import format_target
+
+    return ", ".join(f"{k} = {format_target(v)}" for k, v in t.items())
 
 
 def _overall_se(ge: dict) -> float:

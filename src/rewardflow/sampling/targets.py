@@ -17,7 +17,12 @@ from typing import Mapping, Sequence
 
 import torch
 
-__all__ = ["RewardTargets", "custom", "high_quality", "isolate", "pairwise"]
+__all__ = ["RewardTargets", "custom", "format_target", "high_quality", "isolate", "pairwise"]
+
+
+def format_target(value: float | None) -> str:
+    """A target for reports: 0.625 -> '0.625', None (unspecified) -> 'none'."""
+    return "none" if value is None else f"{value:g}"
 
 
 def _check_keys(keys: Sequence[str]) -> tuple[str, ...]:
