@@ -4,8 +4,10 @@ finished stages, and a changed setting reruns only what depends on it."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
 from rewardflow.demo import DemoConfig, quick, run_demo
 from rewardflow.demo.evaluate import prompt_entries, spearman
@@ -66,6 +68,37 @@ def test_rerun_skips_finished_stages_and_changed_setting_reruns_downstream(demo_
     run_demo(changed, out, progress=False)
     err = capsys.readouterr().err
     assert err.count("skipped") == 8 and "guidance sweep w in [0.0, 1.0]" in err
+
+
+@pytest.mark.timeout(180)
+def test_parallel_training_gives_the_sequential_models(demo_out, tmp_path, capsys):
+    # threads=2 trains both models at once, one 1-thread child process each; the sequential
+    # fixture trained with 1 thread, so the weights must match bit for bit. (Compared as tensors:
+    # safetensors writes its metadata map in a per-process hash order, so file bytes may differ.)
+    from safetensors.torch import load_file
+
+    seq_out, _ = demo_out
+    run_demo(DemoConfig.load(None, ["threads=2"], base=tiny()), tmp_path, progress=False)
+    assert "2 stages in parallel" in capsys.readouterr().err
+    for mode in ("baseline", "miro"):
+        a, b = (load_file(d / "models" / mode / "model" / "model.safetensors") for d in (seq_out, tmp_path))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), mode
+        stage = json.loads((tmp_path / "stages" / f"train_{mode}.json").read_text())
+        assert stage["result"]["torch_threads"] == 1 and stage["seconds"] > 0
+
+
+def test_stage_runner_parallel_skips_finished_and_records_each(tmp_path):
+    from functools import partial
+
+    from rewardflow.demo.stages import Stage, StageRunner
+
+    r = StageRunner(tmp_path, total=3, stream=open(os.devnull, "w"))
+    r.run("a", "a", "sig-a", lambda: {"v": 0})
+    stages = [Stage("a", "a", "sig-a", partial(dict, v=9)), Stage("b", "b", "sig-b", partial(dict, v=2)),
+              Stage("c", "c", "sig-c", partial(dict, v=3))]
+    assert r.run_parallel(stages, workers=2) == [{"v": 0}, {"v": 2}, {"v": 3}]  # "a" was done: not rerun
+    assert [t["skipped"] for t in r.timings] == [False, True, False, False]
+    assert json.loads((tmp_path / "stages" / "c.json").read_text())["result"] == {"v": 3}
 
 
 def test_config_overrides_and_errors():

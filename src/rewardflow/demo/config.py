@@ -70,6 +70,7 @@ class DemoConfig:
     sweep_images: int = 30
     sample_batch: int = 64
     threads: int = 0  # torch threads; 0 = chosen at start (all cores only on an idle machine when clearly faster)
+    parallel_train: bool = True  # with >= 2 threads: train both models at once, one process each
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import evaluate as ev
 from .config import TRAIN_KEYS, DemoConfig
-from .stages import StageRunner
+from .stages import Stage, StageRunner
 
 MODELS = ("baseline", "miro")
 
@@ -92,6 +93,38 @@ def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
     return choice
 
 
+def train_model(cfg_dict: dict, out: Path, data_dir: Path, text_cache: Path, mode: str, progress: bool,
+                threads: int) -> dict:
+    """Train one demo model and save its pipeline to OUT/models/MODE (a stage of the demo; a
+    module-level function so it can run in a spawned process beside the other model)."""
+    import torch
+
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+    from rewardflow.training import Trainer, latest_checkpoint, read_jsonl
+    from rewardflow.training.builders import build_text_encoder
+
+    torch.set_num_threads(threads)
+    cfg = DemoConfig.from_dict(cfg_dict)
+    run_dir = out / "runs" / mode
+    tc = train_config(cfg, data_dir, run_dir, mode, text_cache)
+    tc.progress = progress  # --no-progress also hides the training bar
+    enc = build_text_encoder(tc)
+    curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
+    cb = ev.PeriodicEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
+                         steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000, batch=cfg.sample_batch)
+    t0 = time.perf_counter()
+    summary = Trainer(tc, callbacks=[cb]).train()
+    wall = time.perf_counter() - t0
+    ck = latest_checkpoint(run_dir)
+    RewardFlowPipeline.from_checkpoint(ck, text_encoder=enc).save_pretrained(out / "models" / mode)
+    recs = [r for r in read_jsonl(run_dir / "log.jsonl", "train") if "images_per_s" in r]
+    ips = float(np.median([r["images_per_s"] for r in recs])) if recs else float("nan")
+    params = sum(p.numel() for p in RewardFlowPipeline.from_pretrained(out / "models" / mode,
+                                                                        text_encoder=enc).model.parameters())
+    return {"steps": summary["step"], "images_seen": summary["images_seen"], "wall_s": wall,
+            "train_images_per_s": ips, "checkpoint": str(ck), "params": params, "torch_threads": threads}
+
+
 def _eval_curves(run_dir: Path) -> list[dict]:
     from rewardflow.training import read_jsonl
 
@@ -107,7 +140,6 @@ def _save_images(path: Path, **arrays) -> None:
 def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
     import torch
 
-    from rewardflow.training import Trainer, latest_checkpoint
     from rewardflow.training.builders import build_text_encoder
 
     out = Path(out)
@@ -160,37 +192,23 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
                            outputs=(data_dir / "bins.json",))
 
     # ---------------------------------------------------------------- training
-    curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
     sig_train = digest([sig_bins, cfg.section(*TRAIN_KEYS)])
-    train_info: dict[str, dict] = {}
-    for mode in MODELS:
-        run_dir = out / "runs" / mode
-
-        def train(mode=mode, run_dir=run_dir):
-            tc = train_config(cfg, data_dir, run_dir, mode, text_cache)
-            tc.progress = progress  # --no-progress also hides the training bar
-            enc = build_text_encoder(tc)
-            cb = ev.PeriodicEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
-                            steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000, batch=cfg.sample_batch)
-            t0 = time.perf_counter()
-            summary = Trainer(tc, callbacks=[cb]).train()
-            wall = time.perf_counter() - t0
-            from rewardflow.sampling.pipeline import RewardFlowPipeline
-
-            ck = latest_checkpoint(run_dir)
-            RewardFlowPipeline.from_checkpoint(ck, text_encoder=enc).save_pretrained(out / "models" / mode)
-            from rewardflow.training import read_jsonl
-
-            recs = [r for r in read_jsonl(run_dir / "log.jsonl", "train") if "images_per_s" in r]
-            ips = float(np.median([r["images_per_s"] for r in recs])) if recs else float("nan")
-            return {"steps": summary["step"], "images_seen": summary["images_seen"], "wall_s": wall,
-                    "train_images_per_s": ips, "checkpoint": str(ck),
-                    "params": sum(p.numel() for p in RewardFlowPipeline.from_pretrained(
-                        out / "models" / mode, text_encoder=enc).model.parameters())}
-
-        title = f"train {mode} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)"
-        train_info[mode] = runner.run(f"train_{mode}", title, digest([sig_train, mode]), train,
-                                      outputs=(out / "models" / mode / "pipeline_config.json",), clean=(run_dir,))
+    # With >= 2 threads, one process per model with the threads split between them: on 2 cores two
+    # 1-thread trainings make ~1.6x the steps/s of one 2-thread training (docs/DEMO.md, "Wall time").
+    parallel = cfg.parallel_train and threads >= 2
+    per = max(1, threads // len(MODELS)) if parallel else threads
+    stages = [Stage(f"train_{mode}", f"train {mode} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)",
+                    digest([sig_train, mode]),
+                    # in parallel only MIRO draws a progress bar: two would overwrite each other
+                    partial(train_model, cfg.to_dict(), out, data_dir, text_cache, mode,
+                            progress and (mode == "miro" or not parallel), per),
+                    outputs=(out / "models" / mode / "pipeline_config.json",), clean=(out / "runs" / mode,))
+              for mode in MODELS]
+    if parallel:
+        infos = runner.run_parallel(stages, workers=len(MODELS))
+    else:
+        infos = [runner.run(st.name, st.title, st.signature, st.fn, st.outputs, st.clean) for st in stages]
+    train_info = dict(zip(MODELS, infos))
 
     # ---------------------------------------------------------------- evaluation
     from rewardflow.sampling.pipeline import RewardFlowPipeline

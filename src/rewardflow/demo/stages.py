@@ -9,14 +9,30 @@ every stage after it.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rewardflow.utils.atomic import atomic_write_json
+
+
+@dataclass
+class Stage:
+    """One stage for `StageRunner.run_parallel` (the arguments of `StageRunner.run`)."""
+
+    name: str
+    title: str
+    signature: str
+    fn: Callable[[], dict]
+    outputs: tuple[str | Path, ...] = ()
+    clean: tuple[str | Path, ...] = ()
 
 
 class StageRunner:
@@ -44,6 +60,62 @@ class StageRunner:
         outputs: paths that must exist for a finished stage to count as done.
         clean: paths deleted before a rerun whose signature differs (stale partial outputs).
         """
+        done = self._done_or_start(name, title, signature, outputs, clean)
+        if done is not None:
+            return done
+        t = time.perf_counter()
+        result = fn() or {}
+        return self._finish(name, title, signature, result, time.perf_counter() - t)
+
+    def run_parallel(self, stages: list[Stage], workers: int) -> list[dict]:
+        """Several independent stages at once, each `fn` in its own Python process (so `fn` must
+        be picklable: a module-level function or a functools.partial of one), at most `workers`
+        at a time. Finished stages are skipped as in `run`; with one stage left (or workers < 2)
+        it runs in this process."""
+        results: list[dict | None] = []
+        todo: list[tuple[int, Stage]] = []
+        for st in stages:
+            done = self._done_or_start(st.name, st.title, st.signature, st.outputs, st.clean)
+            results.append(done)
+            if done is None:
+                todo.append((len(results) - 1, st))
+        if len(todo) < 2 or workers < 2:
+            for i, st in todo:
+                t = time.perf_counter()
+                results[i] = self._finish(st.name, st.title, st.signature, st.fn() or {}, time.perf_counter() - t)
+            return results  # type: ignore[return-value]
+        print(f"--- {len(todo)} stages in parallel, one process each: {', '.join(st.name for _, st in todo)}",
+              file=self.stream, flush=True)
+        failed = []
+        with tempfile.TemporaryDirectory(prefix="stages-") as tmp:
+            for w in range(0, len(todo), workers):
+                procs = []
+                for i, st in todo[w:w + workers]:
+                    src, dst = Path(tmp) / f"{st.name}.in.pkl", Path(tmp) / f"{st.name}.out.pkl"
+                    src.write_bytes(pickle.dumps(st.fn))
+                    # A fresh interpreter, not multiprocessing: spawn would re-run an unguarded
+                    # __main__ script of the caller, and fork is unsafe once torch has threads.
+                    cmd = [sys.executable, "-m", "rewardflow.demo.stage_worker", str(src), str(dst)]
+                    procs.append((i, st, dst, subprocess.Popen(cmd)))
+                try:
+                    for i, st, dst, proc in procs:
+                        if proc.wait() != 0 or not dst.is_file():
+                            failed.append(f"{st.name} (exit code {proc.returncode})")
+                            continue
+                        result, seconds = pickle.loads(dst.read_bytes())  # our own child wrote it just now
+                        results[i] = self._finish(st.name, st.title, st.signature, result or {}, seconds)
+                finally:  # Ctrl-C or an error here: do not leave orphans training on
+                    for *_, proc in procs:
+                        if proc.poll() is None:
+                            proc.kill()
+        if failed:
+            raise RuntimeError(f"stage(s) failed: {', '.join(failed)}; their output is above. Rerun the same "
+                               "command to resume (finished stages are skipped)")
+        return results  # type: ignore[return-value]
+
+    def _done_or_start(self, name, title, signature, outputs, clean) -> dict | None:
+        """The stored result of a finished stage (announced as skipped), else None after
+        announcing the stage, cleaning stale outputs and marking it started."""
         self.index += 1
         marker = self.dir / f"{name}.json"
         old = json.loads(marker.read_text()) if marker.is_file() else None
@@ -62,14 +134,15 @@ class StageRunner:
                     p.unlink()
         # Written before the work, so an interrupted stage with other settings is cleaned next time.
         atomic_write_json(marker, {"signature": signature, "started": time.time(), "result": None})
-        t = time.perf_counter()
-        result = fn() or {}
-        seconds = time.perf_counter() - t
-        atomic_write_json(marker, {"signature": signature, "seconds": seconds, "finished": time.time(),
-                                   "result": result})
+        return None
+
+    def _finish(self, name: str, title: str, signature: str, result: dict, seconds: float) -> dict:
+        atomic_write_json(self.dir / f"{name}.json", {"signature": signature, "seconds": seconds,
+                                                       "finished": time.time(), "result": result})
         print(f"--- {title}: done in {seconds:.1f} s", file=self.stream, flush=True)
         self.timings.append({"stage": name, "title": title, "seconds": seconds, "skipped": False})
         return result
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
