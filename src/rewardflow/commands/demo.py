@@ -24,7 +24,10 @@ def register(subparsers) -> None:
                    help="toy sizes (a minute): checks that everything runs, the figures mean nothing")
     p.add_argument("--steps", type=int, default=None, help="training steps per model (default 1400)")
     p.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images (default 5000)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1, or all cores when the machine is idle and they time clearly faster)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1, or all cores when the machine is idle and they time clearly "
+                        "faster); on >= 2 cores the two models train at once, one process each, sharing them "
+                        "(--threads 1 or --set parallel_train=false trains one after the other)")
     p.add_argument("--config", default=None, help="YAML file of demo settings (see rewardflow.demo.config.DemoConfig)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set lr=5e-4 --set model_overrides.hidden_size=48; repeatable")

@@ -42,7 +42,7 @@ class DemoConfig:
     model_overrides: dict[str, Any] = field(default_factory=lambda: {
         "patch_size": 1, "hidden_size": 16, "channel_mult": [1, 2, 4], "attn_resolutions": [8],
         "time_embed_dim": 128, "context_dim": 64, "num_heads": 4})
-    steps: int = 1400
+    steps: int = 2400  # 1400 learns the quality rewards; alignment control needs ~2400 (docs/INFERENCE.md)
     batch_size: int = 16
     lr: float = 1.5e-3
     warmup_steps: int = 100
@@ -70,7 +70,7 @@ class DemoConfig:
     sweep_images: int = 30
     sample_batch: int = 64
     threads: int = 0  # torch threads; 0 = chosen at start (all cores only on an idle machine when clearly faster)
-    parallel_train: bool = True  # with >= 2 threads: train both models at once, one process each
+    parallel_train: bool = True  # on >= 2 cores (unless threads=1): train both models at once, one process each
     seed: int = 0
 
     def __post_init__(self) -> None:
