@@ -85,6 +85,7 @@ def test_parallel_training_gives_the_sequential_models(demo_out, tmp_path, capsy
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), mode
         stage = json.loads((tmp_path / "stages" / f"train_{mode}.json").read_text())
         assert stage["result"]["torch_threads"] == 1 and stage["seconds"] > 0
+    assert "the two trainings at once" in (tmp_path / "report.md").read_text()
 
 
 def test_stage_runner_parallel_skips_finished_and_records_each(tmp_path):

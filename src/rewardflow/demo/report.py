@@ -46,7 +46,13 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
     rb, rm = b["rewards"], m["rewards"]
     mach = ctx["machine"]
     noise_ratio = rm["noise_sigma"] / rb["noise_sigma"] if rb["noise_sigma"] else float("nan")
-    staged = sum(t["seconds"] for t in ctx["timings"])
+    reused = [t for t in ctx["timings"] if t["skipped"]]
+    timing = f"This invocation took {ctx['total_s'] / 60:.1f} min"
+    if reused:
+        timing += (f" ({len(reused)} stage(s) reused from earlier runs, "
+                   f"{sum(t['seconds'] for t in reused) / 60:.1f} min when they ran)")
+    if any(t.get("parallel") for t in ctx["timings"]):
+        timing += ", the two trainings at once, one process each"
     checks = [
         ("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.3g}x", noise_ratio <= 0.3),
         *[(f"MIRO {k} > baseline", f"{rm[k]:.3f} vs {rb[k]:.3f}", rm[k] > rb[k]) for k in QUALITY if k in rm],
@@ -60,8 +66,7 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
               f"{cfg.steps} steps of {cfg.batch_size} images on {cfg.num_images} ShapesWorld ({cfg.shapes_preset}) "
               f"images: a baseline (text only) and MIRO (text + one token per reward: {', '.join(cfg.rewards)}). "
               f"Everything else is identical. Samples: {cfg.sample_steps} Euler steps, CFG w = {cfg.guidance:g}; "
-              f"MIRO at high targets (s+ = all 1, s- = all 0). Stage wall times add up to {staged / 60:.1f} min "
-              f"({ctx['total_s'] / 60:.1f} min in this invocation, the rest reused from earlier runs) on "
+              f"MIRO at high targets (s+ = all 1, s- = all 0). {timing}, on "
               f"{mach['cpus']} CPU core(s), {mach['torch_threads']} torch threads, load average "
               f"{mach['load_start'][0]:.1f} at start and {mach['load_end'][0]:.1f} at the end."),
         ("h2", "Checks"),
@@ -98,7 +103,8 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
            _f(r["rewards"]["noise_sigma"])] for mod, rows in sweep.items() for r in rows]),
         ("h2", "Wall time per stage"),
         ("table", ["stage", "seconds", "note"],
-         [[t["title"], f"{t['seconds']:.1f}", "from an earlier run" if t["skipped"] else ""] for t in ctx["timings"]]
+         [[t["title"], f"{t['seconds']:.1f}", "from an earlier run" if t["skipped"] else
+           "at once with the other training" if t.get("parallel") else ""] for t in ctx["timings"]]
          + [["total (this invocation)", f"{ctx['total_s']:.1f}", ""]]),
         ("table", ["model", "train wall s", "median train img/s", "images seen"],
          [[mod, _f(t.get("wall_s"), 1), _f(t.get("train_images_per_s"), 1), str(t.get("images_seen"))]

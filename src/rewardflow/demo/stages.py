@@ -104,6 +104,7 @@ class StageRunner:
                             continue
                         result, seconds = pickle.loads(dst.read_bytes())  # our own child wrote it just now
                         results[i] = self._finish(st.name, st.title, st.signature, result or {}, seconds)
+                        self.timings[-1]["parallel"] = True  # overlapped: stage seconds do not add up
                 finally:  # Ctrl-C or an error here: do not leave orphans training on
                     for *_, proc in procs:
                         if proc.poll() is None:
