@@ -194,9 +194,10 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     # ---------------------------------------------------------------- training
     sig_train = digest([sig_bins, cfg.section(*TRAIN_KEYS)])
     # One process per model on >= 2 cores, the chosen threads split between them (at least one
-    # each): on 2 cores two 1-thread trainings make ~1.6x the steps/s of one 2-thread training,
-    # and single-threaded processes do not suffer the OpenMP oversubscription choose_threads
-    # avoids (docs/DEMO.md, "Wall time"). An explicit threads=1 keeps everything to one thread.
+    # each): on 2 idle cores two 1-thread trainings make 1.23x the steps/s of one 2-thread
+    # training (benchmarks/demo_parallel_train.py) and ~2x that of the 1 thread choose_threads
+    # picks on a busy machine, without the OpenMP oversubscription it avoids. An explicit
+    # threads=1 keeps everything to one thread.
     parallel = cfg.parallel_train and (os.cpu_count() or 1) >= 2 and cfg.threads != 1
     per = max(1, threads // len(MODELS)) if parallel else threads
     stages = [Stage(f"train_{mode}", f"train {mode} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)",
