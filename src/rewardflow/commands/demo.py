@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="runs/demo", help="output directory (data, runs, models, report); default runs/demo")
     p.add_argument("--quick", action="store_true",
                    help="toy sizes (a minute): checks that everything runs, the figures mean nothing")
-    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 1400)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 2400)")
     p.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images (default 5000)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1, or all cores when the machine is idle and they time clearly "

@@ -96,7 +96,7 @@ def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
 def train_model(cfg_dict: dict, out: Path, data_dir: Path, text_cache: Path, mode: str, progress: bool,
                 threads: int) -> dict:
     """Train one demo model and save its pipeline to OUT/models/MODE (a stage of the demo; a
-    module-level function so it can run in a spawned process beside the other model)."""
+    module-level function so it can run in a child process beside the other model)."""
     import torch
 
     from rewardflow.sampling.pipeline import RewardFlowPipeline

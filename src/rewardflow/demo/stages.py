@@ -146,4 +146,3 @@ class StageRunner:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
-
