@@ -60,12 +60,9 @@ class StageRunner:
         outputs: paths that must exist for a finished stage to count as done.
         clean: paths deleted before a rerun whose signature differs (stale partial outputs).
         """
-        done = self._done_or_start(name, title, signature, outputs, clean)
-        if done is not None:
-            return done
-        t = time.perf_counter()
-        result = fn() or {}
-        return self._finish(name, title, signature, result, time.perf_counter() - t)
+        st = Stage(name, title, signature, fn, tuple(outputs), tuple(clean))
+        done = self._done_or_start(st)
+        return done if done is not None else self._execute(st)
 
     def run_parallel(self, stages: list[Stage], workers: int) -> list[dict]:
         """Several independent stages at once, each `fn` in its own Python process (so `fn` must
@@ -75,14 +72,13 @@ class StageRunner:
         results: list[dict | None] = []
         todo: list[tuple[int, Stage]] = []
         for st in stages:
-            done = self._done_or_start(st.name, st.title, st.signature, st.outputs, st.clean)
+            done = self._done_or_start(st)
             results.append(done)
             if done is None:
                 todo.append((len(results) - 1, st))
         if len(todo) < 2 or workers < 2:
             for i, st in todo:
-                t = time.perf_counter()
-                results[i] = self._finish(st.name, st.title, st.signature, st.fn() or {}, time.perf_counter() - t)
+                results[i] = self._execute(st)
             return results  # type: ignore[return-value]
         print(f"--- {len(todo)} stages in parallel, one process each: {', '.join(st.name for _, st in todo)}",
               file=self.stream, flush=True)
@@ -103,7 +99,7 @@ class StageRunner:
                             failed.append(f"{st.name} (exit code {proc.returncode})")
                             continue
                         result, seconds = pickle.loads(dst.read_bytes())  # our own child wrote it just now
-                        results[i] = self._finish(st.name, st.title, st.signature, result or {}, seconds)
+                        results[i] = self._finish(st, result or {}, seconds)
                         self.timings[-1]["parallel"] = True  # overlapped: stage seconds do not add up
                 finally:  # Ctrl-C or an error here: do not leave orphans training on
                     for *_, proc in procs:
@@ -114,9 +110,10 @@ class StageRunner:
                                "command to resume (finished stages are skipped)")
         return results  # type: ignore[return-value]
 
-    def _done_or_start(self, name, title, signature, outputs, clean) -> dict | None:
+    def _done_or_start(self, st: Stage) -> dict | None:
         """The stored result of a finished stage (announced as skipped), else None after
         announcing the stage, cleaning stale outputs and marking it started."""
+        name, title, signature, outputs, clean = st.name, st.title, st.signature, st.outputs, st.clean
         self.index += 1
         marker = self.dir / f"{name}.json"
         old = json.loads(marker.read_text()) if marker.is_file() else None
@@ -137,11 +134,16 @@ class StageRunner:
         atomic_write_json(marker, {"signature": signature, "started": time.time(), "result": None})
         return None
 
-    def _finish(self, name: str, title: str, signature: str, result: dict, seconds: float) -> dict:
-        atomic_write_json(self.dir / f"{name}.json", {"signature": signature, "seconds": seconds,
-                                                       "finished": time.time(), "result": result})
-        print(f"--- {title}: done in {seconds:.1f} s", file=self.stream, flush=True)
-        self.timings.append({"stage": name, "title": title, "seconds": seconds, "skipped": False})
+    def _execute(self, st: Stage) -> dict:
+        t = time.perf_counter()
+        result = st.fn() or {}
+        return self._finish(st, result, time.perf_counter() - t)
+
+    def _finish(self, st: Stage, result: dict, seconds: float) -> dict:
+        atomic_write_json(self.dir / f"{st.name}.json", {"signature": st.signature, "seconds": seconds,
+                                                          "finished": time.time(), "result": result})
+        print(f"--- {st.title}: done in {seconds:.1f} s", file=self.stream, flush=True)
+        self.timings.append({"stage": st.name, "title": st.title, "seconds": seconds, "skipped": False})
         return result
 
     def elapsed(self) -> float:
