@@ -34,12 +34,13 @@ def test_jobs_are_shared_and_results_have_their_shape(pipe):
     # 2 rewards x 5 levels, but level 1 of either reward is the same high-quality job.
     assert len(S.cache) == 9
     iso = C.isolate(S)
-    assert len(S.cache) == 12  # two isolate(k) jobs and one text-only job; high quality reused
+    assert len(S.cache) == 13  # two isolate(k) jobs, one text-only and one plain (w = 0); high quality reused
     for k in REWARD_KEYS:
         row = ctl[k]
         assert row["levels"] == list(s.levels) and len(row["means"]) == 5 and len(row["sems"]) == 5
         assert row["pass"] == (row["spearman"] >= 0.9)
         assert iso[k]["delta"] == pytest.approx(iso[k]["isolate"] - iso[k]["high_quality"])
+        assert iso[k]["over_plain"] == pytest.approx(iso[k]["isolate"] - iso[k]["plain"])
     # The level-1 point of the sweep and the isolate baseline are literally the same images.
     assert ctl[REWARD_KEYS[0]]["means"][-1] == pytest.approx(iso[REWARD_KEYS[0]]["high_quality"])
 

@@ -155,19 +155,21 @@ def control(S: Sampler) -> dict[str, Any]:
 def _isolate_jobs(S: Sampler, key: str) -> list[Job]:
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
     keys = S.pipe.reward_keys
-    # Text-only guidance (s+ = s- = all 1) is the reference that shows what the k contrast alone adds.
+    # References: text-only guidance (s+ = s- = all 1) shows what the k contrast alone adds;
+    # plain (s+ = all 1, w = 0: conditioning without any guidance) what isolate(k) sampling adds.
     return [S.job(entries), S.job(entries, targets=T.isolate(keys, key)),
-            S.job(entries, targets=T.custom(keys, {}, negative=1.0))]
+            S.job(entries, targets=T.custom(keys, {}, negative=1.0)), S.job(entries, w=0.0)]
 
 
 def isolate(S: Sampler) -> dict[str, Any]:
     rows = {}
     for k in S.keys:
-        hq, iso, txt = (S.get(j)[1][k] for j in _isolate_jobs(S, k))
-        d = iso - hq  # same prompts and seeds: a paired difference
+        hq, iso, txt, plain = (S.get(j)[1][k] for j in _isolate_jobs(S, k))
+        d, dp = iso - hq, iso - plain  # same prompts and seeds: paired differences
         rows[k] = {"high_quality": float(hq.mean()), "isolate": float(iso.mean()), "text_only": float(txt.mean()),
-                   "delta": float(d.mean()), "delta_sem": _sem(d), "pass": bool(d.mean() > 0),
-                   "over_text_only": float((iso - txt).mean())}
+                   "plain": float(plain.mean()), "delta": float(d.mean()), "delta_sem": _sem(d),
+                   "pass": bool(d.mean() > 0), "over_text_only": float((iso - txt).mean()),
+                   "over_plain": float(dp.mean()), "over_plain_sem": _sem(dp)}
     return rows
 
 
@@ -267,13 +269,15 @@ class ControlReport:
                 out.append(f"| {k} | {cells} | {row['spearman']:.2f} | {_ok(row['pass'])} |")
         if "isolate" in r:
             out += ["", "**isolate(k) vs high quality** (same prompts and seeds; paired difference +- s.e.; text "
-                    "only = s+ = s- = all 1, the text contrast without any reward contrast)", "",
-                    "| reward | text only | high quality | isolate(k) | isolate - high quality | raised | "
-                    "isolate - text only |", "|---|---|---|---|---|---|---|"]
+                    "only = s+ = s- = all 1, the text contrast without any reward contrast; plain = s+ = all 1 "
+                    "at w = 0, no guidance)", "",
+                    "| reward | plain | text only | high quality | isolate(k) | isolate - high quality | raised | "
+                    "isolate - text only | isolate - plain |", "|---|---|---|---|---|---|---|---|---|"]
             for k, row in r["isolate"].items():
-                out.append(f"| {k} | {row['text_only']:.3f} | {row['high_quality']:.3f} | {row['isolate']:.3f} | "
+                out.append(f"| {k} | {row['plain']:.3f} | {row['text_only']:.3f} | "
+                           f"{row['high_quality']:.3f} | {row['isolate']:.3f} | "
                            f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
-                           f"{row['over_text_only']:+.3f} |")
+                           f"{row['over_text_only']:+.3f} | {row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} |")
         if "guidance" in r:
             g = r["guidance"]
             cats = list(g["rows"][0]["per_category"]) if g["rows"] else []
