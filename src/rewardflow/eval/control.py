@@ -2,7 +2,8 @@
 
 Five measurements, all on ShapesWorld GenEval-style prompts with fixed seeds:
 (a) control: sweep the s+ target of one reward over levels (others at 1, s- = 0) and rank-correlate
-    the level with the measured reward mean; (b) isolate(k) against plain high-quality sampling;
+    the level with the measured reward mean; (b) isolate(k) against high-quality guidance, against
+    text-only guidance and against plain high-quality sampling (s+ = all 1, no guidance);
 (c) guidance-scale sweep: GenEval-style overall and reward means per w; (d) seeds: an image is the
 same whether sampled alone or inside a batch of 8; (e) best-of-N: mean selected score per N.
 
