@@ -9,6 +9,7 @@ every stage after it.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -83,6 +84,9 @@ class StageRunner:
         print(f"--- {len(todo)} stages in parallel, one process each: {', '.join(st.name for _, st in todo)}",
               file=self.stream, flush=True)
         failed = []
+        # The children import what this process can (a source tree put on sys.path, say), as
+        # multiprocessing's spawn does.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         with tempfile.TemporaryDirectory(prefix="stages-") as tmp:
             for w in range(0, len(todo), workers):
                 procs = []
@@ -92,7 +96,7 @@ class StageRunner:
                     # A fresh interpreter, not multiprocessing: spawn would re-run an unguarded
                     # __main__ script of the caller, and fork is unsafe once torch has threads.
                     cmd = [sys.executable, "-m", "rewardflow.demo.stage_worker", str(src), str(dst)]
-                    procs.append((i, st, dst, subprocess.Popen(cmd)))
+                    procs.append((i, st, dst, subprocess.Popen(cmd, env=env)))
                 try:
                     for i, st, dst, proc in procs:
                         if proc.wait() != 0 or not dst.is_file():
