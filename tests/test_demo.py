@@ -3,8 +3,8 @@ finished stages, and a changed setting reruns only what depends on it."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
 
 import pytest
 import torch
@@ -93,7 +93,7 @@ def test_stage_runner_parallel_skips_finished_and_records_each(tmp_path):
 
     from rewardflow.demo.stages import Stage, StageRunner
 
-    r = StageRunner(tmp_path, total=3, stream=open(os.devnull, "w"))
+    r = StageRunner(tmp_path, total=3, stream=io.StringIO())
     r.run("a", "a", "sig-a", lambda: {"v": 0})
     stages = [Stage("a", "a", "sig-a", partial(dict, v=9)), Stage("b", "b", "sig-b", partial(dict, v=2)),
               Stage("c", "c", "sig-c", partial(dict, v=3))]
