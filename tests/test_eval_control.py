@@ -43,6 +43,12 @@ def test_jobs_are_shared_and_results_have_their_shape(pipe):
         assert iso[k]["over_plain"] == pytest.approx(iso[k]["isolate"] - iso[k]["plain"])
     # The level-1 point of the sweep and the isolate baseline are literally the same images.
     assert ctl[REWARD_KEYS[0]]["means"][-1] == pytest.approx(iso[REWARD_KEYS[0]]["high_quality"])
+    cross = C.isolate_cross(S)
+    assert len(S.cache) == 13  # the cross table samples nothing new
+    assert list(cross) == ["plain", "text only", "high quality"] + [f"isolate({k})" for k in REWARD_KEYS]
+    for k in REWARD_KEYS:  # its diagonal and reference rows are the isolate table's columns
+        assert cross[f"isolate({k})"][k] == iso[k]["isolate"]
+        assert cross["high quality"][k] == iso[k]["high_quality"] and cross["plain"][k] == iso[k]["plain"]
 
 
 def test_others_level_and_sweep_targets_reach_the_jobs(pipe):
@@ -95,13 +101,14 @@ def test_best_of_n_matches_selection_module(pipe):
 def test_run_control_report_and_errors(pipe, baseline_pipe_factory):
     s = C.ControlSettings.quick(images_per_level=2, steps=2, sweep_images=6, bon_prompts=2, bon_ns=(1, 2))
     rep = C.run_control(pipe, s, model="tiny", progress=False)
-    assert set(rep.results) == set(C.SECTIONS) and set(rep.timings_s) == set(C.SECTIONS)
+    assert set(rep.results) == set(C.SECTIONS) | {"isolate_cross"} and set(rep.timings_s) == set(C.SECTIONS)
     sd = rep.results["seeds"]
     assert sd["pass"] and sd["invariant_identical"] == sd["batch"] and sd["max_abs_diff"] < 1e-4
     g = rep.results["guidance"]
     assert [r["w"] for r in g["rows"]] == [0.0, 3.0] and all(0 <= r["overall"] <= 1 for r in g["rows"])
     md = rep.to_markdown()
-    for title in ("**Control**", "**isolate(k)", "**Guidance sweep**", "**Seeds**", "**Best-of-N**"):
+    for title in ("**Control**", "**isolate(k)", "**Every reward under each isolate(j)**", "**Guidance sweep**",
+                  "**Seeds**", "**Best-of-N**"):
         assert title in md
     json.dumps(rep.to_dict())  # plain data all the way down
     with pytest.raises(ValueError, match="reward keys"):

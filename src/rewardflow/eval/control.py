@@ -174,6 +174,20 @@ def isolate(S: Sampler) -> dict[str, Any]:
     return rows
 
 
+def isolate_cross(S: Sampler) -> dict[str, dict[str, float]]:
+    """Every measured reward under each isolate(j) and the references: {condition: {reward: mean}}.
+
+    Reuses the isolate section's images. Off the diagonal it shows how far one reward's contrast
+    moves the others, which is what decides isolate(k) against high quality: high quality carries
+    every contrast, so it wins on k wherever the other contrasts raise k as well.
+    """
+    keys = S.keys
+    hq, _, txt, plain = _isolate_jobs(S, keys[0])
+    conds = {"plain": plain, "text only": txt, "high quality": hq}
+    conds.update({f"isolate({j})": _isolate_jobs(S, j)[1] for j in keys})
+    return {name: {k: float(S.get(job)[1][k].mean()) for k in keys} for name, job in conds.items()}
+
+
 def _guidance_jobs(S: Sampler) -> list[Job]:
     entries = balanced_entries(S.s.sweep_images, S.s.max_count)
     tg = T.custom(S.pipe.reward_keys, dict(S.s.sweep_targets)) if S.s.sweep_targets else None
@@ -279,6 +293,11 @@ class ControlReport:
                            f"{row['high_quality']:.3f} | {row['isolate']:.3f} | "
                            f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
                            f"{row['over_text_only']:+.3f} | {row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} |")
+        if "isolate_cross" in r:
+            out += ["", "**Every reward under each isolate(j)** (mean; the same images as above)", "",
+                    "| condition | " + " | ".join(self.keys) + " |", "|---|" + "---|" * len(self.keys)]
+            for name, row in r["isolate_cross"].items():
+                out.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in self.keys) + " |")
         if "guidance" in r:
             g = r["guidance"]
             cats = list(g["rows"][0]["per_category"]) if g["rows"] else []
@@ -350,6 +369,8 @@ def run_control(pipe, settings: ControlSettings | None = None, keys=None, model:
             if name in s.sections:
                 t0 = time.perf_counter()
                 report.results[name] = funcs[name](S)
+                if name == "isolate":
+                    report.results["isolate_cross"] = isolate_cross(S)
                 report.timings_s[name] = time.perf_counter() - t0
     finally:
         if S.bar is not None:
