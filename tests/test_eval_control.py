@@ -41,6 +41,8 @@ def test_jobs_are_shared_and_results_have_their_shape(pipe):
         assert row["pass"] == (row["spearman"] >= 0.9)
         assert iso[k]["delta"] == pytest.approx(iso[k]["isolate"] - iso[k]["high_quality"])
         assert iso[k]["over_plain"] == pytest.approx(iso[k]["isolate"] - iso[k]["plain"])
+        assert iso[k]["over_text_only"] == pytest.approx(iso[k]["isolate"] - iso[k]["text_only"])
+        assert iso[k]["over_text_only_sem"] >= 0.0
     # The level-1 point of the sweep and the isolate baseline are literally the same images.
     assert ctl[REWARD_KEYS[0]]["means"][-1] == pytest.approx(iso[REWARD_KEYS[0]]["high_quality"])
     cross = C.isolate_cross(S)
@@ -58,6 +60,13 @@ def test_others_level_and_sweep_targets_reach_the_jobs(pipe):
     assert [dict(j.positive) for j in jobs] == [{REWARD_KEYS[0]: lv, REWARD_KEYS[1]: 0.5} for lv in s.levels]
     assert [dict(j.positive)[REWARD_KEYS[0]] for j in C._control_jobs(S, REWARD_KEYS[1])] == [0.75] * len(s.levels)
     assert all(set(dict(j.negative).values()) == {0.0} for j in jobs)
+    # isolate: --fixed is the anchor, held in both branches and in the references, not for k itself.
+    hq, iso, txt, plain = C._isolate_jobs(S, REWARD_KEYS[1])
+    k0, k1 = REWARD_KEYS
+    assert dict(iso.positive) == {k0: 0.75, k1: 1.0} and dict(iso.negative) == {k0: 0.75, k1: 0.0}
+    assert dict(hq.positive) == dict(txt.positive) == dict(txt.negative) == dict(plain.positive) == {k0: 0.75, k1: 1.0}
+    assert set(dict(hq.negative).values()) == {0.0} and plain.w == 0.0 and hq.w == txt.w == s.guidance
+    assert dict(C._isolate_jobs(S, k0)[1].negative) == {k0: 0.0, k1: 1.0}  # k's own fixed entry is ignored
     sweep = C._guidance_jobs(S)
     assert [j.w for j in sweep] == list(s.scales)
     assert all(dict(j.positive) == {REWARD_KEYS[0]: 1.0, REWARD_KEYS[1]: 0.25} for j in sweep)
@@ -81,6 +90,11 @@ def test_text_guidance_switches_to_three_branches(pipe):
     assert np.abs(a - c).max() > 1
     md = C.ControlReport("m", C.asdict(three.s), list(REWARD_KEYS)).to_markdown()
     assert "text scale w_t = 3" in md
+    # w = 0 stays sampling without guidance under three-branch settings (w_r = 0 there would
+    # sample the s- = all 0 conditioning): the plain reference and the sweep's first row.
+    j3 = three.job(entries, w=0.0)
+    assert j3.wt is None and three.job(entries).wt == 3.0
+    assert np.array_equal(three.get(j3)[0], two.get(two.job(entries, w=0.0))[0])
 
 
 def test_best_of_n_matches_selection_module(pipe):

@@ -68,6 +68,13 @@ def test_targets_change_images_and_partial_dicts_fill(pipe):
     assert iso.negative_reward_targets == {"sharpness": 1.0, "colorfulness": 0.0}
     pw = pipe.pairwise("sharpness", "colorfulness", 0.25, "a circle", seed=0, output_type="pt", progress=False)
     assert pw.negative_reward_targets == {"sharpness": 0.25, "colorfulness": 0.75}
+    ia = pipe.isolate("colorfulness", "a circle", anchor={"sharpness": 0.5}, seed=0, output_type="pt", progress=False)
+    assert ia.reward_targets == {"sharpness": 0.5, "colorfulness": 1.0}
+    assert ia.negative_reward_targets == {"sharpness": 0.5, "colorfulness": 0.0}
+    assert not torch.allclose(ia.images, iso.images)
+    pa = pipe.pairwise("sharpness", "colorfulness", 0.25, "a circle", anchor={}, seed=0, output_type="pt",
+                       progress=False)
+    assert torch.equal(pa.images, pw.images)  # an empty anchor is the default: others at 1
     assert torch.equal(pipe.high_quality("a circle", seed=0, output_type="pt", progress=False).images, hq.images)
 
 

@@ -52,11 +52,20 @@ def test_sample_writes_pngs_records_scores_grid(saved, tmp_path):
     assert Image.open(out / "grid.png").size == (64, 64)
 
 
-def test_sample_modes_and_best_of(saved, tmp_path):
+def test_sample_modes_and_best_of(saved, tmp_path, capsys):
     out = tmp_path / "iso"
     assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "isolate:colorfulness",
                  "--steps", "1", "--solver", "heun", "--out", str(out)]) == 0
     assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 1.0, "colorfulness": 0.0}
+    out = tmp_path / "iso_anchor"
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "isolate:colorfulness",
+                 "--anchor", "sharpness=0.25", "--steps", "1", "--out", str(out)]) == 0
+    r = _records(out)[0]
+    assert r["reward_targets"] == {"sharpness": 0.25, "colorfulness": 1.0}
+    assert r["negative_reward_targets"] == {"sharpness": 0.25, "colorfulness": 0.0}
+    assert main(["sample", "--model", saved, "--prompts", "a circle", "--anchor", "sharpness=0.25",
+                 "--steps", "1", "--out", str(tmp_path / "bad")]) == 1
+    assert "--anchor applies to --mode isolate" in capsys.readouterr().err
     out = tmp_path / "pw"
     assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "pairwise:sharpness,colorfulness,0.3",
                  "--steps", "1", "--out", str(out)]) == 0

@@ -32,6 +32,21 @@ def test_isolate_and_pairwise():
     assert pos[0].tolist() == [1, 1, 1] and neg[0].tolist() == [0.25, 1, 0.75]
 
 
+def test_anchor_holds_the_other_rewards_in_both_branches():
+    rt = isolate(KEYS, "clip_score", anchor={"aesthetic_score": 0.25})
+    assert list(rt.positive.values()) == [0.25, 1.0, 1.0] and list(rt.negative.values()) == [0.25, 0.0, 1.0]
+    rt = isolate(KEYS, "clip_score", anchor={"aesthetic_score": None})  # unspecified in both: no contrast
+    assert rt.positive["aesthetic_score"] is None and rt.negative["aesthetic_score"] is None
+    rt = pairwise(KEYS, "aesthetic_score", "image_reward_score", 0.25, anchor={"clip_score": 0.5})
+    assert list(rt.positive.values()) == [1.0, 0.5, 1.0] and list(rt.negative.values()) == [0.25, 0.5, 0.75]
+    with pytest.raises(ValueError, match=r"anchor names \['clip_score'\].*sets itself"):
+        isolate(KEYS, "clip_score", anchor={"clip_score": 0.5})
+    with pytest.raises(ValueError, match=r"unknown reward key\(s\) \['hps'\]"):
+        isolate(KEYS, "clip_score", anchor={"hps": 0.5})
+    with pytest.raises(ValueError, match=r"'aesthetic_score'.*\[0, 1\]"):
+        pairwise(KEYS, "clip_score", "image_reward_score", 0.5, anchor={"aesthetic_score": 2.0})
+
+
 def test_unknown_keys_list_valid_keys():
     for call in (
         lambda: custom(KEYS, {"hps": 1.0}),

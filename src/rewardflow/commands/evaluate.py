@@ -51,12 +51,14 @@ def register(subparsers) -> None:
     c.add_argument("--others", type=float, default=1.0,
                    help="s+ of the rewards not being swept in the control section (default 1)")
     c.add_argument("--fixed", default=None, metavar="KEY=V,...",
-                   help="control section: s+ of named non-swept rewards, overriding --others")
+                   help="control section: s+ of named non-swept rewards, overriding --others; isolate section: the "
+                        "anchor, those rewards held at V in both branches (and in the references)")
     c.add_argument("--sweep-targets", default=None, metavar="KEY=V,...",
                    help="s+ for the guidance sweep (unnamed rewards 1, s- = 0); default: all 1")
     c.add_argument("--text-guidance", type=float, default=None, metavar="W_T",
                    help="three-branch guidance: text scale W_T, with --guidance as the reward scale (the reward "
-                        "contrast then shares the prompt's text); default: the two-branch MIRO formula")
+                        "contrast then shares the prompt's text; w = 0, the plain reference and the sweep's first "
+                        "row, stays unguided); default: the two-branch MIRO formula")
     c.add_argument("--sweep-images", type=int, default=96, help="GenEval-style prompts per scale (default 96)")
     c.add_argument("--bon-prompts", type=int, default=32, help="prompts for best-of-N (default 32)")
     c.add_argument("--bon-ns", default="1,2,4,8,16", help="N values, comma-separated (default 1,2,4,8,16)")

@@ -74,18 +74,22 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, float | N
     return out
 
 
-def mode_targets(pipe, mode: str):
-    """'high' | 'isolate:KEY' | 'pairwise:A,B,T' -> RewardTargets (None for a baseline model)."""
+def mode_targets(pipe, mode: str, anchor: dict | None = None):
+    """'high' | 'isolate:KEY' | 'pairwise:A,B,T' -> RewardTargets (None for a baseline model);
+    ``anchor`` holds the other rewards of isolate / pairwise at those levels in both branches."""
     from rewardflow.sampling import targets as T
 
     name, _, arg = mode.partition(":")
+    if anchor and name not in ("isolate", "pairwise"):
+        raise ValueError(f"--anchor applies to --mode isolate:KEY or pairwise:A,B,T, not {mode!r}; "
+                         "for other modes set levels with --reward / --negative-reward")
     if name == "high":
         return T.high_quality(pipe.reward_keys) if pipe.reward_keys else None
     if name == "isolate" and arg:
-        return T.isolate(pipe.reward_keys, arg)
+        return T.isolate(pipe.reward_keys, arg, anchor)
     if name == "pairwise" and arg.count(",") == 2:
         a, b, t = arg.split(",")
-        return T.pairwise(pipe.reward_keys, a, b, float(t))
+        return T.pairwise(pipe.reward_keys, a, b, float(t), anchor)
     raise ValueError(f"--mode {mode!r}: expected high, isolate:KEY or pairwise:A,B,T")
 
 
@@ -153,6 +157,9 @@ def register(subparsers) -> None:
                         "KEY=none leaves it unspecified, in s- too (needs a model trained with reward dropout)")
     p.add_argument("--mode", default="high", help="high (s+ 1, s- 0), isolate:KEY, or pairwise:A,B,T; "
                    "--reward / --negative-reward override single entries afterwards")
+    p.add_argument("--anchor", action="append", metavar="KEY=VALUE",
+                   help="isolate / pairwise: hold these other rewards at VALUE in both s+ and s- (default 1), "
+                        "e.g. --mode isolate:sharpness --anchor colorfulness=0.25")
     p.add_argument("--score", default=None, help="comma-separated registered rewards to score each image with")
     p.add_argument("--best-of", type=int, default=1, help="test-time scaling: N candidates per image, keep the best")
     p.add_argument("--select", default=None, help="best-of selector: REWARD or REWARD=W,REWARD=W (weighted sum)")
@@ -168,7 +175,7 @@ def run(args) -> int:
 
     prompts, _ = load_prompts(args.prompts, args.max_prompts)
     pipe = load_pipeline(args.model, args.device, args.allow_download)
-    base = mode_targets(pipe, args.mode)
+    base = mode_targets(pipe, args.mode, parse_assignments(args.anchor, "--anchor"))
     pos = parse_assignments(args.reward, "--reward")
     neg = parse_assignments(args.negative_reward, "--negative-reward")
     if base is not None:

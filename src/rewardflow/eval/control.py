@@ -32,7 +32,7 @@ class ControlSettings:
     images_per_level: int = 64
     levels: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     others: float = 1.0  # s+ of the rewards not being swept in the control section
-    fixed: tuple[tuple[str, float], ...] = ()  # per-reward exceptions to `others` (control section)
+    fixed: tuple[tuple[str, float], ...] = ()  # exceptions to `others` (control); the anchor (isolate)
     steps: int = 50
     guidance: float = 7.0
     # None: the two-branch MIRO formula at `guidance`. A number: three branches, this text scale
@@ -71,6 +71,7 @@ class Job:
     positive: tuple[tuple[str, float], ...]
     negative: tuple[tuple[str, float], ...]
     w: float
+    wt: float | None = None  # text scale of three-branch guidance; None = two branches
 
 
 class Sampler:
@@ -85,11 +86,14 @@ class Sampler:
         self.rewards = {k: get_reward(k) for k in self.keys}  # fail before any sampling
 
     def job(self, entries, seeds=None, targets: T.RewardTargets | None = None, w: float | None = None) -> Job:
+        """w = 0 is sampling without any guidance (the s+ conditioning alone), also when the settings
+        ask for three branches: there w_r = 0 would sample the s- conditioning instead."""
         tg = targets or T.high_quality(self.pipe.reward_keys)
         prompts = tuple(e["prompt"] if isinstance(e, dict) else e for e in entries)
         seeds = tuple(seeds if seeds is not None else range(self.s.seed, self.s.seed + len(prompts)))
-        return Job(prompts, seeds, tuple(tg.positive.items()), tuple(tg.negative.items()),
-                   float(self.s.guidance if w is None else w))
+        w = float(self.s.guidance if w is None else w)
+        return Job(prompts, seeds, tuple(tg.positive.items()), tuple(tg.negative.items()), w,
+                   None if w == 0 else self.s.text_guidance)
 
     def start(self, jobs) -> None:
         if self.progress:
@@ -102,7 +106,7 @@ class Sampler:
         if job not in self.cache:
             out = self.pipe(list(job.prompts), reward_targets=dict(job.positive),
                             negative_reward_targets=dict(job.negative), guidance_scale=job.w,
-                            text_guidance_scale=self.s.text_guidance,
+                            text_guidance_scale=job.wt,
                             num_inference_steps=self.s.steps, solver=self.s.solver, seed=list(job.seeds),
                             output_type="np", batch_size=self.s.batch_size, progress=False)
             scores = {k: np.asarray(r.score(out.images, list(job.prompts)), dtype=np.float64).reshape(-1)
@@ -153,23 +157,28 @@ def control(S: Sampler) -> dict[str, Any]:
     return rows
 
 
-def _isolate_jobs(S: Sampler, key: str) -> list[Job]:
+def _isolate_jobs(S: Sampler, key: str | None) -> list[Job]:
+    """[high quality, isolate(key), text only, plain] with the other rewards anchored at `--fixed`
+    (default 1); key None gives the references with every `--fixed` entry applied."""
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
     keys = S.pipe.reward_keys
-    # References: text-only guidance (s+ = s- = all 1) shows what the k contrast alone adds;
-    # plain (s+ = all 1, w = 0: conditioning without any guidance) what isolate(k) sampling adds.
-    return [S.job(entries), S.job(entries, targets=T.isolate(keys, key)),
-            S.job(entries, targets=T.custom(keys, {}, negative=1.0)), S.job(entries, w=0.0)]
+    held = {k: v for k, v in S.s.fixed if k != key}
+    # References: text-only guidance (s+ = s- = anchor) shows what the k contrast alone adds;
+    # plain (s+ = anchor, w = 0: conditioning without any guidance) what isolate(k) sampling adds.
+    pos = {k: held.get(k, 1.0) for k in keys}
+    iso = [S.job(entries, targets=T.isolate(keys, key, held))] if key is not None else [None]
+    return [S.job(entries, targets=T.custom(keys, held)), *iso,
+            S.job(entries, targets=T.RewardTargets(pos, dict(pos))), S.job(entries, targets=T.custom(keys, held), w=0.0)]
 
 
 def isolate(S: Sampler) -> dict[str, Any]:
     rows = {}
     for k in S.keys:
         hq, iso, txt, plain = (S.get(j)[1][k] for j in _isolate_jobs(S, k))
-        d, dp = iso - hq, iso - plain  # same prompts and seeds: paired differences
+        d, dp, dt = iso - hq, iso - plain, iso - txt  # same prompts and seeds: paired differences
         rows[k] = {"high_quality": float(hq.mean()), "isolate": float(iso.mean()), "text_only": float(txt.mean()),
                    "plain": float(plain.mean()), "delta": float(d.mean()), "delta_sem": _sem(d),
-                   "pass": bool(d.mean() > 0), "over_text_only": float((iso - txt).mean()),
+                   "pass": bool(d.mean() > 0), "over_text_only": float(dt.mean()), "over_text_only_sem": _sem(dt),
                    "over_plain": float(dp.mean()), "over_plain_sem": _sem(dp)}
     return rows
 
@@ -182,7 +191,7 @@ def isolate_cross(S: Sampler) -> dict[str, dict[str, float]]:
     every contrast, so it wins on k wherever the other contrasts raise k as well.
     """
     keys = S.keys
-    hq, _, txt, plain = _isolate_jobs(S, keys[0])
+    hq, _, txt, plain = _isolate_jobs(S, None)
     conds = {"plain": plain, "text only": txt, "high quality": hq}
     conds.update({f"isolate({j})": _isolate_jobs(S, j)[1] for j in keys})
     return {name: {k: float(S.get(job)[1][k].mean()) for k in keys} for name, job in conds.items()}
@@ -283,16 +292,20 @@ class ControlReport:
                 cells = " | ".join(f"{m:.3f} +- {e:.3f}" for m, e in zip(row["means"], row["sems"]))
                 out.append(f"| {k} | {cells} | {row['spearman']:.2f} | {_ok(row['pass'])} |")
         if "isolate" in r:
-            out += ["", "**isolate(k) vs high quality** (same prompts and seeds; paired difference +- s.e.; text "
-                    "only = s+ = s- = all 1, the text contrast without any reward contrast; plain = s+ = all 1 "
-                    "at w = 0, no guidance)", "",
+            anc = ", ".join(f"{k} {T.format_target(v)}" for k, v in s.get("fixed") or ())
+            base = f"all 1 but {anc}" if anc else "all 1"
+            out += ["", f"**isolate(k) vs high quality** (same prompts and seeds; paired difference +- s.e.; "
+                    f"anchor: s+ = {base}, the anchored rewards equal in s- too except in high quality "
+                    f"(s- = 0); text only = s+ = s- = anchor, the text contrast without any reward contrast; "
+                    f"plain = s+ = anchor at w = 0, no guidance)", "",
                     "| reward | plain | text only | high quality | isolate(k) | isolate - high quality | raised | "
                     "isolate - text only | isolate - plain |", "|---|---|---|---|---|---|---|---|---|"]
             for k, row in r["isolate"].items():
                 out.append(f"| {k} | {row['plain']:.3f} | {row['text_only']:.3f} | "
                            f"{row['high_quality']:.3f} | {row['isolate']:.3f} | "
                            f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
-                           f"{row['over_text_only']:+.3f} | {row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} |")
+                           f"{row['over_text_only']:+.3f} +- {row.get('over_text_only_sem', 0.0):.3f} | "
+                           f"{row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} |")
         if "isolate_cross" in r:
             out += ["", "**Every reward under each isolate(j)** (mean; the same images as above)", "",
                     "| condition | " + " | ".join(self.keys) + " |", "|---|" + "---|" * len(self.keys)]
@@ -358,7 +371,7 @@ def run_control(pipe, settings: ControlSettings | None = None, keys=None, model:
         raise ValueError(f"reward(s) {bad} are not among the model's keys {list(pipe.reward_keys)}")
     S = Sampler(pipe, s, keys, progress)
     plan = {"control": lambda: [j for k in keys for j in _control_jobs(S, k)],
-            "isolate": lambda: [j for k in keys for j in _isolate_jobs(S, k)],
+            "isolate": lambda: [j for k in [*keys, None] for j in _isolate_jobs(S, k) if j is not None],
             "guidance": lambda: _guidance_jobs(S), "best_of_n": lambda: [_bon_job(S)]}
     S.start([j for name in s.sections if name in plan for j in plan[name]()])
     report = ControlReport(model, asdict(s), keys, command=command)

@@ -288,13 +288,15 @@ class RewardFlowPipeline:
         """s+ all 1, s- all 0: the paper's default."""
         return self(prompt, reward_targets=T.high_quality(self.reward_keys), **kw)
 
-    def isolate(self, key: str, prompt, **kw) -> RewardFlowPipelineOutput:
-        """Guide along reward ``key`` only (s- = all 1 except key = 0)."""
-        return self(prompt, reward_targets=T.isolate(self.reward_keys, key), **kw)
+    def isolate(self, key: str, prompt, anchor=None, **kw) -> RewardFlowPipelineOutput:
+        """Guide along reward ``key`` only: s+_key = 1, s-_key = 0, the other rewards at ``anchor``
+        ({key: level}, default 1) in both branches."""
+        return self(prompt, reward_targets=T.isolate(self.reward_keys, key, anchor), **kw)
 
-    def pairwise(self, a: str, b: str, t: float, prompt, **kw) -> RewardFlowPipelineOutput:
-        """Trade reward a against b: t = 0 pushes fully toward a, t = 1 toward b."""
-        return self(prompt, reward_targets=T.pairwise(self.reward_keys, a, b, t), **kw)
+    def pairwise(self, a: str, b: str, t: float, prompt, anchor=None, **kw) -> RewardFlowPipelineOutput:
+        """Trade reward a against b: t = 0 pushes fully toward a, t = 1 toward b; the other rewards
+        at ``anchor`` (default 1) in both branches."""
+        return self(prompt, reward_targets=T.pairwise(self.reward_keys, a, b, t, anchor), **kw)
 
     # ------------------------------------------------------------------------------- I/O
     def save_pretrained(self, directory: str | os.PathLike, copy_text_encoder: bool = False) -> Path:

@@ -131,15 +131,33 @@ def custom(
     return RewardTargets(pos, neg)
 
 
-def isolate(keys: Sequence[str], k: str) -> RewardTargets:
-    """Guide along reward k only: s+ = all 1, s- = all 1 except s-_k = 0."""
+def _anchor(keys: tuple[str, ...], anchor: Mapping[str, float | None] | None, own: Sequence[str]) -> dict:
+    """Levels of the rewards held equal in s+ and s- (default 1, the project page's "anchored high")."""
+    anchor = dict(anchor or {})
+    _check_known(keys, anchor)
+    clash = [k for k in own if k in anchor]
+    if clash:
+        raise ValueError(f"anchor names {clash}, which this mode sets itself; anchor only the other rewards")
+    return {j: _check_value(j, anchor.get(j, 1.0)) for j in keys}
+
+
+def isolate(keys: Sequence[str], k: str, anchor: Mapping[str, float | None] | None = None) -> RewardTargets:
+    """Guide along reward k only: s+_k = 1, s-_k = 0, every other reward at its ``anchor`` level
+    (default 1) in both branches, so their contrasts cancel.
+
+    An anchor below 1 keeps a reward that would hurt the others at 1 (e.g. a colourfulness that
+    overrides caption colours) at a level of your choosing; None leaves it unspecified.
+    """
     keys = _check_keys(keys)
     _check_known(keys, [k])
-    return RewardTargets({j: 1.0 for j in keys}, {j: 0.0 if j == k else 1.0 for j in keys})
+    held = _anchor(keys, anchor, [k])
+    return RewardTargets({**held, k: 1.0}, {**held, k: 0.0})
 
 
-def pairwise(keys: Sequence[str], a: str, b: str, t: float) -> RewardTargets:
-    """A/B trade-off at t: s+ = all 1, s- = all 1 except s-_a = t, s-_b = 1 - t.
+def pairwise(keys: Sequence[str], a: str, b: str, t: float,
+             anchor: Mapping[str, float | None] | None = None) -> RewardTargets:
+    """A/B trade-off at t: s+_a = s+_b = 1, s-_a = t, s-_b = 1 - t, the others at ``anchor``
+    (default 1) in both branches.
 
     t = 0 pushes fully toward a (its negative is 0), t = 1 fully toward b.
     """
@@ -149,6 +167,5 @@ def pairwise(keys: Sequence[str], a: str, b: str, t: float) -> RewardTargets:
         raise ValueError(f"pairwise needs two different rewards; got {a!r} twice")
     if not (isinstance(t, (int, float)) and 0.0 <= t <= 1.0):
         raise ValueError(f"pairwise t must be a number in [0, 1]; got {t!r}")
-    neg = {j: 1.0 for j in keys}
-    neg[a], neg[b] = t, 1.0 - t
-    return RewardTargets({j: 1.0 for j in keys}, neg)
+    held = _anchor(keys, anchor, [a, b])
+    return RewardTargets({**held, a: 1.0, b: 1.0}, {**held, a: float(t), b: 1.0 - t})
