@@ -43,6 +43,7 @@ def test_jobs_are_shared_and_results_have_their_shape(pipe):
         assert iso[k]["over_plain"] == pytest.approx(iso[k]["isolate"] - iso[k]["plain"])
         assert iso[k]["over_text_only"] == pytest.approx(iso[k]["isolate"] - iso[k]["text_only"])
         assert iso[k]["over_text_only_sem"] >= 0.0
+        assert iso[k]["pass_over_plain"] == (iso[k]["over_plain"] > 0)
     # The level-1 point of the sweep and the isolate baseline are literally the same images.
     assert ctl[REWARD_KEYS[0]]["means"][-1] == pytest.approx(iso[REWARD_KEYS[0]]["high_quality"])
     cross = C.isolate_cross(S)

@@ -167,8 +167,8 @@ def _isolate_jobs(S: Sampler, key: str | None) -> list[Job]:
     # plain (s+ = anchor, w = 0: conditioning without any guidance) what isolate(k) sampling adds.
     pos = {k: held.get(k, 1.0) for k in keys}
     iso = [S.job(entries, targets=T.isolate(keys, key, held))] if key is not None else [None]
-    return [S.job(entries, targets=T.custom(keys, held)), *iso,
-            S.job(entries, targets=T.RewardTargets(pos, dict(pos))), S.job(entries, targets=T.custom(keys, held), w=0.0)]
+    return [S.job(entries, targets=T.custom(keys, held)), *iso, S.job(entries, targets=T.RewardTargets(pos, dict(pos))),
+            S.job(entries, targets=T.custom(keys, held), w=0.0)]
 
 
 def isolate(S: Sampler) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def isolate(S: Sampler) -> dict[str, Any]:
         rows[k] = {"high_quality": float(hq.mean()), "isolate": float(iso.mean()), "text_only": float(txt.mean()),
                    "plain": float(plain.mean()), "delta": float(d.mean()), "delta_sem": _sem(d),
                    "pass": bool(d.mean() > 0), "over_text_only": float(dt.mean()), "over_text_only_sem": _sem(dt),
-                   "over_plain": float(dp.mean()), "over_plain_sem": _sem(dp)}
+                   "over_plain": float(dp.mean()), "over_plain_sem": _sem(dp), "pass_over_plain": bool(dp.mean() > 0)}
     return rows
 
 
@@ -294,18 +294,19 @@ class ControlReport:
         if "isolate" in r:
             anc = ", ".join(f"{k} {T.format_target(v)}" for k, v in s.get("fixed") or ())
             base = f"all 1 but {anc}" if anc else "all 1"
-            out += ["", f"**isolate(k) vs high quality** (same prompts and seeds; paired difference +- s.e.; "
-                    f"anchor: s+ = {base}, the anchored rewards equal in s- too except in high quality "
-                    f"(s- = 0); text only = s+ = s- = anchor, the text contrast without any reward contrast; "
-                    f"plain = s+ = anchor at w = 0, no guidance)", "",
+            out += ["", "**isolate(k) vs plain sampling and high quality** (same prompts and seeds; paired "
+                    f"difference +- s.e.; anchor: s+ = {base}, the anchored rewards equal in s- too except in "
+                    f"high quality (s- = 0); text only = s+ = s- = anchor, the text contrast without any reward "
+                    "contrast; plain = s+ = anchor at w = 0, no guidance)", "",
                     "| reward | plain | text only | high quality | isolate(k) | isolate - high quality | raised | "
-                    "isolate - text only | isolate - plain |", "|---|---|---|---|---|---|---|---|---|"]
+                    "isolate - text only | isolate - plain | raised |", "|---|---|---|---|---|---|---|---|---|---|"]
             for k, row in r["isolate"].items():
                 out.append(f"| {k} | {row['plain']:.3f} | {row['text_only']:.3f} | "
                            f"{row['high_quality']:.3f} | {row['isolate']:.3f} | "
                            f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
                            f"{row['over_text_only']:+.3f} +- {row.get('over_text_only_sem', 0.0):.3f} | "
-                           f"{row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} |")
+                           f"{row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} | "
+                           f"{_ok(row.get('pass_over_plain', row['over_plain'] > 0))} |")
         if "isolate_cross" in r:
             out += ["", "**Every reward under each isolate(j)** (mean; the same images as above)", "",
                     "| condition | " + " | ".join(self.keys) + " |", "|---|" + "---|" * len(self.keys)]
