@@ -139,10 +139,14 @@ def spearman(x, y) -> float:
 
 
 # ----------------------------------------------------------------------------- measurements
+def _held(S: Sampler, key: str | None) -> dict[str, float]:
+    """The anchor: `--fixed` levels of the rewards other than `key`."""
+    return {k: v for k, v in S.s.fixed if k != key}
+
+
 def _control_jobs(S: Sampler, key: str) -> list[Job]:
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
-    fixed = {k: v for k, v in S.s.fixed if k != key}
-    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {**fixed, key: lv}, default=S.s.others))
+    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {**_held(S, key), key: lv}, default=S.s.others))
             for lv in S.s.levels]
 
 
@@ -157,18 +161,22 @@ def control(S: Sampler) -> dict[str, Any]:
     return rows
 
 
-def _isolate_jobs(S: Sampler, key: str | None) -> list[Job]:
-    """[high quality, isolate(key), text only, plain] with the other rewards anchored at `--fixed`
-    (default 1); key None gives the references with every `--fixed` entry applied."""
+def _reference_jobs(S: Sampler, key: str | None = None) -> list[Job]:
+    """[high quality, text only, plain] with the rewards other than `key` anchored at `--fixed`
+    (default 1). Text-only guidance (s+ = s- = anchor) shows what a reward's own contrast adds;
+    plain (s+ = anchor at w = 0: conditioning without any guidance) what isolate(k) sampling adds."""
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
-    keys = S.pipe.reward_keys
-    held = {k: v for k, v in S.s.fixed if k != key}
-    # References: text-only guidance (s+ = s- = anchor) shows what the k contrast alone adds;
-    # plain (s+ = anchor, w = 0: conditioning without any guidance) what isolate(k) sampling adds.
+    keys, held = S.pipe.reward_keys, _held(S, key)
     pos = {k: held.get(k, 1.0) for k in keys}
-    iso = [S.job(entries, targets=T.isolate(keys, key, held))] if key is not None else [None]
-    return [S.job(entries, targets=T.custom(keys, held)), *iso, S.job(entries, targets=T.RewardTargets(pos, dict(pos))),
+    return [S.job(entries, targets=T.custom(keys, held)), S.job(entries, targets=T.RewardTargets(pos, dict(pos))),
             S.job(entries, targets=T.custom(keys, held), w=0.0)]
+
+
+def _isolate_jobs(S: Sampler, key: str) -> list[Job]:
+    """[high quality, isolate(key), text only, plain], the other rewards anchored at `--fixed`."""
+    entries = balanced_entries(S.s.images_per_level, S.s.max_count)
+    hq, txt, plain = _reference_jobs(S, key)
+    return [hq, S.job(entries, targets=T.isolate(S.pipe.reward_keys, key, _held(S, key))), txt, plain]
 
 
 def isolate(S: Sampler) -> dict[str, Any]:
@@ -191,7 +199,7 @@ def isolate_cross(S: Sampler) -> dict[str, dict[str, float]]:
     every contrast, so it wins on k wherever the other contrasts raise k as well.
     """
     keys = S.keys
-    hq, _, txt, plain = _isolate_jobs(S, None)
+    hq, txt, plain = _reference_jobs(S)
     conds = {"plain": plain, "text only": txt, "high quality": hq}
     conds.update({f"isolate({j})": _isolate_jobs(S, j)[1] for j in keys})
     return {name: {k: float(S.get(job)[1][k].mean()) for k in keys} for name, job in conds.items()}
@@ -372,7 +380,7 @@ def run_control(pipe, settings: ControlSettings | None = None, keys=None, model:
         raise ValueError(f"reward(s) {bad} are not among the model's keys {list(pipe.reward_keys)}")
     S = Sampler(pipe, s, keys, progress)
     plan = {"control": lambda: [j for k in keys for j in _control_jobs(S, k)],
-            "isolate": lambda: [j for k in [*keys, None] for j in _isolate_jobs(S, k) if j is not None],
+            "isolate": lambda: [j for k in keys for j in _isolate_jobs(S, k)] + _reference_jobs(S),
             "guidance": lambda: _guidance_jobs(S), "best_of_n": lambda: [_bon_job(S)]}
     S.start([j for name in s.sections if name in plan for j in plan[name]()])
     report = ControlReport(model, asdict(s), keys, command=command)
