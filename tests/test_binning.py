@@ -128,3 +128,40 @@ def test_errors(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"keys": []}))
     with pytest.raises(ValueError, match="not a rewardflow bins file"):
         RewardBins.load(tmp_path / "other.json")
+
+
+def _tied_scores(n=5000, seed=0):
+    # Like cleanliness rounded to 0.01: 40% of the images share the top value.
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < 0.4, 1.0, rng.beta(5, 2, n)).round(2)
+
+
+@pytest.mark.parametrize("make", [_tied_scores, lambda: np.random.default_rng(1).normal(size=5000).round(1),
+                                  lambda: np.random.default_rng(2).random(5000).round(2)])
+def test_quantile_bins_equal_mass_as_ties_allow(make):
+    x = make()
+    b = RewardBins.fit({"r": x}).bin_index("r", x)
+    n = x.size
+    for k in np.unique(b):
+        vals = x[b == k]
+        occ = vals.size
+        if np.unique(vals).size > 1:  # several distinct values: the split was ours to choose
+            assert n / 128 <= occ <= n / 32, (k, occ)
+        # a single tied block is never split, whatever its size
+        assert np.all(np.isin(x[np.isin(x, vals)], vals)) and not np.any(np.isin(x[b != k], vals))
+    # the largest value keeps the top bin, the smallest the bottom one
+    assert b[x == x.max()][0] == 63 and b[x == x.min()][0] == 0
+
+
+def test_tied_block_takes_one_bin_near_its_quantile():
+    x = _tied_scores()
+    bins = RewardBins.fit({"r": x})
+    below = np.mean(x < 1.0)
+    b = bins.bin_index("r", x)
+    occ = np.bincount(b[x < 1.0], minlength=64)
+    # The 60% below the block spread over about 60% of the bins, as the data's quantiles.
+    assert abs(np.count_nonzero(occ) / 64 - below) < 0.06
+    # Old rule (quantiles of the distinct values) for contrast: far from equal mass on this data.
+    old = np.quantile(np.unique(x), np.linspace(0, 1, 65))
+    old_occ = np.bincount(np.searchsorted(old[1:-1], x, side="right"), minlength=64)
+    assert old_occ[old_occ > 0].min() < x.size / 128

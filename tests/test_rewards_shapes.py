@@ -142,3 +142,44 @@ def test_connected_components_backends_agree():
         # same partition: a bijection between the label sets
         pairs = set(zip(a[a > 0].tolist(), b[b > 0].tolist()))
         assert len(pairs) == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+def _one_object_images(color, n=8):
+    from rewardflow.data.shapes.captions import make_spec
+
+    cfg = ShapesConfig.from_preset("easy").clean()
+    return np.stack([generate_sample(cfg, 500 + i, spec=make_spec("colors", [{"class": s, "count": 1, "color": c}])).image
+                     for i in range(n) for s in ("circle", "square", "triangle") for c in [color]])
+
+
+def test_colorfulness_is_hue_neutral_and_falls_with_desaturation():
+    from rewardflow.data.shapes.vocab import DEFAULT_COLORS
+
+    r = get_reward("colorfulness")
+    clean, desat = {}, {}
+    for c in DEFAULT_COLORS:
+        ims = _one_object_images(c)
+        clean[c] = float(r.score(ims).mean())
+        # desaturate keeps 1 - 0.18 * level of the saturation: level 10/3 keeps 40%
+        desat[c] = float(r.score(np.stack([desaturate(im, 10 / 3) for im in ims])).mean())
+    spread = max(clean.values()) - min(clean.values())
+    drop = np.mean(list(clean.values())) - np.mean(list(desat.values()))
+    assert spread * 4 <= drop, (clean, desat)
+    # Monotone, level by level, for every colour on its own.
+    for c in DEFAULT_COLORS:
+        ims = _one_object_images(c, n=2)
+        means = [float(r.score(np.stack([desaturate(im, lvl) for im in ims])).mean()) for lvl in range(6)]
+        assert all(a > b for a, b in zip(means, means[1:])), (c, means)
+
+
+def test_colorfulness_noise_does_not_pose_as_colour():
+    r = get_reward("colorfulness")
+    rng = np.random.default_rng(0)
+    ims = _one_object_images("green", n=4)
+    grey = np.stack([desaturate(im, 100) for im in ims])  # no saturation left at all
+    for base in (ims, grey):
+        noisy = np.stack([add_noise(im, 5, rng) for im in base])  # sigma 30
+        assert abs(float(r.score(noisy).mean() - r.score(base).mean())) < 0.1
+    assert float(r.score(grey).mean()) < 0.05
+    # Nothing stands out from the background: no colour.
+    assert float(r.score(np.full((2, 32, 32, 3), 220, np.uint8)).max()) == 0.0

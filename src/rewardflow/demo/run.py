@@ -167,7 +167,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
                outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
 
-    sig_score = digest([sig_data, cfg.rewards])
+    from rewardflow.rewards.registry import reward_versions
+
+    sig_score = digest([sig_data, reward_versions(cfg.rewards)])
 
     def score():
         from rewardflow.rewards.scoring import score_dataset

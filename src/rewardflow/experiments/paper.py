@@ -101,7 +101,9 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
     runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
                outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
-    sig_bins = digest([sig_data, cfg.rewards, cfg.num_bins])
+    from rewardflow.rewards.registry import reward_versions
+
+    sig_bins = digest([sig_data, reward_versions(cfg.rewards), cfg.num_bins])
 
     def score_and_bin():
         from rewardflow.rewards.binning import RewardBins

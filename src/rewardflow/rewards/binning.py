@@ -51,6 +51,47 @@ def _finite_values(key: str, values, nonfinite: str) -> np.ndarray:
     return v
 
 
+def quantile_edges(v: np.ndarray, num_bins: int) -> np.ndarray:
+    """Equal-mass edges over the data, never splitting a block of tied values.
+
+    Each inner edge k is the tied block whose start (the count of smaller values) lies nearest
+    to k * n / B, so bin b / (B - 1) stays close to the data quantile, and a block holding many
+    bins' worth of values takes one bin, leaving the ones it spans empty. A nonempty bin under
+    half the mean mass (a sliver beside a large block) is merged into its smaller neighbour.
+    With at most B distinct values the edges interpolate between them instead, so the smallest
+    maps to 0 and the largest to 1.
+    """
+    u, counts = np.unique(v, return_counts=True)
+    if u.size <= num_bins:
+        return np.quantile(u, np.linspace(0.0, 1.0, num_bins + 1))
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])  # values below each distinct value
+    target = np.arange(1, num_bins) * (v.size / num_bins)
+    j = np.clip(np.searchsorted(start, target), 1, u.size - 1)
+    j -= (target - start[j - 1]) <= (start[j] - target)  # the nearer of the two neighbours
+    first = np.concatenate([[0], j, [u.size]])  # bin b holds distinct values first[b]:first[b+1]
+    _merge_slivers(first, start, v.size, num_bins)
+    return np.concatenate([[u[0]], u[first[1:-1]], [u[-1]]])
+
+
+def _merge_slivers(first: np.ndarray, start: np.ndarray, n: int, num_bins: int) -> None:
+    """In place: fold nonempty bins under half the mean mass into their smaller nonempty neighbour."""
+    total = np.append(start, n)
+    for _ in range(num_bins):
+        occ = total[first[1:]] - total[first[:-1]]
+        full = np.flatnonzero(occ > 0)
+        small = [i for i, b in enumerate(full) if occ[b] < 0.5 * n / num_bins]
+        if not small or full.size < 2:
+            return
+        i = small[0]
+        b = full[i]
+        lo = full[i - 1] if i > 0 else None
+        hi = full[i + 1] if i + 1 < full.size else None
+        if hi is not None and (lo is None or occ[hi] <= occ[lo]):
+            first[b + 1:hi + 1] = first[b]  # bin b's values now start bin hi
+        else:
+            first[lo + 1:b + 1] = first[b + 1]  # bin b's values join bin lo
+
+
 @dataclass
 class RewardBins:
     """Fitted bin edges for an ordered set of reward keys (the order is the model's order)."""
@@ -108,7 +149,7 @@ class RewardBins:
                 idx = np.random.default_rng(seed).choice(v.size, size=max_samples, replace=False)
                 v = v[idx]
             if method == "quantile":
-                e = np.quantile(np.unique(v), np.linspace(0.0, 1.0, num_bins + 1))
+                e = quantile_edges(v, num_bins)
             else:
                 e = np.linspace(v.min(), v.max(), num_bins + 1)
             e = np.maximum.accumulate(e)  # guards against 1-ulp interpolation wiggles

@@ -91,6 +91,12 @@ def get_reward(name: str, **kwargs) -> Reward:
     return get_reward_class(name)(**kwargs)
 
 
+def reward_versions(names) -> dict[str, str]:
+    """{name: version} of registered rewards: part of every cache key built on their scores, so
+    a changed formula (a bumped version) reruns scoring and everything after it."""
+    return {n: str(get_reward_class(n).version) for n in names}
+
+
 def parse_reward_list(spec: str | list[str]) -> list[str]:
     """'a,b, c' -> ['a', 'b', 'c'] with unknown names and duplicates rejected."""
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)

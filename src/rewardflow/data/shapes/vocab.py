@@ -10,21 +10,23 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 
 PLURALS: dict[str, str] = {"circle": "circles", "square": "squares", "triangle": "triangles"}
 
-# name -> sRGB. The first six form the default palette; the rest are opt-in extras whose
-# distance to their neighbours is smaller (orange sits between red and yellow).
+# name -> sRGB. The default palette is six chromatic colours spread over hue, so that a
+# saturation reward can treat every caption colour alike (black has no hue and desaturation
+# cannot change it: it would always look fully saturated). Black, orange and pink are opt-in
+# extras: black is achromatic, orange and pink sit close to red in hue.
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
     "yellow": (240, 200, 20),
     "green": (40, 160, 60),
     "blue": (35, 90, 220),
     "purple": (140, 60, 190),
+    "cyan": (20, 190, 205),
     "black": (25, 25, 25),
     "orange": (245, 130, 20),
     "pink": (240, 120, 190),
-    "cyan": (20, 190, 205),
 }
 
-DEFAULT_COLORS: tuple[str, ...] = ("red", "yellow", "green", "blue", "purple", "black")
+DEFAULT_COLORS: tuple[str, ...] = ("red", "yellow", "green", "blue", "purple", "cyan")
 
 # GenEval's four relations; "above" means smaller y (image rows grow downward).
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")

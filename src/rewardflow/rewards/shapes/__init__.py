@@ -4,7 +4,8 @@ Importing this package registers: shapes_alignment, sharpness, cleanliness, colo
 """
 
 from rewardflow.rewards.shapes.alignment import ShapesAlignment
-from rewardflow.rewards.shapes.quality import Cleanliness, Colorfulness, Sharpness
+from rewardflow.rewards.shapes.colorfulness import Colorfulness
+from rewardflow.rewards.shapes.quality import Cleanliness, Sharpness
 
 BUILTIN_REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
 

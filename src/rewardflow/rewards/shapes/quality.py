@@ -1,8 +1,8 @@
 """Image-quality rewards for ShapesWorld, from pixels only, vectorised over the batch.
 
-All three share two noise-robust building blocks: a robust noise estimate (median absolute
-Laplacian-like residual, Immerkaer 1996) and a 3x3 median pre-filter. Measuring sharpness and
-colourfulness on the median-filtered image keeps noise from posing as detail or colour, so the
+All share two noise-robust building blocks: a robust noise estimate (median absolute
+Laplacian-like residual, Immerkaer 1996) and a 3x3 median pre-filter. Measuring sharpness (and, in
+colorfulness.py, colourfulness) on the median-filtered image keeps noise from posing as detail or colour, so the
 three rewards are not one signal in three disguises. Formulas: docs/REWARDS.md.
 """
 
@@ -110,27 +110,4 @@ class Cleanliness(Reward):
         return torch.exp(-noise_sigma(to_float_bchw(images)) / self.scale)
 
 
-@register_reward("colorfulness")
-class Colorfulness(Reward):
-    """Hasler-Suesstrunk colourfulness / 100, on the 3x3-median-filtered image.
-
-    rg = R - G, yb = (R + G) / 2 - B (uint8 units, per pixel);
-    M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 * sqrt(mean(rg)^2 + mean(yb)^2); reward = M / 100.
-    The median pre-filter keeps chroma noise from counting as colour.
-    """
-
-    version = "1"
-    needs_caption = False
-    batch_size = 512
-
-    def _score(self, images, captions):
-        m = median3(to_float_bchw(images))
-        r, g, b = m[:, 0].flatten(1), m[:, 1].flatten(1), m[:, 2].flatten(1)
-        rg = r - g
-        yb = 0.5 * (r + g) - b
-        std = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
-        mean = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
-        return (std + 0.3 * mean) / 100.0
-
-
-__all__ = ["Sharpness", "Cleanliness", "Colorfulness", "noise_sigma", "median3"]
+__all__ = ["Sharpness", "Cleanliness", "noise_sigma", "median3", "to_float_bchw"]
