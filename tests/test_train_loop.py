@@ -101,3 +101,44 @@ def test_keep_last_k_and_stale_temp_dirs(tmp_path):
     assert names == ["step_0000003", "step_0000004"]
     saved = json.loads((tmp_path / "checkpoints" / "step_0000004" / "train_config.json").read_text())
     assert saved == tr.config.to_dict()
+
+
+@pytest.mark.parametrize("mode", ["keep", "zero", "null_token"])
+def test_text_dropout_rewards_modes(tmp_path, mode):
+    tr = make(tmp_path, "text_dropout=0.5", f"text_dropout_rewards={mode}", "data.batch_size=32")
+    seen = {}
+    real_forward = tr.raw_model.forward
+
+    def spy(x_t, t, text, text_mask, rewards=None, reward_drop=None):
+        seen.update(text=text.clone(), rewards=rewards.clone(), drop=reward_drop.clone())
+        return real_forward(x_t, t, text, text_mask, rewards, reward_drop)
+
+    tr.raw_model.forward = spy
+    batch = next(iter(tr.data))
+    tr.compute_loss(batch, torch.Generator().manual_seed(0))
+    # The rows whose caption was swapped for the null text.
+    dropped = (seen["text"] != batch["text"].float()).flatten(1).any(dim=1)
+    true = batch["rewards"].float()
+    if mode == "keep":
+        assert torch.equal(seen["rewards"], true) and not seen["drop"].any()
+    elif mode == "zero":
+        rows = (seen["rewards"] != true).any(dim=1)
+        assert rows.any() and (~rows).any() and torch.all(seen["rewards"][rows] == 0)
+        assert not seen["drop"].any()
+    else:
+        rows = seen["drop"].all(dim=1)
+        assert rows.any() and (~rows).any() and torch.equal(seen["rewards"], true)
+    if mode != "keep":
+        assert torch.equal(rows, dropped)
+
+
+def test_text_dropout_rewards_validated_and_legacy_resume():
+    from rewardflow.training.config import check_resume_config
+
+    with pytest.raises(ValueError, match="text_dropout_rewards must be one of"):
+        TrainConfig.load(None, ["text_dropout_rewards=nan"])
+    saved = TrainConfig().to_dict()
+    del saved["text_dropout_rewards"]  # a checkpoint written before the option existed
+    check_resume_config(saved, TrainConfig().to_dict())
+    with pytest.raises(ValueError, match="text_dropout_rewards"):
+        check_resume_config(saved, TrainConfig.load(None, ["text_dropout_rewards=zero"]).to_dict())

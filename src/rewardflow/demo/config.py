@@ -20,7 +20,7 @@ import yaml
 REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
 # The DemoConfig fields a trained model depends on: the training stages' cache signature.
 TRAIN_KEYS = ("model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
-              "time_mean", "time_std", "text_dropout", "reward_dropout", "ema_decay", "eval_every", "eval_prompts",
+              "time_mean", "time_std", "text_dropout", "text_dropout_rewards", "reward_dropout", "ema_decay", "eval_every", "eval_prompts",
               "eval_steps", "guidance", "rewards", "seed")
 
 
@@ -50,6 +50,8 @@ class DemoConfig:
     time_mean: float = 0.0
     time_std: float = 1.0
     text_dropout: float = 0.1
+    # Rewards of a caption-dropped training row: keep | zero | null_token (training/config.py).
+    text_dropout_rewards: str = "keep"
     # Per-reward probability of the learned null token in training: > 0 lets sampling leave a
     # reward unspecified (reward_targets={key: None}). 0, as the paper's released models.
     reward_dropout: float = 0.0

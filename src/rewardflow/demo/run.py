@@ -37,7 +37,8 @@ def train_config(cfg: DemoConfig, data_dir: Path, out_dir: Path, mode: str, text
         optim=dict(optimizer="adamw", lr=cfg.lr, betas=[0.9, 0.99], weight_decay=0.0, warmup_steps=cfg.warmup_steps,
                    schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0),
         time=dict(kind=cfg.time_kind, mean=cfg.time_mean, std=cfg.time_std, shift=1.0),
-        text_dropout=cfg.text_dropout, reward_dropout=cfg.reward_dropout, ema=dict(decay=cfg.ema_decay, warmup=True),
+        text_dropout=cfg.text_dropout, text_dropout_rewards=cfg.text_dropout_rewards,
+        reward_dropout=cfg.reward_dropout, ema=dict(decay=cfg.ema_decay, warmup=True),
         # A few checkpoints make an interrupted demo resume mid-training instead of restarting.
         checkpoint=dict(every=max(1, cfg.steps // 3), keep_last=1), log_every=max(1, cfg.steps // 40),
         progress=True, tensorboard=False, sample=dict(every=0), eval=dict(every=0, at_start=True),

@@ -21,6 +21,7 @@ import yaml
 from rewardflow.flow import TimeSamplerConfig
 
 MODES = ("baseline", "single", "miro")
+TEXT_DROPOUT_REWARDS = ("keep", "zero", "null_token")
 PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "lamb")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -115,6 +116,9 @@ class TrainConfig:
     time: TimeSamplerConfig = field(default_factory=TimeSamplerConfig)
     text_dropout: float = 0.1  # probability of swapping a caption for the learned null text
     reward_dropout: float = 0.0  # per-reward probability of the learned null reward token
+    # What a caption-dropped row conditions on: "keep" its true rewards, "zero" every reward at
+    # the lowest bin (the official MIRO code), or "null_token" every reward's learned null token.
+    text_dropout_rewards: str = "keep"
     ema: EMASection = field(default_factory=EMASection)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; weights, optimizer and EMA stay fp32)
     compile: bool = False
@@ -153,6 +157,8 @@ class TrainConfig:
         need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1]")
         need(0 <= self.text_dropout <= 1, f"text_dropout must be in [0, 1], got {self.text_dropout}")
         need(0 <= self.reward_dropout <= 1, f"reward_dropout must be in [0, 1], got {self.reward_dropout}")
+        need(self.text_dropout_rewards in TEXT_DROPOUT_REWARDS,
+             f"text_dropout_rewards must be one of {TEXT_DROPOUT_REWARDS}, got {self.text_dropout_rewards!r}")
         need(0 <= self.ema.decay < 1, f"ema.decay must be in [0, 1), got {self.ema.decay}")
         need(d.batch_size >= 1 and self.max_steps >= 0, "data.batch_size must be >= 1 and max_steps >= 0")
         need(d.batch_size % o.grad_accumulation == 0,
@@ -216,12 +222,17 @@ def config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any
     return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")}
 
 
+# Fields added after checkpoints were first written, with the behaviour those checkpoints had.
+LEGACY_DEFAULTS: dict[str, Any] = {"text_dropout_rewards": "keep"}
+
+
 def check_resume_config(saved: dict[str, Any], current: dict[str, Any], allow: list[str] | tuple[str, ...] = ()) -> None:
     """Raise if the run config changed since the checkpoint, naming each field and both values.
 
     `allow` lists dotted keys (or section prefixes like `optim`, or `*`) permitted to change.
     """
     allowed = tuple(OPERATIONAL_KEYS) + tuple(allow)
+    saved = {**LEGACY_DEFAULTS, **saved}  # checkpoints from before a field existed ran its old behaviour
 
     def ok(key: str) -> bool:
         return "*" in allowed or any(key == a or key.startswith(a + ".") for a in allowed)

@@ -179,11 +179,26 @@ class Trainer:
             if rewards is None or rewards.shape[-1] != n:
                 got = None if rewards is None else tuple(rewards.shape)
                 raise ValueError(f"batch rewards {got} do not match the run's reward keys {self.reward_keys}")
-            cond["rewards"] = rewards.to(dev, torch.float32)
+            rewards = rewards.to(dev, torch.float32)
             reward_drop = (torch.rand((g, n), generator=gen, device=dev) < self.config.reward_dropout)[rows]
+            rewards, reward_drop = self._text_dropped_rewards(rewards, reward_drop, text_drop)
+            cond["rewards"] = rewards
             if getattr(getattr(self.raw_model, "config", None), "reward_null", False):
                 cond["reward_drop"] = reward_drop
         return flow_matching_loss(self.model, x, t, eps, **cond).mean()
+
+    def _text_dropped_rewards(self, rewards, reward_drop, text_drop):
+        """Rows whose caption was dropped: true rewards ("keep"), all 0 ("zero": v(null, s = 0) is
+        then the unconditional model the CFG negative branch asks for) or the null tokens ("null_token")."""
+        mode = self.config.text_dropout_rewards
+        if mode == "zero":
+            rewards = torch.where(text_drop[:, None], torch.zeros_like(rewards), rewards)
+        elif mode == "null_token":
+            if not getattr(getattr(self.raw_model, "config", None), "reward_null", False):
+                raise ValueError("text_dropout_rewards=null_token needs null reward tokens: set "
+                                 "model.overrides.reward_null=true or use 'keep' / 'zero'")
+            reward_drop = reward_drop | text_drop[:, None]
+        return rewards, reward_drop
 
     def _next_batch(self) -> dict[str, Any]:
         try:
