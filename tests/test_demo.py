@@ -20,7 +20,8 @@ def tiny() -> DemoConfig:
     return DemoConfig.load(None, ["num_images=48", "shard_size=24", "steps=2", "eval_every=2", "eval_prompts=6",
                                   "eval_steps=1", "sample_steps=1", "geneval_per_category=1", "grid_prompts=2",
                                   "grid_seeds=1", "control_levels=[0.0, 1.0]", "control_images=2",
-                                  "sweep_scales=[0.0, 2.0]", "sweep_images=2", "threads=1"], base=quick())
+                                  "sweep_scales=[0.0, 2.0]", "sweep_text_scales=[1.0]", "sweep_reward_scales=[1.0]",
+                                  "sweep_images=2", "threads=1"], base=quick())
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +65,46 @@ def test_rerun_skips_finished_stages_and_changed_setting_reruns_downstream(demo_
     run_demo(tiny(), out, progress=False)
     err = capsys.readouterr().err
     assert err.count("skipped") == 9  # every stage but the report
-    changed = DemoConfig.load(None, ["sweep_scales=[0.0, 1.0]"], base=tiny())
+    changed = DemoConfig.load(None, ["control_levels=[0.0, 0.5]"], base=tiny())
     run_demo(changed, out, progress=False)
     err = capsys.readouterr().err
-    assert err.count("skipped") == 8 and "guidance sweep w in [0.0, 1.0]" in err
+    assert err.count("skipped") == 8 and "control: dial colorfulness over 2 levels" in err
+
+
+@pytest.mark.timeout(180)
+def test_changed_reward_version_rescores_and_retrains(demo_out, monkeypatch, capsys):
+    # A bumped reward version must not reuse scores, bins or models built on the old formula.
+    from rewardflow.rewards.shapes.colorfulness import Colorfulness
+
+    out, _ = demo_out
+    monkeypatch.setattr(Colorfulness, "version", "test-bump")
+    capsys.readouterr()
+    run_demo(tiny(), out, progress=False)
+    err = capsys.readouterr().err
+    assert "skipped" not in err.split("score every image")[1].split("\n")[0]
+    assert err.count("skipped") == 1  # only the data stage is still valid
+    monkeypatch.undo()
+    run_demo(tiny(), out, progress=False)  # back to the real version for the other tests
+
+
+def test_sweep_saves_each_models_default_guidance(demo_out):
+    out, result = demo_out
+    sweep = json.loads((out / "stages" / "sweep.json").read_text())["result"]
+    for mode in ("baseline", "miro"):
+        cfg = json.loads((out / "models" / mode / "pipeline_config.json").read_text())
+        best = sweep[mode]["best"]
+        assert cfg["guidance_scale"] == best["guidance_scale"]
+        assert cfg["text_guidance_scale"] == best["text_guidance_scale"]
+        assert cfg["guidance_choice"]["candidates"] == len(sweep[mode]["rows"])
+        rows = sweep[mode]["rows"]
+        assert max(r["objective"] for r in rows) == next(
+            r["objective"] for r in rows if r["scale"] == best["guidance_scale"]
+            and r["text_scale"] == best["text_guidance_scale"])
+    # MIRO also tries three-branch guidance; the baseline cannot.
+    assert any(r["text_scale"] is not None for r in sweep["miro"]["rows"])
+    assert all(r["text_scale"] is None for r in sweep["baseline"]["rows"])
+    md = (out / "report.md").read_text()
+    assert "The same comparisons at one shared w" in md and "+-" in md
 
 
 @pytest.mark.timeout(180)

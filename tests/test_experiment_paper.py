@@ -69,5 +69,5 @@ def test_experiment_paper_smoke(tmp_path):
     rows = [json.loads(line) for line in (out / "runs" / "miro" / "log.jsonl").read_text().splitlines()]
     assert any("tuned/reward/cleanliness" in r for r in rows if r.get("kind") == "eval")
     text = (out / "results.md").read_text()
-    assert "| miro_tuned | reward/cleanliness |" in text and "Goal (miro_tuned strictly ahead" in text
+    assert "| miro_tuned | reward/cleanliness |" in text and "Goal (miro_tuned ahead of the baseline overall by > 2 s.e.)" in text
     assert "s+ = cleanliness = 0.5" in text

@@ -68,8 +68,12 @@ class DemoConfig:
     control_reward: str = "colorfulness"  # graded response; cleanliness saturates (docs/DEMO.md)
     control_levels: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     control_images: int = 36
-    sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.5, 3.0, 5.0])
-    sweep_images: int = 30
+    # Guidance sweep on held-out prompts, which picks each model's saved default: one scale on
+    # text and rewards together for both models, and (text, reward) scale pairs for MIRO.
+    sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.0, 1.5, 2.0, 3.0, 5.0])
+    sweep_text_scales: list[float] = field(default_factory=lambda: [1.5, 3.0])
+    sweep_reward_scales: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    sweep_images: int = 48
     sample_batch: int = 64
     threads: int = 0  # torch threads; 0 = chosen at start (all cores only on an idle machine when clearly faster)
     parallel_train: bool = True  # on >= 2 cores (unless threads=1): train both models at once, one process each
@@ -89,7 +93,9 @@ class DemoConfig:
         need(all(0.0 <= v <= 1.0 for v in self.control_levels), "control_levels must lie in [0, 1]")
         need(len(self.control_levels) >= 2, "control_levels needs at least two levels")
         need(self.eval_every >= 0 and self.eval_prompts >= 1, "eval_every must be >= 0 and eval_prompts >= 1")
-        need(min(self.sweep_scales, default=0.0) >= 0.0, "sweep_scales must be >= 0")
+        need(len(self.sweep_scales) >= 1, "sweep_scales needs at least one scale")
+        need(min(self.sweep_scales + self.sweep_text_scales + self.sweep_reward_scales) >= 0.0,
+             "sweep_scales, sweep_text_scales and sweep_reward_scales must be >= 0")
 
     # --- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -143,5 +149,5 @@ def quick() -> DemoConfig:
         num_images=96, shard_size=48, data_workers=1, num_bins=8, model_preset="unet-tiny", steps=4,
         batch_size=8, warmup_steps=1, eval_every=2, eval_prompts=6, eval_steps=2, sample_steps=2,
         geneval_per_category=2, grid_prompts=3, grid_seeds=2, control_levels=[0.0, 0.5, 1.0], control_images=4,
-        sweep_scales=[0.0, 3.0], sweep_images=6, sample_batch=16,
+        sweep_scales=[0.0, 3.0], sweep_text_scales=[1.0], sweep_reward_scales=[1.0], sweep_images=6, sample_batch=16,
     )

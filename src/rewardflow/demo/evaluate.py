@@ -4,7 +4,8 @@ for both models, so the two columns differ only by the reward conditioning."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,45 @@ def summarize(images: np.ndarray, entries: Sequence[dict], rewards: Sequence[str
     prompts = [e["prompt"] for e in entries]
     scores = reward_scores(images, prompts, rewards)
     ge = geneval_evaluate(images, list(entries))
+    correct = np.array([float(r["correct"]) for r in ge.per_image])
     return {"rewards": {k: float(v.mean()) for k, v in scores.items()},
             "rewards_sem": {k: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0 for k, v in scores.items()},
-            "geneval": ge.to_dict()}
+            "geneval": ge.to_dict(),
+            # per image, for paired differences between models sampled with the same prompts and seeds
+            "per_image": {"geneval_correct": correct.tolist(), **{k: v.tolist() for k, v in scores.items()}}}
 
 
-def sample(pipe, prompts: Sequence[str], seed: int, guidance: float, steps: int, batch: int,
+def paired_difference(a: Mapping, b: Mapping, key: str) -> tuple[float, float]:
+    """Mean of a - b over images and its standard error, from two `summarize` results of the
+    same prompts and seeds (`key`: a reward, or "geneval_correct" for GenEval-style overall)."""
+    d = np.asarray(a["per_image"][key]) - np.asarray(b["per_image"][key])
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+
+
+def guidance_kwargs(guidance: float | Mapping | None) -> dict[str, Any]:
+    """A CFG setting as pipeline keywords: a number is one scale on text and rewards together
+    (two branches); a mapping gives `guidance_scale` and `text_guidance_scale` (three branches
+    when the latter is set); None keeps the pipeline's saved default."""
+    if guidance is None:
+        return {}
+    if isinstance(guidance, Mapping):
+        return {k: guidance[k] for k in ("guidance_scale", "text_guidance_scale") if k in guidance}
+    return {"guidance_scale": float(guidance), "text_guidance_scale": None}
+
+
+def guidance_label(g: Mapping) -> str:
+    wt = g.get("text_guidance_scale")
+    return f"w = {g['guidance_scale']:g}" if wt is None else f"w_text = {wt:g}, w_reward = {g['guidance_scale']:g}"
+
+
+def sample(pipe, prompts: Sequence[str], seed: int, guidance: float | Mapping | None, steps: int, batch: int,
            targets: dict | None = None, desc: str | None = None, progress: bool = True) -> np.ndarray:
     """uint8 (B, H, W, 3); image i has seed `seed + i`. A baseline takes no reward targets; a
-    MIRO model given none samples at the paper's default s+ = all 1, s- = all 0."""
+    MIRO model given none samples at the paper's default s+ = all 1, s- = all 0. `guidance`:
+    see `guidance_kwargs`."""
     kw = {"reward_targets": targets} if targets else {}
-    out = pipe(list(prompts), seed=seed, guidance_scale=guidance, num_inference_steps=steps,
-               output_type="np", batch_size=batch, progress=False, **kw)
+    out = pipe(list(prompts), seed=seed, num_inference_steps=steps, output_type="np", batch_size=batch,
+               progress=False, **guidance_kwargs(guidance), **kw)
     if progress and desc:
         print(f"    {desc}: {len(prompts)} images", flush=True)
     return out.images
@@ -121,17 +149,53 @@ def control_sweep(pipe, entries: Sequence[dict], key: str, levels: Sequence[floa
             "spearman": spearman(list(levels), means)}, np.stack(stacks)
 
 
-def guidance_sweep(pipes: dict[str, Any], entries: Sequence[dict], scales: Sequence[float], rewards: Sequence[str],
-                   steps: int, seed: int, batch: int) -> dict[str, list[dict]]:
-    """{model: [{scale, rewards, geneval}, ...]} on the same prompts and seeds."""
+def guidance_grid(scales: Sequence[float], text_scales: Sequence[float] = (),
+                  reward_scales: Sequence[float] = ()) -> list[dict]:
+    """One scale on text and rewards together for every model, plus (text, reward) pairs for a
+    reward-conditioned one (`three_branch`)."""
+    grid = [{"guidance_scale": float(w), "text_guidance_scale": None} for w in scales]
+    return grid + [{"guidance_scale": float(wr), "text_guidance_scale": float(wt), "three_branch": True}
+                   for wt in text_scales for wr in reward_scales]
+
+
+def selection_objective(summary: Mapping) -> float:
+    """What a default guidance is chosen for: composition, GenEval-style overall plus the
+    (less noisy, continuous) mean alignment reward."""
+    return float(summary["geneval"]["overall"] + summary["rewards"]["shapes_alignment"])
+
+
+def guidance_sweep(pipes: dict[str, Any], entries: Sequence[dict], grid: Sequence[dict], rewards: Sequence[str],
+                   steps: int, seed: int, batch: int) -> dict[str, dict]:
+    """Every model over the grid on the same (held-out) prompts and seeds, and the setting with
+    the best `selection_objective` per model (the first of equals, so the smaller scale):
+    {model: {"rows": [{scale, text_scale, objective, rewards, geneval}], "best": {...}}}."""
     prompts = [e["prompt"] for e in entries]
-    out: dict[str, list[dict]] = {}
+    out: dict[str, dict] = {}
     for name, pipe in pipes.items():
-        out[name] = []
-        for w in scales:
-            images = sample(pipe, prompts, seed, float(w), steps, batch, desc=f"{name} w={w:g}")
-            out[name].append({"scale": float(w), **summarize(images, entries, rewards)})
+        rows = []
+        for g in grid:
+            if g.get("three_branch") and not pipe.reward_keys:
+                continue
+            images = sample(pipe, prompts, seed, g, steps, batch, desc=f"{name} {guidance_label(g)}")
+            s = summarize(images, entries, rewards)
+            rows.append({"scale": g["guidance_scale"], "text_scale": g["text_guidance_scale"],
+                         "objective": selection_objective(s), **s})
+        best = max(rows, key=lambda r: r["objective"])
+        out[name] = {"rows": rows, "best": {"guidance_scale": best["scale"],
+                                            "text_guidance_scale": best["text_scale"]}}
     return out
+
+
+def save_default_guidance(model_dir: str | Path, best: Mapping, record: Mapping) -> None:
+    """Make `best` the pipeline folder's default guidance; `record` says how it was chosen."""
+    from rewardflow.sampling.pipeline import CONFIG_NAME
+    from rewardflow.utils.atomic import atomic_write_json
+
+    path = Path(model_dir) / CONFIG_NAME
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    cfg.update(guidance_scale=best["guidance_scale"], text_guidance_scale=best["text_guidance_scale"],
+               guidance_choice=dict(record))
+    atomic_write_json(path, cfg)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 
 from rewardflow.eval.control import spearman_passes
 
+from . import evaluate as ev
 from . import plots
 
 QUALITY = ("sharpness", "cleanliness", "colorfulness")
@@ -25,6 +26,35 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.3g}x" if b else "n/a"
 
 
+def _guidance_text(g: dict) -> str:
+    wt = g.get("text_guidance_scale")
+    return f"w = {g['guidance_scale']:g}" if wt is None else f"w_text = {wt:g}, w_reward = {g['guidance_scale']:g}"
+
+
+def _is_best(row: dict, best: dict) -> bool:
+    return row["scale"] == best["guidance_scale"] and row["text_scale"] == best["text_guidance_scale"]
+
+
+def comparisons(final: dict) -> list[tuple[str, str, bool]]:
+    """MIRO vs baseline, paired over the same images: ahead on GenEval-style overall and on every
+    quality reward, and not behind on alignment by more than one standard error."""
+    if not final:
+        return []
+    m, b = final["miro"], final["baseline"]
+
+    def row(label: str, key: str, level_ok: bool = False) -> tuple[str, str, bool]:
+        d, se = ev.paired_difference(m, b, key)
+        name = "GenEval-style overall" if key == "geneval_correct" else key
+        vals = (m["geneval"]["overall"], b["geneval"]["overall"]) if key == "geneval_correct" else \
+            (m["rewards"][key], b["rewards"][key])
+        return (label.format(name), f"{vals[0]:.3f} vs {vals[1]:.3f}: {d:+.3f} +- {se:.3f}",
+                d >= -se if level_ok else d > 0)
+
+    return [row("MIRO {} > baseline", "geneval_correct"),
+            row("MIRO {} >= baseline (or within 1 s.e.)", "shapes_alignment", level_ok=True),
+            *[row("MIRO {} > baseline", k) for k in QUALITY if k in m["rewards"]]]
+
+
 def build_figures(ctx: dict) -> dict[str, str]:
     out, cfg = Path(ctx["out"]), ctx["cfg"]
     fig = out / "figures"
@@ -36,7 +66,8 @@ def build_figures(ctx: dict) -> dict[str, str]:
     paths["grid"] = plots.sample_grid(grids, ctx["grid_prompts"], cfg.grid_seeds, fig / "samples.png")
     ctrl_imgs = np.load(ev / "control.npz")["images"]
     paths["control"] = plots.control_figure(ctx["control"], ctrl_imgs, ctx["control"]["prompts"], fig / "control.png")
-    paths["sweep"] = plots.guidance_figure(ctx["sweep"], list(cfg.rewards) + ["noise_sigma"], fig / "guidance_sweep.png")
+    one_scale = {m: [r for r in res["rows"] if r["text_scale"] is None] for m, res in ctx["sweep"].items()}
+    paths["sweep"] = plots.guidance_figure(one_scale, list(cfg.rewards) + ["noise_sigma"], fig / "guidance_sweep.png")
     return {k: str(Path(v).relative_to(out)) for k, v in paths.items()}
 
 
@@ -53,24 +84,31 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
                    f"{sum(t['seconds'] for t in reused) / 60:.1f} min when they ran)")
     if any(t.get("parallel") for t in ctx["timings"]):
         timing += ", the two trainings at once, one process each"
-    checks = [
-        ("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.3g}x", noise_ratio <= 0.3),
-        *[(f"MIRO {k} > baseline", f"{rm[k]:.3f} vs {rb[k]:.3f}", rm[k] > rb[k]) for k in QUALITY if k in rm],
-        (f"control figure moves ({ctrl['reward']}, Spearman over {len(ctrl['levels'])} levels >= 0.9)",
-         f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][ctrl['reward']])} -> "
-         f"{_f(ctrl['rows'][-1]['rewards'][ctrl['reward']])}", spearman_passes(ctrl["spearman"])),
-    ]
+    checks = [("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.3g}x", noise_ratio <= 0.3),
+              *comparisons(final),
+              (f"control figure moves ({ctrl['reward']}, Spearman over {len(ctrl['levels'])} levels >= 0.9)",
+               f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][ctrl['reward']])} -> "
+               f"{_f(ctrl['rows'][-1]['rewards'][ctrl['reward']])}", spearman_passes(ctrl["spearman"]))]
+    shared = ctx.get("final_shared") or {}
+    g_own = {mod: _guidance_text(r["best"]) for mod, r in sweep.items()}
     out: list[tuple] = [
         ("h1", "rewardflow demo: MIRO vs baseline on ShapesWorld"),
         ("p", f"Two {cfg.model_preset} denoisers ({ctx['train']['miro'].get('params', 0):,} parameters) trained for "
               f"{cfg.steps} steps of {cfg.batch_size} images on {cfg.num_images} ShapesWorld ({cfg.shapes_preset}) "
               f"images: a baseline (text only) and MIRO (text + one token per reward: {', '.join(cfg.rewards)}). "
-              f"Everything else is identical. Samples: {cfg.sample_steps} Euler steps, CFG w = {cfg.guidance:g}; "
-              f"MIRO at high targets (s+ = all 1, s- = all 0). {timing}, on "
+              f"Everything else is identical. Samples: {cfg.sample_steps} Euler steps, each model at its own "
+              f"default guidance, chosen on held-out prompts (baseline {g_own.get('baseline')}, MIRO "
+              f"{g_own.get('miro')}; see the guidance sweep); MIRO at high targets (s+ = all 1, s- = all 0). "
+              f"{timing}, on "
               f"{mach['cpus']} CPU core(s), {mach['torch_threads']} torch threads, load average "
               f"{mach['load_start'][0]:.1f} at start and {mach['load_end'][0]:.1f} at the end."),
         ("h2", "Checks"),
         ("table", ["check", "measured", "result"], [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in checks]),
+        ("p", "Differences are MIRO - baseline over the same prompts and seeds, +- the standard error of the "
+              "paired difference. MIRO is 'level' on alignment when it is at most one standard error behind."),
+        *([("h3", f"The same comparisons at one shared w = {cfg.guidance:g}"),
+           ("table", ["check", "measured", "result"],
+            [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in comparisons(shared)])] if shared else []),
         ("h2", "Rewards at equal steps (GenEval-style prompt set, same prompts and seeds)"),
         ("table", ["metric", "baseline", "MIRO", "MIRO / baseline"],
          [[k, _f(rb[k]), _f(rm[k]), _ratio(rm[k], rb[k])] for k in rb]
@@ -96,11 +134,18 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
                                  f"{len(ctrl['prompts'])} images per level, the same prompts and seeds at every level."),
         ("table", ["target", *[k for k in ctrl["rows"][0]["rewards"]], "GenEval overall"],
          [[_f(r["level"], 2), *[_f(v) for v in r["rewards"].values()], _f(r["geneval"]["overall"])] for r in ctrl["rows"]]),
-        ("h2", "Guidance-scale sweep"),
-        ("img", figs["sweep"], "Both models over the CFG scale w (w = 0: no guidance); same prompts and seeds."),
-        ("table", ["model", "w", "GenEval overall", *cfg.rewards, "noise_sigma"],
-         [[mod, f"{r['scale']:g}", _f(r["geneval"]["overall"]), *[_f(r["rewards"][k]) for k in cfg.rewards],
-           _f(r["rewards"]["noise_sigma"])] for mod, rows in sweep.items() for r in rows]),
+        ("h2", "Guidance sweep (held-out prompts): each model's default"),
+        ("img", figs["sweep"], "Both models over one CFG scale w on text and rewards together (w = 0: no "
+                               "guidance); same held-out prompts and seeds."),
+        ("table", ["model", "guidance", "objective", "GenEval overall", *cfg.rewards, "noise_sigma", "chosen"],
+         [[mod, _guidance_text({"guidance_scale": r["scale"], "text_guidance_scale": r["text_scale"]}),
+           _f(r["objective"]), _f(r["geneval"]["overall"]), *[_f(r["rewards"][k]) for k in cfg.rewards],
+           _f(r["rewards"]["noise_sigma"]), "yes" if _is_best(r, res["best"]) else ""]
+          for mod, res in sweep.items() for r in res["rows"]]),
+        ("p", "Objective: GenEval-style overall + mean shapes_alignment. The chosen setting is saved as the "
+              "model folder's default guidance (pipeline_config.json), so `rewardflow sample` uses it too. "
+              "w_text / w_reward: three-branch guidance, v(null, s-) + w_text (v(c, s-) - v(null, s-)) + "
+              "w_reward (v(c, s+) - v(c, s-))."),
         ("h2", "Wall time per stage"),
         ("table", ["stage", "seconds", "note"],
          [[t["title"], f"{t['seconds']:.1f}", "from an earlier run" if t["skipped"] else
@@ -118,8 +163,8 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
 def to_markdown(bl: list[tuple]) -> str:
     lines = []
     for kind, *rest in bl:
-        if kind in ("h1", "h2"):
-            lines += [("# " if kind == "h1" else "## ") + rest[0], ""]
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + rest[0], ""]
         elif kind == "p":
             lines += [rest[0], ""]
         elif kind == "table":
@@ -150,7 +195,7 @@ def to_html(bl: list[tuple]) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>rewardflow demo</title>"
              f"<style>{_CSS}</style></head><body>"]
     for kind, *rest in bl:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             parts.append(f"<{kind}>{e(rest[0])}</{kind}>")
         elif kind == "p":
             parts.append(f"<p>{e(rest[0])}</p>")
@@ -176,6 +221,7 @@ def write_report(ctx: dict) -> dict[str, Path]:
     md, page = out / "report.md", out / "report.html"
     atomic_write_bytes(md, to_markdown(bl).encode("utf-8"))
     atomic_write_bytes(page, to_html(bl).encode("utf-8"))
-    summary = {k: ctx[k] for k in ("final", "control", "sweep", "train", "timings", "total_s", "machine")}
+    summary = {k: ctx[k] for k in ("final", "final_shared", "control", "sweep", "train", "timings", "total_s",
+                                   "machine")}
     atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
     return {"html": page, "md": md}

@@ -227,21 +227,46 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
             _pipes.update({m: RewardFlowPipeline.from_pretrained(out / "models" / m, text_encoder=enc) for m in MODELS})
         return _pipes
 
+    # Each model's default guidance, chosen on held-out prompts (after the curve prompts) and
+    # saved in its folder: one shared w over-guides MIRO, whose negative branch differs from the
+    # positive in text AND every reward.
+    grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales)
+    held_out = cfg.geneval_per_category + max(1, cfg.eval_prompts // 6)
+    sweep_entries = _interleave(ev.prompt_entries(math.ceil(cfg.sweep_images / 6), offset=held_out))
+    sweep_entries = sweep_entries[:cfg.sweep_images]
+
+    def sweep():
+        res = ev.guidance_sweep(pipes(), sweep_entries, grid, cfg.rewards, cfg.sample_steps, cfg.seed + 3000,
+                                cfg.sample_batch)
+        for m, r in res.items():
+            record = {"objective": "GenEval-style overall + mean shapes_alignment", "images": len(sweep_entries),
+                      "steps": cfg.sample_steps, "candidates": len(r["rows"])}
+            ev.save_default_guidance(out / "models" / m, r["best"], record)
+        return res
+
+    sw = runner.run("sweep", f"guidance sweep on {len(sweep_entries)} held-out prompts: choose each model's default",
+                    digest([sig_train, grid, cfg.sweep_images, cfg.sample_steps, cfg.sample_batch, cfg.seed]), sweep)
+    for m, r in sw.items():  # pipelines loaded before the sweep saved the defaults
+        if _pipes:
+            _pipes[m].config.update(r["best"])
+
     sample_keys = ["guidance", "sample_steps", "sample_batch", "seed"]
-    sig_eval = digest([sig_train, cfg.section(*sample_keys)])
+    sig_eval = digest([sig_train, sw_best(sw), cfg.section(*sample_keys)])
     entries = ev.prompt_entries(cfg.geneval_per_category)
 
     def geneval():
-        res = {}
+        res: dict[str, dict] = {"own": {}, "shared": {}}
         for m, pipe in pipes().items():
-            imgs = ev.sample(pipe, [e["prompt"] for e in entries], cfg.seed, cfg.guidance, cfg.sample_steps,
-                             cfg.sample_batch, desc=f"{m}: GenEval-style prompts")
-            _save_images(eval_dir / f"geneval_{m}.npz", images=imgs)
-            res[m] = ev.summarize(imgs, entries, cfg.rewards)
+            for which, g in (("own", None), ("shared", cfg.guidance)):
+                imgs = ev.sample(pipe, [e["prompt"] for e in entries], cfg.seed, g, cfg.sample_steps,
+                                 cfg.sample_batch, desc=f"{m}: GenEval-style prompts, {which} guidance")
+                _save_images(eval_dir / f"geneval_{m}{'' if which == 'own' else '_shared'}.npz", images=imgs)
+                res[which][m] = ev.summarize(imgs, entries, cfg.rewards)
         return res
 
-    final = runner.run("geneval", f"sample {len(entries)} GenEval-style prompts per model, score, evaluate",
-                       digest([sig_eval, cfg.geneval_per_category]), geneval)
+    final_all = runner.run("geneval", f"sample {len(entries)} GenEval-style prompts per model at its own and the "
+                           "shared guidance, score, evaluate", digest([sig_eval, cfg.geneval_per_category]), geneval)
+    final = final_all["own"]
 
     grid_entries = _interleave(ev.prompt_entries(math.ceil(cfg.grid_prompts / 6), offset=7))[:cfg.grid_prompts]
     grid_prompts = [e["prompt"] for e in grid_entries]
@@ -249,7 +274,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     def grids():
         items = [p for p in grid_prompts for _ in range(cfg.grid_seeds)]
         for m, pipe in pipes().items():
-            imgs = ev.sample(pipe, items, cfg.seed + 500, cfg.guidance, cfg.sample_steps, cfg.sample_batch,
+            imgs = ev.sample(pipe, items, cfg.seed + 500, None, cfg.sample_steps, cfg.sample_batch,
                              desc=f"{m}: sample grid")
             _save_images(eval_dir / f"grid_{m}.npz", images=imgs)
         return {"prompts": grid_prompts, "seeds": cfg.grid_seeds}
@@ -262,7 +287,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
 
     def control():
         res, imgs = ev.control_sweep(pipes()["miro"], control_entries, cfg.control_reward, cfg.control_levels,
-                                     cfg.rewards, cfg.guidance, cfg.sample_steps, cfg.seed + 2000, cfg.sample_batch)
+                                     cfg.rewards, None, cfg.sample_steps, cfg.seed + 2000, cfg.sample_batch)
         _save_images(eval_dir / "control.npz", images=imgs)
         return dict(res, prompts=[e["prompt"] for e in control_entries])
 
@@ -270,22 +295,14 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
                       digest([sig_eval, cfg.control_reward, cfg.control_levels, cfg.control_images]), control,
                       outputs=(eval_dir / "control.npz",))
 
-    sweep_entries = _interleave(ev.prompt_entries(math.ceil(cfg.sweep_images / 6), offset=11))[:cfg.sweep_images]
-
-    def sweep():
-        return ev.guidance_sweep(pipes(), sweep_entries, cfg.sweep_scales, cfg.rewards, cfg.sample_steps,
-                                 cfg.seed + 3000, cfg.sample_batch)
-
-    sw = runner.run("sweep", f"guidance sweep w in {cfg.sweep_scales}, both models",
-                    digest([sig_eval, cfg.sweep_scales, cfg.sweep_images]), sweep)
-
     # ---------------------------------------------------------------- report (always rewritten)
     from . import report
 
     runner.index += 1
     runner.banner("write report.html and report.md")
     curves = {m: _eval_curves(out / "runs" / m) for m in MODELS}
-    ctx = dict(cfg=cfg, out=out, timings=runner.timings, total_s=runner.elapsed(), final=final, control=ctrl,
+    ctx = dict(cfg=cfg, out=out, timings=runner.timings, total_s=runner.elapsed(), final=final,
+               final_shared=final_all["shared"], control=ctrl,
                sweep=sw, curves=curves, train=train_info, bins=bins_info, grid_prompts=grid_prompts,
                machine=dict(cpus=os.cpu_count(), torch_threads=threads, load_start=load_start,
                             load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
@@ -293,6 +310,11 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     print(f"\nreport: {paths['html']}\n        {paths['md']}  (demo time {runner.elapsed():.0f} s)", flush=True)
     return {"report": str(paths["html"]), "markdown": str(paths["md"]), "seconds": runner.elapsed(),
             "final": final, "control": ctrl}
+
+
+def sw_best(sweep: dict) -> dict:
+    """{model: chosen guidance}: what the stages after the sweep depend on."""
+    return {m: r["best"] for m, r in sweep.items()}
 
 
 def _interleave(entries: list[dict]) -> list[dict]:

@@ -83,7 +83,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     torch.set_num_threads(cfg.threads or choose_threads(cfg))
     load_start = os.getloadavg()
     specs = model_specs(cfg, paper)
-    runner = StageRunner(out, total=3 + 2 * len(specs) + 2)
+    runner = StageRunner(out, total=3 + 3 * len(specs) + 2 + bool(paper.tuned_targets))
     data_dir, text_cache, eval_dir = out / "data", out / "text_cache", out / "eval"
     digest = type(cfg).digest
     (out / "experiment_config.json").write_text(json.dumps({"demo": cfg.to_dict(), "paper": vars(paper)}, indent=2))
@@ -163,18 +163,42 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     sig_eval = digest([sig_train, cfg.section("guidance", "sample_steps", "sample_batch", "seed")])
     entries = ev.prompt_entries(cfg.geneval_per_category)
     final: dict[str, dict] = {}
+    final_shared: dict[str, dict] = {}
+    guidance: dict[str, dict] = {}
+    grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales)
+    held_out = ev.prompt_entries(max(1, cfg.sweep_images // 6), offset=4 * cfg.geneval_per_category)
+
+    def choose_guidance(name: str) -> None:
+        """The model's default guidance on held-out prompts, saved in its folder (as the demo does)."""
+        def sweep():
+            res = ev.guidance_sweep({name: pipe(name)}, held_out, grid, cfg.rewards, cfg.sample_steps,
+                                    cfg.seed + 3000, cfg.sample_batch)[name]
+            ev.save_default_guidance(out / "models" / name, res["best"], {
+                "objective": "GenEval-style overall + mean shapes_alignment", "images": len(held_out),
+                "steps": cfg.sample_steps, "candidates": len(res["rows"])})
+            return res
+
+        guidance[name] = runner.run(f"guidance_{name}", f"{name}: choose its default guidance on {len(held_out)} "
+                                    "held-out prompts", digest([sig_train, name, grid, len(held_out)]), sweep)
+        pipe(name).config.update(guidance[name]["best"])
 
     def evaluate_model(name: str, targets: dict | None = None, label: str | None = None) -> None:
         label = label or name
+        if name not in guidance:
+            choose_guidance(name)
 
         def geneval():
-            imgs = ev.sample(pipe(name), [e["prompt"] for e in entries], cfg.seed, cfg.guidance, cfg.sample_steps,
-                             cfg.sample_batch, targets=targets, desc=f"{label}: GenEval-style prompts")
-            return ev.summarize(imgs, entries, cfg.rewards)
+            res = {}
+            for which, g in (("own", None), ("shared", cfg.guidance)):
+                imgs = ev.sample(pipe(name), [e["prompt"] for e in entries], cfg.seed, g, cfg.sample_steps,
+                                 cfg.sample_batch, targets=targets, desc=f"{label}: GenEval-style prompts ({which})")
+                res[which] = ev.summarize(imgs, entries, cfg.rewards)
+            return res
 
-        sig = [sig_eval, name, cfg.geneval_per_category] + ([targets] if targets else [])
-        final[label] = runner.run(f"geneval_{label}", f"{label}: GenEval-style table and rewards, {len(entries)} "
-                                  "prompts", digest(sig), geneval)
+        sig = [sig_eval, name, cfg.geneval_per_category, guidance[name]["best"]] + ([targets] if targets else [])
+        both = runner.run(f"geneval_{label}", f"{label}: GenEval-style table and rewards, {len(entries)} "
+                          "prompts, own and shared guidance", digest(sig), geneval)
+        final[label], final_shared[label] = both["own"], both["shared"]
 
     for name in ("baseline", "miro"):
         evaluate_model(name)
@@ -189,27 +213,28 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
         for name in ("baseline", "miro"):
             r = best_of_n(pipe(name), [e["prompt"] for e in tts_entries], paper.tts_max_n,
                           {k: 1.0 for k in cfg.rewards}, seed=cfg.seed + 4000, output_type="np",
-                          batch_size=cfg.sample_batch, progress=False, guidance_scale=cfg.guidance,
-                          num_inference_steps=cfg.sample_steps)
+                          batch_size=cfg.sample_batch, progress=False, num_inference_steps=cfg.sample_steps)
             res[name] = tts_curves({k: v.numpy() for k, v in r.reward_scores.items()}, paper.tts_max_n)
             print(f"    {name}: best-of-{paper.tts_max_n} on {len(tts_entries)} prompts", flush=True)
         return res
 
     tts_res = runner.run("tts", f"test-time scaling N = 1..{paper.tts_max_n}, {len(tts_entries)} prompts",
-                         digest([sig_eval, paper.tts_per_category, paper.tts_max_n]), tts)
+                         digest([sig_eval, paper.tts_per_category, paper.tts_max_n,
+                                 {n: guidance[n]["best"] for n in ("baseline", "miro")}]), tts)
     sweep_entries = ev.prompt_entries(paper.sweep_per_category, offset=2 * cfg.geneval_per_category)
 
     def sweep():
         rows = []
         for level in paper.sweep_levels:
-            imgs = ev.sample(pipe("miro"), [e["prompt"] for e in sweep_entries], cfg.seed + 5000, cfg.guidance,
+            imgs = ev.sample(pipe("miro"), [e["prompt"] for e in sweep_entries], cfg.seed + 5000, None,
                              cfg.sample_steps, cfg.sample_batch, targets={paper.sweep_reward: float(level)},
                              desc=f"miro: {paper.sweep_reward} target {level:g}")
             rows.append({"level": float(level), **ev.summarize(imgs, sweep_entries, cfg.rewards)})
         return {"reward": paper.sweep_reward, "rows": rows}
 
     sweep_res = runner.run("sweep", f"target sweep of {paper.sweep_reward} ({len(paper.sweep_levels)} levels, MIRO)",
-                           digest([sig_eval, paper.sweep_reward, paper.sweep_levels, paper.sweep_per_category]), sweep)
+                           digest([sig_eval, paper.sweep_reward, paper.sweep_levels, paper.sweep_per_category,
+                                   guidance["miro"]["best"]]), sweep)
 
     from .results import write_results
 
@@ -222,6 +247,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     def write() -> Path:
         ctx = dict(cfg=cfg, paper=paper, out=out, command=command or "rewardflow experiment paper",
                    timings=runner.timings, total_s=runner.elapsed(), final=dict(final), tts=tts_res, sweep=sweep_res,
+                   final_shared=dict(final_shared), guidance=dict(guidance),
                    train=train_info, data_rewards=data_rewards, pending=[n for n in specs if n not in final],
                    curves=curves(), tuned=tuned,
                    machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
