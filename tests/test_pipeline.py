@@ -231,3 +231,21 @@ def test_hub_id_resolves_through_the_hf_cache_offline(pipe, tmp_path, monkeypatc
 def test_missing_local_folder_is_not_mistaken_for_a_hub_id(tmp_path):
     with pytest.raises(FileNotFoundError, match="pipeline directory not found"):
         RewardFlowPipeline.from_pretrained("runs/nope/models/miro")
+
+
+def test_guidance_interval(pipe, baseline_pipe):
+    base = dict(seed=0, num_inference_steps=4)  # Euler evaluates t = 1, 0.75, 0.5, 0.25
+    for p, kw in ((pipe, {}), (pipe, {"text_guidance_scale": 2.0}), (baseline_pipe, {})):
+        plain = _pt(p, "a circle", guidance_scale=0.0, **base)
+        full = _pt(p, "a circle", guidance_scale=3.0, **kw, **base)
+        # an interval holding every step time is ordinary guidance; one holding none is no guidance
+        assert torch.equal(_pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.0, 1.0), **kw, **base).images,
+                           full.images)
+        none = _pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.05, 0.2), **kw, **base)
+        torch.testing.assert_close(none.images, plain.images, atol=1e-5, rtol=0)
+        part = _pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.0, 0.6), **kw, **base)
+        assert not torch.allclose(part.images, full.images) and not torch.allclose(part.images, plain.images)
+        assert part.settings["guidance_interval"] == [0.0, 0.6]
+    for bad in ((0.5, 0.5), (0.2, 1.5), "x", (1,)):
+        with pytest.raises(ValueError, match="guidance_interval"):
+            _pt(pipe, "a circle", guidance_interval=bad, **base)

@@ -26,6 +26,7 @@ __all__ = [
     "guided_velocity_3",
     "make_velocity_fn",
     "make_velocity_fn_3",
+    "with_guidance_interval",
 ]
 
 
@@ -213,5 +214,18 @@ def make_velocity_fn_3(
     def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return guided_velocity_3(model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale,
                                  drop_pos, drop_neg)
+
+    return velocity_fn
+
+
+def with_guidance_interval(guided: VelocityFn, unguided: VelocityFn, interval: tuple[float, float]) -> VelocityFn:
+    """Guidance only while lo <= t <= hi (t = 1 is pure noise), the unguided conditional velocity
+    elsewhere: guidance at the highest noise levels fixes the layout early and can over-steer it,
+    at the lowest it only sharpens what is there (Kynkaanniemi et al. 2024)."""
+    lo, hi = interval
+
+    def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tt = float(t.reshape(-1)[0]) if torch.is_tensor(t) else float(t)  # one time per solver step
+        return guided(x, t) if lo <= tt <= hi else unguided(x, t)
 
     return velocity_fn

@@ -35,15 +35,18 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from . import targets as T
-from .guidance import Condition, make_velocity_fn, make_velocity_fn_3
+from .arguments import check_int as _check_int
+from .arguments import check_interval as _check_interval
+from .arguments import check_number as _check_number
+from .guidance import Condition, make_velocity_fn, make_velocity_fn_3, with_guidance_interval
 from .noise import randn_per_seed
 from .solvers import SOLVERS, solve, time_grid
 
 FORMAT, VERSION = "rewardflow.pipeline", 1
 CONFIG_NAME, TEXT_NAME, BINS_NAME = "pipeline_config.json", "text_encoder.json", "bins.json"
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-DEFAULTS = dict(guidance_scale=7.0, text_guidance_scale=None, num_inference_steps=50, solver="euler",
-                shift=1.0, batch_size=64)
+DEFAULTS = dict(guidance_scale=7.0, text_guidance_scale=None, guidance_interval=None, num_inference_steps=50,
+                solver="euler", shift=1.0, batch_size=64)
 
 
 def to_output_type(x: torch.Tensor, output_type: str):
@@ -91,19 +94,6 @@ def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
     except Exception as exc:  # hub errors are many classes; the message is what matters
         hint = "" if allow_download else " (not in the HF cache; downloads are off: pass allow_download=True)"
         raise FileNotFoundError(f"cannot resolve pipeline {str(path_or_id)!r}{hint}: {exc}") from None
-
-
-def _check_number(name: str, value, lo: float | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (lo is not None and value < lo):
-        raise ValueError(f"{name} must be a finite number{'' if lo is None else f' >= {lo}'}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-    return value
 
 
 class RewardFlowPipeline:
@@ -182,11 +172,12 @@ class RewardFlowPipeline:
                  solver: str | None = None, shift: float | None = None, generator: torch.Generator | None = None,
                  seed: int | Sequence[int] | None = None, num_images_per_prompt: int = 1,
                  output_type: str = "pil", batch_size: int | None = None, progress: bool = True,
-                 batch_invariant: bool = False) -> RewardFlowPipelineOutput:
+                 batch_invariant: bool = False, guidance_interval=None) -> RewardFlowPipelineOutput:
         """Sample images; ``seed=int`` gives image i seed ``seed + i`` (prompt-major order), a list
         gives one seed per image. Returns images with the prompts, seeds and targets used.
         ``batch_invariant=True`` samples one image per network call (overriding ``batch_size``) so an
-        image is bit-identical whatever else is in the request (see the module docstring)."""
+        image is bit-identical whatever else is in the request (see the module docstring).
+        ``guidance_interval=(lo, hi)`` guides only while lo <= t <= hi (t = 1 is noise)."""
         c = self.config
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
@@ -201,6 +192,7 @@ class RewardFlowPipeline:
         w = _check_number("guidance_scale", c["guidance_scale"] if guidance_scale is None else guidance_scale)
         w_t = c["text_guidance_scale"] if text_guidance_scale is None else text_guidance_scale
         w_t = None if w_t is None else _check_number("text_guidance_scale", w_t)
+        interval = _check_interval(c["guidance_interval"] if guidance_interval is None else guidance_interval)
         shift = _check_number("shift", c["shift"] if shift is None else shift)
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
@@ -230,21 +222,24 @@ class RewardFlowPipeline:
         self.model.eval()  # temporarily: trainers sample from models they keep training
         try:
             for s in range(0, len(items), bs):
-                x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, w, w_t, steps, solver,
-                                 shift, None if bar is None else (lambda *_: bar.update(1)), output_type == "latent")
+                x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, (w, w_t, interval), steps,
+                                 solver, shift, None if bar is None else (lambda *_: bar.update(1)),
+                                 output_type == "latent")
                 out.append(x.float().cpu())
         finally:
             self.model.train(was_training)
             if bar is not None:
                 bar.close()
         settings = dict(negative_prompt=negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
+                        guidance_interval=None if interval is None else list(interval),
                         num_inference_steps=steps, solver=solver, shift=shift, batch_invariant=bool(batch_invariant))
         return RewardFlowPipelineOutput(
             images=to_output_type(torch.cat(out), output_type), prompts=items, seeds=seeds,
             reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
             settings=settings)
 
-    def _sample(self, prompts, seeds, tg, negative_prompt, w, w_t, steps, solver, shift, callback, latent_out):
+    def _sample(self, prompts, seeds, tg, negative_prompt, guidance, steps, solver, shift, callback, latent_out):
+        w, w_t, interval = guidance
         dev, dtype = self.device, next(self.model.parameters()).dtype
         # The ODE state stays fp32 (fp64 for an fp64 model) when the net runs in half precision:
         # 50 small updates would otherwise round away in bf16.
@@ -259,12 +254,14 @@ class RewardFlowPipeline:
         else:
             neg = Condition(*self.text_encoder.encode([negative_prompt], device=dev))
         neg = Condition(neg.text.to(dtype), neg.text_mask)
+        pos = Condition(text.to(dtype), mask, s_pos, d_pos)
         if w_t is None:
-            net = make_velocity_fn(self.model, Condition(text.to(dtype), mask, s_pos, d_pos),
-                                   neg.expand(b).with_rewards(s_neg, d_neg), w)
+            net = make_velocity_fn(self.model, pos, neg.expand(b).with_rewards(s_neg, d_neg), w)
         else:
             net = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w,
                                      d_pos, d_neg)
+        if interval is not None:
+            net = with_guidance_interval(net, make_velocity_fn(self.model, pos), interval)
         vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
         x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
         return x if latent_out else self.decode(x)
