@@ -73,6 +73,7 @@ class DemoConfig:
     sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.0, 1.5, 2.0, 3.0, 5.0])
     sweep_text_scales: list[float] = field(default_factory=lambda: [1.5, 3.0])
     sweep_reward_scales: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    sweep_intervals: list[list[float]] = field(default_factory=list)  # [lo, hi]: guidance only while lo <= t <= hi
     sweep_images: int = 48
     sample_batch: int = 64
     threads: int = 0  # torch threads; 0 = chosen at start (all cores only on an idle machine when clearly faster)
@@ -94,6 +95,8 @@ class DemoConfig:
         need(len(self.control_levels) >= 2, "control_levels needs at least two levels")
         need(self.eval_every >= 0 and self.eval_prompts >= 1, "eval_every must be >= 0 and eval_prompts >= 1")
         need(len(self.sweep_scales) >= 1, "sweep_scales needs at least one scale")
+        need(all(len(iv) == 2 and 0.0 <= iv[0] < iv[1] <= 1.0 for iv in self.sweep_intervals),
+             f"sweep_intervals must be [lo, hi] pairs with 0 <= lo < hi <= 1, got {self.sweep_intervals}")
         need(min(self.sweep_scales + self.sweep_text_scales + self.sweep_reward_scales) >= 0.0,
              "sweep_scales, sweep_text_scales and sweep_reward_scales must be >= 0")
 

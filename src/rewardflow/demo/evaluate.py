@@ -69,13 +69,17 @@ def guidance_kwargs(guidance: float | Mapping | None) -> dict[str, Any]:
     if guidance is None:
         return {}
     if isinstance(guidance, Mapping):
-        return {k: guidance[k] for k in ("guidance_scale", "text_guidance_scale") if k in guidance}
-    return {"guidance_scale": float(guidance), "text_guidance_scale": None}
+        return {k: guidance[k] for k in GUIDANCE_KEYS if k in guidance}
+    return {"guidance_scale": float(guidance), "text_guidance_scale": None, "guidance_interval": None}
+
+
+GUIDANCE_KEYS = ("guidance_scale", "text_guidance_scale", "guidance_interval")
 
 
 def guidance_label(g: Mapping) -> str:
-    wt = g.get("text_guidance_scale")
-    return f"w = {g['guidance_scale']:g}" if wt is None else f"w_text = {wt:g}, w_reward = {g['guidance_scale']:g}"
+    wt, iv = g.get("text_guidance_scale"), g.get("guidance_interval")
+    text = f"w = {g['guidance_scale']:g}" if wt is None else f"w_text = {wt:g}, w_reward = {g['guidance_scale']:g}"
+    return text if not iv else text + f", t in [{iv[0]:g}, {iv[1]:g}]"
 
 
 def sample(pipe, prompts: Sequence[str], seed: int, guidance: float | Mapping | None, steps: int, batch: int,
@@ -149,13 +153,15 @@ def control_sweep(pipe, entries: Sequence[dict], key: str, levels: Sequence[floa
             "spearman": spearman(list(levels), means)}, np.stack(stacks)
 
 
-def guidance_grid(scales: Sequence[float], text_scales: Sequence[float] = (),
-                  reward_scales: Sequence[float] = ()) -> list[dict]:
-    """One scale on text and rewards together for every model, plus (text, reward) pairs for a
-    reward-conditioned one (`three_branch`)."""
-    grid = [{"guidance_scale": float(w), "text_guidance_scale": None} for w in scales]
-    return grid + [{"guidance_scale": float(wr), "text_guidance_scale": float(wt), "three_branch": True}
-                   for wt in text_scales for wr in reward_scales]
+def guidance_grid(scales: Sequence[float], text_scales: Sequence[float] = (), reward_scales: Sequence[float] = (),
+                  intervals: Sequence[Sequence[float]] = ()) -> list[dict]:
+    """One scale on text and rewards together for every model, the nonzero ones again inside
+    each guidance interval, plus (text, reward) pairs for a reward-conditioned model."""
+    one = [{"guidance_scale": float(w), "text_guidance_scale": None, "guidance_interval": None} for w in scales]
+    limited = [dict(g, guidance_interval=[float(v) for v in iv]) for iv in intervals for g in one
+               if g["guidance_scale"] > 0]
+    return one + limited + [{"guidance_scale": float(wr), "text_guidance_scale": float(wt), "guidance_interval": None,
+                             "three_branch": True} for wt in text_scales for wr in reward_scales]
 
 
 def selection_objective(summary: Mapping) -> float:
@@ -179,10 +185,10 @@ def guidance_sweep(pipes: dict[str, Any], entries: Sequence[dict], grid: Sequenc
             images = sample(pipe, prompts, seed, g, steps, batch, desc=f"{name} {guidance_label(g)}")
             s = summarize(images, entries, rewards)
             rows.append({"scale": g["guidance_scale"], "text_scale": g["text_guidance_scale"],
-                         "objective": selection_objective(s), **s})
+                         "interval": g["guidance_interval"], "objective": selection_objective(s), **s})
         best = max(rows, key=lambda r: r["objective"])
-        out[name] = {"rows": rows, "best": {"guidance_scale": best["scale"],
-                                            "text_guidance_scale": best["text_scale"]}}
+        out[name] = {"rows": rows, "best": {"guidance_scale": best["scale"], "text_guidance_scale": best["text_scale"],
+                                            "guidance_interval": best["interval"]}}
     return out
 
 
@@ -193,8 +199,7 @@ def save_default_guidance(model_dir: str | Path, best: Mapping, record: Mapping)
 
     path = Path(model_dir) / CONFIG_NAME
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    cfg.update(guidance_scale=best["guidance_scale"], text_guidance_scale=best["text_guidance_scale"],
-               guidance_choice=dict(record))
+    cfg.update({k: best.get(k) for k in GUIDANCE_KEYS}, guidance_choice=dict(record))
     atomic_write_json(path, cfg)
 
 

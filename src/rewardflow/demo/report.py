@@ -26,13 +26,16 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.3g}x" if b else "n/a"
 
 
-def _guidance_text(g: dict) -> str:
-    wt = g.get("text_guidance_scale")
-    return f"w = {g['guidance_scale']:g}" if wt is None else f"w_text = {wt:g}, w_reward = {g['guidance_scale']:g}"
+_guidance_text = ev.guidance_label
+
+
+def _row_guidance(r: dict) -> dict:
+    return {"guidance_scale": r["scale"], "text_guidance_scale": r["text_scale"],
+            "guidance_interval": r.get("interval")}
 
 
 def _is_best(row: dict, best: dict) -> bool:
-    return row["scale"] == best["guidance_scale"] and row["text_scale"] == best["text_guidance_scale"]
+    return _row_guidance(row) == {k: best.get(k) for k in ev.GUIDANCE_KEYS}
 
 
 def comparisons(final: dict) -> list[tuple[str, str, bool]]:
@@ -66,7 +69,8 @@ def build_figures(ctx: dict) -> dict[str, str]:
     paths["grid"] = plots.sample_grid(grids, ctx["grid_prompts"], cfg.grid_seeds, fig / "samples.png")
     ctrl_imgs = np.load(ev / "control.npz")["images"]
     paths["control"] = plots.control_figure(ctx["control"], ctrl_imgs, ctx["control"]["prompts"], fig / "control.png")
-    one_scale = {m: [r for r in res["rows"] if r["text_scale"] is None] for m, res in ctx["sweep"].items()}
+    one_scale = {m: [r for r in res["rows"] if r["text_scale"] is None and not r.get("interval")]
+                 for m, res in ctx["sweep"].items()}
     paths["sweep"] = plots.guidance_figure(one_scale, list(cfg.rewards) + ["noise_sigma"], fig / "guidance_sweep.png")
     return {k: str(Path(v).relative_to(out)) for k, v in paths.items()}
 
@@ -138,14 +142,15 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
         ("img", figs["sweep"], "Both models over one CFG scale w on text and rewards together (w = 0: no "
                                "guidance); same held-out prompts and seeds."),
         ("table", ["model", "guidance", "objective", "GenEval overall", *cfg.rewards, "noise_sigma", "chosen"],
-         [[mod, _guidance_text({"guidance_scale": r["scale"], "text_guidance_scale": r["text_scale"]}),
+         [[mod, _guidance_text(_row_guidance(r)),
            _f(r["objective"]), _f(r["geneval"]["overall"]), *[_f(r["rewards"][k]) for k in cfg.rewards],
            _f(r["rewards"]["noise_sigma"]), "yes" if _is_best(r, res["best"]) else ""]
           for mod, res in sweep.items() for r in res["rows"]]),
         ("p", "Objective: GenEval-style overall + mean shapes_alignment. The chosen setting is saved as the "
               "model folder's default guidance (pipeline_config.json), so `rewardflow sample` uses it too. "
               "w_text / w_reward: three-branch guidance, v(null, s-) + w_text (v(c, s-) - v(null, s-)) + "
-              "w_reward (v(c, s+) - v(c, s-))."),
+              "w_reward (v(c, s+) - v(c, s-)); t in [lo, hi]: guidance only at those times (t = 1 is noise), the "
+              "plain conditional velocity elsewhere."),
         ("h2", "Wall time per stage"),
         ("table", ["stage", "seconds", "note"],
          [[t["title"], f"{t['seconds']:.1f}", "from an earlier run" if t["skipped"] else

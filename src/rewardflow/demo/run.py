@@ -230,7 +230,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     # Each model's default guidance, chosen on held-out prompts (after the curve prompts) and
     # saved in its folder: one shared w over-guides MIRO, whose negative branch differs from the
     # positive in text AND every reward.
-    grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales)
+    grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales, cfg.sweep_intervals)
     held_out = cfg.geneval_per_category + max(1, cfg.eval_prompts // 6)
     sweep_entries = _interleave(ev.prompt_entries(math.ceil(cfg.sweep_images / 6), offset=held_out))
     sweep_entries = sweep_entries[:cfg.sweep_images]

@@ -165,7 +165,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     final: dict[str, dict] = {}
     final_shared: dict[str, dict] = {}
     guidance: dict[str, dict] = {}
-    grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales)
+    grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales, cfg.sweep_intervals)
     held_out = ev.prompt_entries(max(1, cfg.sweep_images // 6), offset=4 * cfg.geneval_per_category)
 
     def choose_guidance(name: str) -> None:

@@ -169,8 +169,9 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
 
 
 def _guidance_text(g: dict) -> str:
-    wt = g.get("text_guidance_scale")
-    return f"w = {g['guidance_scale']:g}" if wt is None else f"w_text = {wt:g}, w_reward = {g['guidance_scale']:g}"
+    from rewardflow.demo.evaluate import guidance_label
+
+    return guidance_label(g)
 
 
 def _geneval_goals(final: dict, cats: list[str]) -> list[str]:
