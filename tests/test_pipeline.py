@@ -249,3 +249,19 @@ def test_guidance_interval(pipe, baseline_pipe):
     for bad in ((0.5, 0.5), (0.2, 1.5), "x", (1,)):
         with pytest.raises(ValueError, match="guidance_interval"):
             _pt(pipe, "a circle", guidance_interval=bad, **base)
+
+
+def test_saved_default_guidance_and_explicit_override(pipe):
+    base = dict(seed=0, num_inference_steps=3)
+    plain_cfg = _pt(pipe, "a circle", guidance_scale=3.0, **base).images
+    chosen = dict(guidance_scale=1.5, text_guidance_scale=2.0, guidance_interval=[0.0, 0.7])
+    explicit = _pt(pipe, "a circle", **chosen, **base).images
+    saved = dict(pipe.config)
+    try:
+        pipe.config.update(chosen)  # what a folder with a chosen default loads as
+        assert torch.equal(_pt(pipe, "a circle", **base).images, explicit)
+        # guidance_scale alone means plain CFG, not the saved three-branch / interval setting
+        assert torch.equal(_pt(pipe, "a circle", guidance_scale=3.0, **base).images, plain_cfg)
+    finally:
+        pipe.config.clear()
+        pipe.config.update(saved)

@@ -131,9 +131,13 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                         "KEY=none leaves it unspecified (models trained with reward dropout)")
     p.add_argument("--negative-prompt", default=None,
                    help="negative text; default: the model's learned null text")
-    p.add_argument("--guidance", type=float, default=None, help="reward(+text) CFG scale w (default: pipeline's, 7)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="reward(+text) CFG scale w (default: the model folder's saved guidance, else 7); given "
+                        "alone it means plain two-branch CFG, whatever the folder's saved setting")
     p.add_argument("--text-guidance", type=float, default=None,
                    help="separate text scale: switches to the 3-branch mode (--guidance is then the reward scale)")
+    p.add_argument("--guidance-interval", default=None, metavar="LO,HI",
+                   help="guide only while LO <= t <= HI (t = 1 is noise), e.g. 0,0.6")
     p.add_argument("--steps", type=int, default=None, help="ODE steps (default: pipeline's, 50)")
     p.add_argument("--solver", choices=["euler", "heun"], default=None, help="ODE solver (default euler)")
     p.add_argument("--shift", type=float, default=None, help="SD3 time shift of the step grid (default 1)")
@@ -183,7 +187,8 @@ def run(args) -> int:
         neg = {k: None for k, v in pos.items() if v is None} | neg
         pos, neg = base.positive | pos, base.negative | neg
     kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
-              guidance_scale=args.guidance, text_guidance_scale=args.text_guidance, num_inference_steps=args.steps,
+              guidance_scale=args.guidance, text_guidance_scale=args.text_guidance,
+              guidance_interval=_interval(args.guidance_interval), num_inference_steps=args.steps,
               solver=args.solver, shift=args.shift, batch_size=args.batch_size,
               batch_invariant=args.batch_invariant)
     flat = [p for p in prompts for _ in range(args.num_per_prompt)]
@@ -211,9 +216,13 @@ def run(args) -> int:
         o = pipe(flat, seed=seeds, output_type="pt", **kw)
         images, targets = o.images, (o.reward_targets, o.negative_reward_targets)
     c = pipe.config
+    saved = args.guidance is None
     settings = dict(negative_prompt=args.negative_prompt,
-                    guidance_scale=c["guidance_scale"] if args.guidance is None else args.guidance,
-                    text_guidance_scale=c["text_guidance_scale"] if args.text_guidance is None else args.text_guidance,
+                    guidance_scale=c["guidance_scale"] if saved else args.guidance,
+                    text_guidance_scale=(c["text_guidance_scale"] if saved else None) if args.text_guidance is None
+                    else args.text_guidance,
+                    guidance_interval=(c["guidance_interval"] if saved else None) if args.guidance_interval is None
+                    else list(_interval(args.guidance_interval)),
                     num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
                     shift=c["shift"] if args.shift is None else args.shift, batch_invariant=args.batch_invariant)
     scores = {}
@@ -240,3 +249,14 @@ def run(args) -> int:
         make_grid(pils, args.num_per_prompt if len(prompts) > 1 else min(len(pils), 8)).save(out_dir / "grid.png")
     print(f"wrote {len(pils)} images and samples.jsonl to {out_dir}")
     return 0
+
+
+def _interval(text: str | None):
+    """'LO,HI' -> (lo, hi); the pipeline checks the range."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--guidance-interval {text!r} must be two numbers LO,HI, e.g. 0,0.6") from None
+    return lo, hi

@@ -190,9 +190,13 @@ class RewardFlowPipeline:
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
         w = _check_number("guidance_scale", c["guidance_scale"] if guidance_scale is None else guidance_scale)
-        w_t = c["text_guidance_scale"] if text_guidance_scale is None else text_guidance_scale
+        # An explicit guidance_scale replaces the saved guidance setting as a whole: a folder whose
+        # chosen default is three-branch or interval-limited still means plain CFG for pipe(w=...).
+        saved_t, saved_iv = (None, None) if guidance_scale is not None else (c["text_guidance_scale"],
+                                                                             c["guidance_interval"])
+        w_t = saved_t if text_guidance_scale is None else text_guidance_scale
         w_t = None if w_t is None else _check_number("text_guidance_scale", w_t)
-        interval = _check_interval(c["guidance_interval"] if guidance_interval is None else guidance_interval)
+        interval = _check_interval(saved_iv if guidance_interval is None else guidance_interval)
         shift = _check_number("shift", c["shift"] if shift is None else shift)
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
