@@ -139,6 +139,6 @@ def test_text_dropout_rewards_validated_and_legacy_resume():
         TrainConfig.load(None, ["text_dropout_rewards=nan"])
     saved = TrainConfig().to_dict()
     del saved["text_dropout_rewards"]  # a checkpoint written before the option existed
-    check_resume_config(saved, TrainConfig().to_dict())
-    with pytest.raises(ValueError, match="text_dropout_rewards"):
-        check_resume_config(saved, TrainConfig.load(None, ["text_dropout_rewards=zero"]).to_dict())
+    check_resume_config(saved, TrainConfig.load(None, ["text_dropout_rewards=keep"]).to_dict())
+    with pytest.raises(ValueError, match="text_dropout_rewards"):  # the default changed since: refuse
+        check_resume_config(saved, TrainConfig().to_dict())

@@ -51,7 +51,7 @@ class DemoConfig:
     time_std: float = 1.0
     text_dropout: float = 0.1
     # Rewards of a caption-dropped training row: keep | zero | null_token (training/config.py).
-    text_dropout_rewards: str = "keep"
+    text_dropout_rewards: str = "zero"
     # Per-reward probability of the learned null token in training: > 0 lets sampling leave a
     # reward unspecified (reward_targets={key: None}). 0, as the paper's released models.
     reward_dropout: float = 0.0
@@ -71,10 +71,12 @@ class DemoConfig:
     # Guidance sweep on held-out prompts, which picks each model's saved default: one scale on
     # text and rewards together for both models, and (text, reward) scale pairs for MIRO.
     sweep_scales: list[float] = field(default_factory=lambda: [0.0, 1.0, 1.5, 2.0, 3.0, 5.0])
-    sweep_text_scales: list[float] = field(default_factory=lambda: [1.5, 3.0])
-    sweep_reward_scales: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    # A reward scale below 1 pulls the sample toward s- (measured: noise sigma ~11 at 0.5), so the
+    # pairs start at 1. Few candidates on many images: the choice is less at the mercy of noise.
+    sweep_text_scales: list[float] = field(default_factory=lambda: [3.0])
+    sweep_reward_scales: list[float] = field(default_factory=lambda: [1.0, 2.0])
     sweep_intervals: list[list[float]] = field(default_factory=list)  # [lo, hi]: guidance only while lo <= t <= hi
-    sweep_images: int = 48
+    sweep_images: int = 96
     sample_batch: int = 64
     threads: int = 0  # torch threads; 0 = chosen at start (all cores only on an idle machine when clearly faster)
     parallel_train: bool = True  # on >= 2 cores (unless threads=1): train both models at once, one process each

@@ -118,7 +118,7 @@ class TrainConfig:
     reward_dropout: float = 0.0  # per-reward probability of the learned null reward token
     # What a caption-dropped row conditions on: "keep" its true rewards, "zero" every reward at
     # the lowest bin (the official MIRO code), or "null_token" every reward's learned null token.
-    text_dropout_rewards: str = "keep"
+    text_dropout_rewards: str = "zero"
     ema: EMASection = field(default_factory=EMASection)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; weights, optimizer and EMA stay fp32)
     compile: bool = False
