@@ -1,4 +1,4 @@
-"""Acceptance measurements of a reward-conditioned pipeline (issue 5): does dialling a reward move it?
+"""Acceptance measurements of a reward-conditioned pipeline: does dialling a reward move it?
 
 Five measurements, all on ShapesWorld GenEval-style prompts with fixed seeds:
 (a) control: sweep the s+ target of one reward over levels (others at 1, s- = 0) and rank-correlate

@@ -1,5 +1,5 @@
 """results.md of the paper experiment: measured figures beside the paper's, the command that
-regenerates them, and a verdict on each goal of issue 6. Hand-written text between
+regenerates them, and a verdict on each of the paper's goals. Hand-written text between
 `<!-- notes -->` and `<!-- /notes -->` in an existing file survives a rewrite."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The straight (rectified-flow) path between data and noise.
 
-Convention (DESIGN.md section 1): ``x_t = (1 - t) * x + t * eps``; t = 0 is data, t = 1 is noise,
+Convention: ``x_t = (1 - t) * x + t * eps``; t = 0 is data, t = 1 is noise,
 and the velocity the model learns is ``d x_t / dt = eps - x``.
 """
 

@@ -1,4 +1,4 @@
-"""Multi-reward classifier-free guidance (DESIGN.md section 1).
+"""Multi-reward classifier-free guidance.
 
 Two branches (the MIRO formula):
     v = v(c, s+) + w * (v(c, s+) - v(c_neg, s-))

@@ -1,4 +1,4 @@
-"""RewardFlowPipeline: text + reward targets -> images, with multi-reward CFG (DESIGN.md s1, s4).
+"""RewardFlowPipeline: text + reward targets -> images, with multi-reward CFG.
 
 Folder layout written by ``save_pretrained`` (and read by ``from_pretrained``)::
 

@@ -1,4 +1,4 @@
-"""Reward targets (s+, s-) for multi-reward guidance (DESIGN.md section 1).
+"""Reward targets (s+, s-) for multi-reward guidance.
 
 Values are in the model's [0, 1] space (bin / (B - 1)); 1 asks for the best bin. Presets:
 high quality (s+ = 1, s- = 0), custom trade-offs, isolating one reward, pairwise A/B.
