@@ -81,3 +81,13 @@ def test_mixed_sizes_and_errors():
         get_reward("shapes_alignment").score(a)
     with pytest.raises(ValueError, match="batch_size"):
         get_reward("sharpness", batch_size=0)
+
+
+def test_reward_versions_key_the_caches(monkeypatch):
+    from rewardflow.rewards.registry import reward_versions
+    from rewardflow.rewards.shapes.colorfulness import Colorfulness
+
+    v = reward_versions(["colorfulness", "sharpness"])
+    assert v == {"colorfulness": "2", "sharpness": "1"}
+    monkeypatch.setattr(Colorfulness, "version", "3")
+    assert reward_versions(["colorfulness"]) == {"colorfulness": "3"}
