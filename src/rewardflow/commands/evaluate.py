@@ -25,7 +25,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="pipeline folder, training checkpoint step_*/ or run dir")
     p.add_argument("--out", required=True, help="output directory (JSON + Markdown)")
     p.add_argument("--steps", type=int, default=None, help="ODE steps per image (default 50; --quick 4)")
-    p.add_argument("--guidance", type=float, default=None, help="CFG scale w where not swept (default 7)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale w where not swept (default: the model folder's saved guidance, else 7)")
     p.add_argument("--solver", choices=["euler", "heun"], default="euler")
     p.add_argument("--batch-size", type=int, default=64, help="images per network batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="base seed; image i of a prompt set gets SEED + i")
@@ -153,20 +154,25 @@ def run_geneval(args) -> int:
     tg = pipe.resolve_targets(pos or None, neg or None)  # fails before sampling: unknown key, out of range, baseline
     entries = balanced_entries(args.per_category * len(CATEGORIES), args.max_count or None)
     t0 = time.perf_counter()
-    args.steps, args.guidance = args.steps or 50, 7.0 if args.guidance is None else args.guidance
-    out = pipe([e["prompt"] for e in entries], seed=args.seed, guidance_scale=args.guidance,
+    args.steps = args.steps or 50
+    out = pipe([e["prompt"] for e in entries], seed=args.seed, guidance_scale=args.guidance,  # None: the folder's
                num_inference_steps=args.steps, solver=args.solver, output_type="np", batch_size=args.batch_size,
                progress=not args.no_progress, reward_targets=pos or None, negative_reward_targets=neg or None)
     res, wall = evaluate(out.images, entries), time.perf_counter() - t0
+    from rewardflow.demo.evaluate import guidance_label
+
+    used = guidance_label(out.settings)
     targets = (f"{_vector(out.reward_targets)}, s- = {_vector(out.negative_reward_targets)}" if tg
                else "none (baseline)")
     md = "\n".join([
         f"GenEval-style (strict, exact counts) of `{args.model}`: {len(entries)} prompts, {args.steps} "
-        f"{args.solver} steps, w = {args.guidance:g}, s+ = {targets}, seed {args.seed}, {wall:.0f} s.", "",
+        f"{args.solver} steps, {used}, s+ = {targets}, seed {args.seed}, {wall:.0f} s.", "",
         "| category | accuracy | n |", "|---|---|---|",
         *[f"| {c} | {a:.3f} | {res.counts[c]} |" for c, a in res.per_category.items()],
         f"| **overall** | **{res.overall:.3f}** | {len(entries)} |"])
-    data = dict(res.to_dict(), model=str(args.model), steps=args.steps, guidance=args.guidance, seed=args.seed,
+    data = dict(res.to_dict(), model=str(args.model), steps=args.steps, guidance=out.settings["guidance_scale"],
+                text_guidance=out.settings["text_guidance_scale"],
+                guidance_interval=out.settings["guidance_interval"], seed=args.seed,
                 reward_targets=out.reward_targets, negative_reward_targets=out.negative_reward_targets, wall_s=wall,
                 command=_command(),
                 per_image=[{k: r[k] for k in ("tag", "prompt", "correct", "reason")} for r in res.per_image])
