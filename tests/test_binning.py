@@ -166,3 +166,15 @@ def test_tied_block_takes_one_bin_near_its_quantile():
     old = np.quantile(np.unique(x), np.linspace(0, 1, 65))
     old_occ = np.bincount(np.searchsorted(old[1:-1], x, side="right"), minlength=64)
     assert old_occ[old_occ > 0].min() < x.size / 128
+
+
+@pytest.mark.parametrize("x", [
+    np.r_[np.arange(50.0), np.full(48, 50.0), 51.0, 52.0],  # a thin tail above a big block
+    np.r_[-2.0, -1.0, np.full(48, 0.0), np.arange(1.0, 51.0)],  # ... and below one
+])
+def test_slivers_at_the_ends_keep_the_end_bins(x):
+    bins = RewardBins.fit({"r": x}, num_bins=4)
+    b = bins.bin_index("r", x)
+    assert b[x == x.min()][0] == 0 and b[x == x.max()][0] == 3
+    occ = np.bincount(b, minlength=4)
+    assert occ[occ > 0].min() >= len(x) / 8  # the 2-value sliver was folded into its neighbour

@@ -26,7 +26,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory (JSON + Markdown)")
     p.add_argument("--steps", type=int, default=None, help="ODE steps per image (default 50; --quick 4)")
     p.add_argument("--guidance", type=float, default=None,
-                   help="CFG scale w where not swept (default: the model folder's saved guidance, else 7)")
+                   help="CFG scale w where not swept (eval geneval: default the model folder's saved guidance, else 7; "
+                        "eval control: default 7)")
     p.add_argument("--solver", choices=["euler", "heun"], default="euler")
     p.add_argument("--batch-size", type=int, default=64, help="images per network batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="base seed; image i of a prompt set gets SEED + i")

@@ -168,6 +168,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
                outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
 
+    from rewardflow.rewards.binning import QUANTILE_RULE
     from rewardflow.rewards.registry import reward_versions
 
     sig_score = digest([sig_data, reward_versions(cfg.rewards)])
@@ -180,7 +181,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
 
     runner.run("score", f"score every image with {', '.join(cfg.rewards)}", sig_score, score)
 
-    sig_bins = digest([sig_score, cfg.num_bins])
+    sig_bins = digest([sig_score, cfg.num_bins, QUANTILE_RULE])
 
     def fit_bins():
         from rewardflow.rewards.binning import RewardBins
@@ -236,18 +237,16 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     sweep_entries = sweep_entries[:cfg.sweep_images]
 
     def sweep():
-        res = ev.guidance_sweep(pipes(), sweep_entries, grid, cfg.rewards, cfg.sample_steps, cfg.seed + 3000,
-                                cfg.sample_batch)
-        for m, r in res.items():
-            record = {"objective": "GenEval-style overall + mean shapes_alignment", "images": len(sweep_entries),
-                      "steps": cfg.sample_steps, "candidates": len(r["rows"])}
-            ev.save_default_guidance(out / "models" / m, r["best"], record)
-        return res
+        return ev.guidance_sweep(pipes(), sweep_entries, grid, cfg.rewards, cfg.sample_steps, cfg.seed + 3000,
+                                 cfg.sample_batch)
 
     sw = runner.run("sweep", f"guidance sweep on {len(sweep_entries)} held-out prompts: choose each model's default",
-                    digest([sig_train, grid, cfg.sweep_images, cfg.sample_steps, cfg.sample_batch, cfg.seed]), sweep)
-    for m, r in sw.items():  # pipelines loaded before the sweep saved the defaults
-        if _pipes:
+                    digest([sig_train, grid, sweep_entries, cfg.sample_steps, cfg.sample_batch, cfg.seed]), sweep)
+    for m, r in sw.items():  # saved every time: a folder rewritten by a retraining keeps its default
+        ev.save_default_guidance(out / "models" / m, r["best"], {
+            "objective": "GenEval-style overall + mean shapes_alignment", "images": len(sweep_entries),
+            "steps": cfg.sample_steps, "candidates": len(r["rows"])})
+        if _pipes:  # pipelines loaded before the sweep
             _pipes[m].config.update(r["best"])
 
     sample_keys = ["guidance", "sample_steps", "sample_batch", "seed"]

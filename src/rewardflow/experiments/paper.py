@@ -101,9 +101,10 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
     runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
                outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
+    from rewardflow.rewards.binning import QUANTILE_RULE
     from rewardflow.rewards.registry import reward_versions
 
-    sig_bins = digest([sig_data, reward_versions(cfg.rewards), cfg.num_bins])
+    sig_bins = digest([sig_data, reward_versions(cfg.rewards), cfg.num_bins, QUANTILE_RULE])
 
     def score_and_bin():
         from rewardflow.rewards.binning import RewardBins
@@ -171,15 +172,17 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     def choose_guidance(name: str) -> None:
         """The model's default guidance on held-out prompts, saved in its folder (as the demo does)."""
         def sweep():
-            res = ev.guidance_sweep({name: pipe(name)}, held_out, grid, cfg.rewards, cfg.sample_steps,
-                                    cfg.seed + 3000, cfg.sample_batch)[name]
-            ev.save_default_guidance(out / "models" / name, res["best"], {
-                "objective": "GenEval-style overall + mean shapes_alignment", "images": len(held_out),
-                "steps": cfg.sample_steps, "candidates": len(res["rows"])})
-            return res
+            return ev.guidance_sweep({name: pipe(name)}, held_out, grid, cfg.rewards, cfg.sample_steps,
+                                     cfg.seed + 3000, cfg.sample_batch)[name]
 
         guidance[name] = runner.run(f"guidance_{name}", f"{name}: choose its default guidance on {len(held_out)} "
-                                    "held-out prompts", digest([sig_train, name, grid, len(held_out)]), sweep)
+                                    "held-out prompts", digest([sig_train, name, grid, held_out, cfg.sample_steps,
+                                                                cfg.sample_batch, cfg.seed]), sweep)
+        # Re-saved every time: a retrained folder (same settings) must not lose its default.
+        ev.save_default_guidance(out / "models" / name, guidance[name]["best"],
+                                 {"objective": "GenEval-style overall + mean shapes_alignment",
+                                  "images": len(held_out), "steps": cfg.sample_steps,
+                                  "candidates": len(guidance[name]["rows"])})
         pipe(name).config.update(guidance[name]["best"])
 
     def evaluate_model(name: str, targets: dict | None = None, label: str | None = None) -> None:

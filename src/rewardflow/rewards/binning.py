@@ -10,7 +10,7 @@ Policies (documented in docs/REWARDS.md):
   maps them to 0.5.
 - Constant reward (all fitted edges equal): carries no information; fit warns, every value
   maps to bin ``(B - 1) // 2`` and to the value 0.5 exactly.
-- Fewer unique values than bins: quantile edges interpolate between the unique values, so the
+- At most as many unique values as bins: quantile edges interpolate between the unique values, so the
   smallest value maps to 0, the largest to 1 and the rest spread in between; some bins are empty.
 - Values outside the fitted range clip to the first / last bin.
 """
@@ -28,6 +28,7 @@ import numpy as np
 from rewardflow.utils.atomic import atomic_write_bytes
 
 FORMAT_VERSION = 1
+QUANTILE_RULE = 2  # 2: equal mass over the data, ties never split (1: quantiles of the distinct values)
 METHODS = ("quantile", "uniform")
 NONFINITE_FIT = ("error", "drop")
 NONFINITE_TRANSFORM = ("error", "neutral")
@@ -74,7 +75,10 @@ def quantile_edges(v: np.ndarray, num_bins: int) -> np.ndarray:
 
 
 def _merge_slivers(first: np.ndarray, start: np.ndarray, n: int, num_bins: int) -> None:
-    """In place: fold nonempty bins under half the mean mass into their smaller nonempty neighbour."""
+    """In place: fold nonempty bins under half the mean mass into their smaller nonempty neighbour.
+
+    The merged values take the neighbour's bin, except that the bottom and top bins keep their
+    index, so the smallest value stays in bin 0 and the largest in bin B - 1."""
     total = np.append(start, n)
     for _ in range(num_bins):
         occ = total[first[1:]] - total[first[:-1]]
@@ -86,10 +90,14 @@ def _merge_slivers(first: np.ndarray, start: np.ndarray, n: int, num_bins: int) 
         b = full[i]
         lo = full[i - 1] if i > 0 else None
         hi = full[i + 1] if i + 1 < full.size else None
-        if hi is not None and (lo is None or occ[hi] <= occ[lo]):
-            first[b + 1:hi + 1] = first[b]  # bin b's values now start bin hi
+        x, y = (b, hi) if hi is not None and (lo is None or occ[hi] <= occ[lo]) else (lo, b)
+        if x == 0 and y == num_bins - 1:
+            return  # both ends pinned: a sliver there stays
+        keep_lower = x == 0 or (y != num_bins - 1 and x != b)  # the neighbour's index, ends pinned
+        if keep_lower:
+            first[x + 1:y + 1] = first[y + 1]  # bins x+1..y empty: x holds both
         else:
-            first[lo + 1:b + 1] = first[b + 1]  # bin b's values join bin lo
+            first[x + 1:y + 1] = first[x]  # bins x..y-1 empty: y holds both
 
 
 @dataclass

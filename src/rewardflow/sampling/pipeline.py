@@ -121,7 +121,7 @@ class RewardFlowPipeline:
 
     # ------------------------------------------------------------------------------- targets
     def resolve_targets(self, reward_targets=None, negative_reward_targets=None) -> T.RewardTargets | None:
-        """Partial dicts fill in: s+ missing keys -> 1.0, s- missing keys -> 0.0 (DESIGN s1)."""
+        """Partial dicts fill in: s+ missing keys -> 1.0, s- missing keys -> 0.0."""
         if not self.reward_keys:
             if reward_targets or negative_reward_targets:
                 raise ValueError("this is a baseline model (num_rewards=0, no reward conditioning): "

@@ -7,7 +7,7 @@ The MIRO paper tuned the aesthetic target by hand (0.625 maximised GenEval); her
     res.best          # full s+ vector, e.g. {"aesthetic_score": 0.625, ...: 1.0}
 
 Every grid point uses the SAME seeds (common random numbers), so metric differences come from
-the targets, not from different noise. Keys not swept keep ``base`` (default 1.0, DESIGN s1);
+the targets, not from different noise. Keys not swept keep ``base`` (default 1.0, the paper's s+);
 ``s-`` stays the pipeline default (all 0) unless ``negative_reward_targets`` is given.
 Ties go to the first grid point in sweep order.
 """
