@@ -216,13 +216,9 @@ def run(args) -> int:
         o = pipe(flat, seed=seeds, output_type="pt", **kw)
         images, targets = o.images, (o.reward_targets, o.negative_reward_targets)
     c = pipe.config
-    saved = args.guidance is None
-    settings = dict(negative_prompt=args.negative_prompt,
-                    guidance_scale=c["guidance_scale"] if saved else args.guidance,
-                    text_guidance_scale=(c["text_guidance_scale"] if saved else None) if args.text_guidance is None
-                    else args.text_guidance,
-                    guidance_interval=(c["guidance_interval"] if saved else None) if args.guidance_interval is None
-                    else list(_interval(args.guidance_interval)),
+    w, w_t, iv = pipe.resolve_guidance(args.guidance, args.text_guidance, _interval(args.guidance_interval))
+    settings = dict(negative_prompt=args.negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
+                    guidance_interval=None if iv is None else list(iv),
                     num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
                     shift=c["shift"] if args.shift is None else args.shift, batch_invariant=args.batch_invariant)
     scores = {}

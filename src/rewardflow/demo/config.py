@@ -20,8 +20,8 @@ import yaml
 REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
 # The DemoConfig fields a trained model depends on: the training stages' cache signature.
 TRAIN_KEYS = ("model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
-              "time_mean", "time_std", "text_dropout", "text_dropout_rewards", "reward_dropout", "ema_decay", "eval_every", "eval_prompts",
-              "eval_steps", "guidance", "rewards", "seed")
+              "time_mean", "time_std", "text_dropout", "text_dropout_rewards", "reward_dropout", "ema_decay",
+              "eval_every", "eval_prompts", "eval_steps", "guidance", "rewards", "seed")
 
 
 @dataclass

@@ -62,6 +62,10 @@ def paired_difference(a: Mapping, b: Mapping, key: str) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
 
 
+GUIDANCE_KEYS = ("guidance_scale", "text_guidance_scale", "guidance_interval")
+OBJECTIVE = "GenEval-style overall + mean shapes_alignment"
+
+
 def guidance_kwargs(guidance: float | Mapping | None) -> dict[str, Any]:
     """A CFG setting as pipeline keywords: a number is one scale on text and rewards together
     (two branches); a mapping gives `guidance_scale` and `text_guidance_scale` (three branches
@@ -71,9 +75,6 @@ def guidance_kwargs(guidance: float | Mapping | None) -> dict[str, Any]:
     if isinstance(guidance, Mapping):
         return {k: guidance[k] for k in GUIDANCE_KEYS if k in guidance}
     return {"guidance_scale": float(guidance), "text_guidance_scale": None, "guidance_interval": None}
-
-
-GUIDANCE_KEYS = ("guidance_scale", "text_guidance_scale", "guidance_interval")
 
 
 def guidance_label(g: Mapping) -> str:
@@ -192,14 +193,16 @@ def guidance_sweep(pipes: dict[str, Any], entries: Sequence[dict], grid: Sequenc
     return out
 
 
-def save_default_guidance(model_dir: str | Path, best: Mapping, record: Mapping) -> None:
-    """Make `best` the pipeline folder's default guidance; `record` says how it was chosen."""
+def save_default_guidance(model_dir: str | Path, result: Mapping, images: int, steps: int) -> None:
+    """Make a model's `guidance_sweep` winner its pipeline folder's default guidance, with a record
+    of how it was chosen (`guidance_choice`)."""
     from rewardflow.sampling.pipeline import CONFIG_NAME
     from rewardflow.utils.atomic import atomic_write_json
 
     path = Path(model_dir) / CONFIG_NAME
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    cfg.update({k: best.get(k) for k in GUIDANCE_KEYS}, guidance_choice=dict(record))
+    record = {"objective": OBJECTIVE, "images": images, "steps": steps, "candidates": len(result["rows"])}
+    cfg.update({k: result["best"].get(k) for k in GUIDANCE_KEYS}, guidance_choice=record)
     atomic_write_json(path, cfg)
 
 

@@ -26,9 +26,6 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.3g}x" if b else "n/a"
 
 
-_guidance_text = ev.guidance_label
-
-
 def _row_guidance(r: dict) -> dict:
     return {"guidance_scale": r["scale"], "text_guidance_scale": r["text_scale"],
             "guidance_interval": r.get("interval")}
@@ -94,7 +91,7 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
                f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][ctrl['reward']])} -> "
                f"{_f(ctrl['rows'][-1]['rewards'][ctrl['reward']])}", spearman_passes(ctrl["spearman"]))]
     shared = ctx.get("final_shared") or {}
-    g_own = {mod: _guidance_text(r["best"]) for mod, r in sweep.items()}
+    g_own = {mod: ev.guidance_label(r["best"]) for mod, r in sweep.items()}
     out: list[tuple] = [
         ("h1", "rewardflow demo: MIRO vs baseline on ShapesWorld"),
         ("p", f"Two {cfg.model_preset} denoisers ({ctx['train']['miro'].get('params', 0):,} parameters) trained for "
@@ -142,11 +139,11 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
         ("img", figs["sweep"], "Both models over one CFG scale w on text and rewards together (w = 0: no "
                                "guidance); same held-out prompts and seeds."),
         ("table", ["model", "guidance", "objective", "GenEval overall", *cfg.rewards, "noise_sigma", "chosen"],
-         [[mod, _guidance_text(_row_guidance(r)),
+         [[mod, ev.guidance_label(_row_guidance(r)),
            _f(r["objective"]), _f(r["geneval"]["overall"]), *[_f(r["rewards"][k]) for k in cfg.rewards],
            _f(r["rewards"]["noise_sigma"]), "yes" if _is_best(r, res["best"]) else ""]
           for mod, res in sweep.items() for r in res["rows"]]),
-        ("p", "Objective: GenEval-style overall + mean shapes_alignment. The chosen setting is saved as the "
+        ("p", f"Objective: {ev.OBJECTIVE}. The chosen setting is saved as the "
               "model folder's default guidance (pipeline_config.json), so `rewardflow sample` uses it too. "
               "w_text / w_reward: three-branch guidance, v(null, s-) + w_text (v(c, s-) - v(null, s-)) + "
               "w_reward (v(c, s+) - v(c, s-)); t in [lo, hi]: guidance only at those times (t = 1 is noise), the "

@@ -243,9 +243,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     sw = runner.run("sweep", f"guidance sweep on {len(sweep_entries)} held-out prompts: choose each model's default",
                     digest([sig_train, grid, sweep_entries, cfg.sample_steps, cfg.sample_batch, cfg.seed]), sweep)
     for m, r in sw.items():  # saved every time: a folder rewritten by a retraining keeps its default
-        ev.save_default_guidance(out / "models" / m, r["best"], {
-            "objective": "GenEval-style overall + mean shapes_alignment", "images": len(sweep_entries),
-            "steps": cfg.sample_steps, "candidates": len(r["rows"])})
+        ev.save_default_guidance(out / "models" / m, r, len(sweep_entries), cfg.sample_steps)
         if _pipes:  # pipelines loaded before the sweep
             _pipes[m].config.update(r["best"])
 

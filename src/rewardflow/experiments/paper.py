@@ -179,10 +179,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
                                     "held-out prompts", digest([sig_train, name, grid, held_out, cfg.sample_steps,
                                                                 cfg.sample_batch, cfg.seed]), sweep)
         # Re-saved every time: a retrained folder (same settings) must not lose its default.
-        ev.save_default_guidance(out / "models" / name, guidance[name]["best"],
-                                 {"objective": "GenEval-style overall + mean shapes_alignment",
-                                  "images": len(held_out), "steps": cfg.sample_steps,
-                                  "candidates": len(guidance[name]["rows"])})
+        ev.save_default_guidance(out / "models" / name, guidance[name], len(held_out), cfg.sample_steps)
         pipe(name).config.update(guidance[name]["best"])
 
     def evaluate_model(name: str, targets: dict | None = None, label: str | None = None) -> None:

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+from rewardflow.demo.evaluate import guidance_label
 from rewardflow.eval.speedup import format_speedup, training_speedup
 
 from . import plots
@@ -116,7 +117,7 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
         L += [""] + _geneval_goals(shared, cats)
     if ctx.get("guidance"):
         L += ["Default guidance per model (chosen on held-out prompts by GenEval-style overall + mean alignment, "
-              "saved in the model folder): " + "; ".join(f"{n} {_guidance_text(g['best'])}"
+              "saved in the model folder): " + "; ".join(f"{n} {guidance_label(g['best'])}"
                                                           for n, g in ctx["guidance"].items()) + ".", ""]
     L += [f"Paper (two / single / attr / count / colours / position / overall): baseline "
           f"{PAPER_GENEVAL['baseline']}, MIRO {PAPER_GENEVAL['miro']}.", "", f"![GenEval]({_rel(f_gen, out)})", ""]
@@ -166,12 +167,6 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
             shutil.copy(f, fig_dir / f.name)
         extra.write_text(_keep_notes(text.replace("](figures/", "](results_figures/"), extra))
     return path
-
-
-def _guidance_text(g: dict) -> str:
-    from rewardflow.demo.evaluate import guidance_label
-
-    return guidance_label(g)
 
 
 def _geneval_goals(final: dict, cats: list[str]) -> list[str]:

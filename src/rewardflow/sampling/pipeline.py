@@ -153,6 +153,18 @@ class RewardFlowPipeline:
         return tg
 
     # ------------------------------------------------------------------------------- sampling
+    def resolve_guidance(self, guidance_scale=None, text_guidance_scale=None, guidance_interval=None):
+        """(w, w_text or None, interval or None) a call samples with. An explicit guidance_scale
+        replaces the saved guidance setting as a whole: a folder whose chosen default is
+        three-branch or interval-limited still means plain CFG for pipe(w=...)."""
+        c = self.config
+        saved = guidance_scale is None
+        w = _check_number("guidance_scale", c["guidance_scale"] if saved else guidance_scale)
+        w_t = (c["text_guidance_scale"] if saved else None) if text_guidance_scale is None else text_guidance_scale
+        w_t = None if w_t is None else _check_number("text_guidance_scale", w_t)
+        iv = (c["guidance_interval"] if saved else None) if guidance_interval is None else guidance_interval
+        return w, w_t, _check_interval(iv)
+
     def _seeds(self, n: int, seed, generator) -> list[int]:
         if isinstance(seed, bool):
             raise ValueError(f"seed must be an int or a list of ints, got {seed!r}")
@@ -189,14 +201,7 @@ class RewardFlowPipeline:
         solver = solver or c["solver"]
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
-        w = _check_number("guidance_scale", c["guidance_scale"] if guidance_scale is None else guidance_scale)
-        # An explicit guidance_scale replaces the saved guidance setting as a whole: a folder whose
-        # chosen default is three-branch or interval-limited still means plain CFG for pipe(w=...).
-        saved_t, saved_iv = (None, None) if guidance_scale is not None else (c["text_guidance_scale"],
-                                                                             c["guidance_interval"])
-        w_t = saved_t if text_guidance_scale is None else text_guidance_scale
-        w_t = None if w_t is None else _check_number("text_guidance_scale", w_t)
-        interval = _check_interval(saved_iv if guidance_interval is None else guidance_interval)
+        w, w_t, interval = self.resolve_guidance(guidance_scale, text_guidance_scale, guidance_interval)
         shift = _check_number("shift", c["shift"] if shift is None else shift)
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")

@@ -7,10 +7,12 @@ and overrode the caption. Version 2 is hue-neutral by construction:
 1. on the 3x3-median image m (noise must not pose as colour), the background colour is the
    per-channel median of the border ring and the foreground is every pixel farther from it
    than max(20, 2.5 sigma + 5) (sigma: the robust noise estimate), as in the detector;
-2. per foreground pixel (opponent axes averaged over 3x3), opponent chroma C = |(R - G, (R + G) / 2 - B)| and hue h = its angle;
+2. only the objects' cores count (foreground pixels at least 0.6 x the 95th-percentile distance);
+   per core pixel, opponent axes rg = R - G, yb = (R + G) / 2 - B averaged over 3x3, chroma
+   C = |(rg, yb)| and hue h = its angle;
 3. C is divided by the nominal chroma C0(h) of that hue: the chroma of the world's palette
    colours, interpolated linearly in hue between neighbouring palette hues;
-4. the reward is the median of C / C0 over the foreground (0 when nothing stands out).
+4. the reward is the median of C / C0 over the cores (0 when nothing stands out).
 
 Desaturation toward luminance and contrast loss toward grey both scale every pixel's opponent
 vector by the kept fraction without turning it, so the score falls in proportion; a clean
