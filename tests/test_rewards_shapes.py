@@ -83,7 +83,7 @@ def test_alignment_separates_correct_from_corrupted_captions(clean_samples):
     r = get_reward("shapes_alignment")
     pos, neg = r.score(imgs, good).numpy(), r.score(imgs, bad).numpy()
     assert _auc(pos, neg) >= 0.95, (pos.mean(), neg.mean())
-    assert pos.mean() > 0.95 and neg.mean() < 0.6
+    assert pos.mean() > 0.9 and neg.mean() < 0.6
     assert r.stats.get("unparsed", 0) == 0
 
 

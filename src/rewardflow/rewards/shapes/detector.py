@@ -32,6 +32,8 @@ class Detection:
     w: float
     h: float
     area: int
+    shape_conf: float = 1.0  # in [0, 1]: margin of the shape tests, 0 at a decision boundary
+    hue: float | None = None  # opponent hue angle of the core colour, radians; None if achromatic
 
 
 def _opponent(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,6 +48,20 @@ _PAL_HUE = np.arctan2(_yb, _rg)
 CHROMA_MIN = 26.0  # jittered black stays below; a palette colour keeps more than 25% saturation above
 DARK_MARGIN = 40.0
 NOISY_SIGMA = 8.0  # noise std (uint8 units) above which object masks use the median-filtered image
+
+
+def hue_angle(rgb: np.ndarray) -> float | None:
+    """Opponent hue (radians) of one colour, None when it is too grey to have one."""
+    rg, yb, _ = _opponent(np.asarray(rgb, dtype=np.float64))
+    return None if math.hypot(rg, yb) < CHROMA_MIN else math.atan2(yb, rg)
+
+
+def hue_distance(a: float, b: float) -> float:
+    """Absolute angle between two hues, radians in [0, pi]."""
+    return abs(math.remainder(a - b, 2 * math.pi))
+
+
+PALETTE_HUES: dict[str, float] = dict(zip(_PAL_NAMES, _PAL_HUE.tolist()))
 
 
 def classify_color(rgb: np.ndarray, bg: np.ndarray) -> str | None:
@@ -100,7 +116,23 @@ SQUARE_CORNERS = 0.5  # mean relative strength in the box corner cells: square 0
 
 
 def classify_shape(mask: np.ndarray, soft: np.ndarray | None = None) -> str:
-    """Shape of a binary mask cropped to its box: taper of the row widths, then box corners.
+    """The shape name of `classify_shape_conf`."""
+    return classify_shape_conf(mask, soft)[0]
+
+
+# Margins at which a test counts as sure: a clean triangle's taper is ~0.2 (0.45 below the
+# threshold), a clean square's corners ~0.9 and a disc's ~0.1 (0.4 either side).
+TAPER_SURE = 0.3
+CORNERS_SURE = 0.3
+
+
+def classify_shape_conf(mask: np.ndarray, soft: np.ndarray | None = None) -> tuple[str, float]:
+    """(shape, confidence) of a binary mask cropped to its box: taper of the row widths, then box corners.
+
+    Confidence is the distance of the deciding test from its threshold, scaled so that clean
+    renders reach 1; the square/circle decision also needs the taper test to say "not a
+    triangle", so it takes the smaller of both margins.
+ of a binary mask cropped to its box: taper of the row widths, then box corners.
 
     `soft` (same crop, distance to background / the object's peak, in [0, 1]) measures the
     corners: an upright triangle's rows widen from apex to base; squares and discs are
@@ -111,15 +143,20 @@ def classify_shape(mask: np.ndarray, soft: np.ndarray | None = None) -> str:
     """
     h, w = mask.shape
     widths = mask.sum(axis=1).astype(np.float64)
+    taper_margin = 1.0
     if h >= 3:
         k = max(1, h // 3)
         top, bottom = widths[:k].mean(), widths[-k:].mean()
-        if bottom > 0 and top / bottom < TRIANGLE_TAPER:
-            return "triangle"
+        taper = top / bottom if bottom > 0 else 1.0
+        if taper < TRIANGLE_TAPER:
+            return "triangle", min(1.0, (TRIANGLE_TAPER - taper) / TAPER_SURE)
+        taper_margin = min(1.0, (taper - TRIANGLE_TAPER) / TAPER_SURE)
     v = mask.astype(np.float64) if soft is None else soft
     c = max(1, round(min(h, w) / 6))
     corners = np.concatenate([v[:c, :c].ravel(), v[:c, -c:].ravel(), v[-c:, :c].ravel(), v[-c:, -c:].ravel()])
-    return "square" if corners.mean() >= SQUARE_CORNERS else "circle"
+    fill = float(corners.mean())
+    conf = min(taper_margin, abs(fill - SQUARE_CORNERS) / CORNERS_SURE, 1.0)
+    return ("square" if fill >= SQUARE_CORNERS else "circle"), conf
 
 
 def detect(images: np.ndarray) -> list[list[Detection]]:
@@ -174,9 +211,9 @@ def detect(images: np.ndarray) -> list[list[Detection]]:
         y0, y1, x0, x1 = yy.min(), yy.max() + 1, xs[sel].min(), xx.max() + 1
         crop = np.zeros((y1 - y0, x1 - x0), dtype=bool)
         crop[yy - y0, xx - x0] = True
-        color = classify_color(core_sum[c] / max(1, core_n[c]), bg_np[b])
+        rgb = core_sum[c] / max(1, core_n[c])
         soft = np.clip(raw_np[b, y0:y1, x0:x1] / max(strength[c], 1e-6), 0.0, 1.0)
-        out[b].append(
-            Detection(classify_shape(crop, soft), color, (x0 + x1) / 2, (y0 + y1) / 2, float(x1 - x0), float(y1 - y0), int(area[c]))
-        )
+        shape, conf = classify_shape_conf(crop, soft)
+        box = ((x0 + x1) / 2, (y0 + y1) / 2, float(x1 - x0), float(y1 - y0))
+        out[b].append(Detection(shape, classify_color(rgb, bg_np[b]), *box, int(area[c]), conf, hue_angle(rgb)))
     return out
