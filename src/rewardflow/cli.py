@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
 
 from rewardflow import __version__, commands
+from rewardflow.utils.locks import FolderLockedError
+
+# OS errors that are the machine's state, not a bug: a one-line message, no traceback.
+_OS_FAULTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, FolderLockedError) as exc:
         # Library errors carry a message meant for the user; no traceback for bad input.
         print(f"rewardflow {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno not in _OS_FAULTS:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rewardflow {args.command}: error: {_OS_FAULTS[exc.errno]}{where}. Free space, fix the permissions "
+              "or choose another output folder and rerun; finished work is kept.", file=sys.stderr)
         return 1
     return int(result or 0)
 

@@ -21,12 +21,18 @@ import torch
 from torch import nn
 
 from rewardflow.flow import flow_matching_loss
+from rewardflow.utils.locks import FolderLock, FolderLockedError
 
 from . import checkpoint as ckpt
 from .callbacks import Callback
 from .config import TrainConfig, check_resume_config
 from .distributed import (
-    DataContext, broadcast_object, gather_objects, make_accelerator, per_device_batch, step_generator,
+    DataContext,
+    broadcast_object,
+    gather_objects,
+    make_accelerator,
+    per_device_batch,
+    step_generator,
 )
 from .ema import EMA
 from .logging import RunLogger
@@ -126,7 +132,7 @@ class Trainer:
         if path is None:
             if self.accelerator.is_main_process:
                 ckpt.clean_temp(self.config.out_dir)
-            latest = ckpt.latest_checkpoint(self.config.out_dir) if self.accelerator.is_main_process else None
+            latest = ckpt.newest_valid_checkpoint(self.config.out_dir) if self.accelerator.is_main_process else None
             # Ranks must agree on one checkpoint even if a listing races with a write.
             latest = broadcast_object(self.accelerator, str(latest) if latest else None)
             if latest is None:
@@ -264,7 +270,29 @@ class Trainer:
             if cb.main_process_only:
                 self.accelerator.wait_for_everyone()
 
+    def _take_lock(self) -> FolderLock | None:
+        """Rank 0 locks out_dir; every rank learns the outcome, so none waits on a rank that stopped."""
+        lock, error = None, None
+        if self.accelerator.is_main_process:
+            try:
+                lock = FolderLock(self.config.out_dir, "train").acquire()
+            except FolderLockedError as exc:
+                error = str(exc)
+        error = broadcast_object(self.accelerator, error)
+        if error:
+            raise FolderLockedError(error)
+        return lock
+
     def train(self) -> dict[str, Any]:
+        """Train to max_steps (resuming from out_dir's newest checkpoint); out_dir is locked meanwhile."""
+        lock = self._take_lock()
+        try:
+            return self._train()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _train(self) -> dict[str, Any]:
         cfg, acc = self.config, self.accelerator
         if self.resumed_from is None and self.step == 0:
             self.resume()
