@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewardflow.utils.atomic import atomic_write
+from rewardflow.utils.tensorfile import save_safetensors
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm", "default"}
@@ -181,8 +181,6 @@ class TextEncoder:
 
         `warm()` calls it by itself when the encoder has a `cache_path`; captions met one by one
         (streaming data) are saved when the caller asks, e.g. at each checkpoint."""
-        from safetensors.torch import save_file
-
         path = Path(path) if path is not None else self.cache_path
         if path is None:
             raise ValueError("no cache path: pass one here or to TextEncoder(cache_path=...)")
@@ -191,7 +189,7 @@ class TextEncoder:
         emb = torch.cat([self._cache[c] for c in captions]) if captions else torch.zeros(0, self.dim)
         meta = dict(self.cache_key, format="rewardflow.text_cache", captions=json.dumps(captions))
         tensors = {"embeddings": emb.to(self.cache_dtype).contiguous(), "lengths": lengths}
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={k: str(v) for k, v in meta.items()}))
+        save_safetensors(tensors, path, {k: str(v) for k, v in meta.items()})
         self._dirty = False
         return path
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from ..utils.atomic import atomic_write, atomic_write_json
+from ..utils.atomic import atomic_write_json
+from ..utils.tensorfile import save_safetensors
 from .config import DenoiserConfig
 
 CONFIG_NAME = "config.json"
@@ -52,7 +53,7 @@ def save_model(model: nn.Module, directory: str | os.PathLike) -> Path:
     sd = strip_compile_prefix(model.state_dict())
     sd = {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
     meta = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)}
-    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(sd, tmp, metadata=meta))
+    save_safetensors(sd, directory / WEIGHTS_NAME, meta)
     doc = {
         "_format": FORMAT_NAME,
         "_format_version": FORMAT_VERSION,
