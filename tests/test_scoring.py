@@ -84,7 +84,8 @@ def test_score_corrupt_png_skipped_and_resume_adds_columns(small_ds, tmp_path):
 def test_cli_score_and_bins_fit(small_ds, tmp_path, capsys):
     d = tmp_path / "ds"
     shutil.copytree(small_ds, d)
-    assert cli_main(["score", "--data", str(d), "--no-progress"]) == 0
+    # 2 bad of 24 is over the default 1 % limit (tests/test_faults.py): accept it here.
+    assert cli_main(["score", "--data", str(d), "--no-progress", "--max-bad-fraction", "0.1"]) == 0
     out = capsys.readouterr()
     assert "2 corrupt/unreadable samples skipped" in out.out and "_skipped.json" in out.err
     cols = pq.read_table(d / "00001.parquet").column_names

@@ -38,6 +38,8 @@ def register(subparsers) -> None:
 
 
 def run_fit(args) -> int:
+    import numpy as np
+
     from rewardflow.rewards.binning import RewardBins
     from rewardflow.rewards.scoring import read_scores
 
@@ -54,8 +56,12 @@ def run_fit(args) -> int:
         nonfinite="drop" if args.drop_nonfinite else "error",
     )
     n = len(next(iter(scores.values())))
-    bins.meta = {"num_scores": n, "max_samples": args.max_samples, "seed": args.seed, "data": str(args.data)}
+    finite = {k: int(np.isfinite(np.asarray(v, dtype=np.float64)).sum()) for k, v in scores.items()}
+    used = min(finite.values())
+    bins.meta = {"num_scores": n, "num_finite": finite, "max_samples": args.max_samples, "seed": args.seed,
+                 "data": str(args.data)}
     out = Path(args.out) if args.out else Path(args.data) / "bins.json"
     bins.save(out)
-    print(f"fitted {args.method} bins (B={args.num_bins}) for {', '.join(bins.keys)} on {n} scores -> {out}")
+    print(f"fitted {args.method} bins (B={args.num_bins}) for {', '.join(bins.keys)} on {used} scores"
+          + (f" ({n - used} NaN/inf dropped)" if used < n else "") + f" -> {out}")
     return 0

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images per reward call (default: each reward's own)")
     p.add_argument("--workers", type=int, default=0, help="processes scoring shards in parallel (0 or 1: in-process)")
     p.add_argument("--device", default="cpu", help="torch device for rewards that run a network")
+    p.add_argument("--max-bad-fraction", type=float, default=0.01,
+                   help="fail (exit 1, after scoring what is intact) when more than this fraction of samples "
+                        "cannot be read: truncated shards, corrupt images")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--list", action="store_true", help="list the registered rewards and exit")
     p.set_defaults(func=run)
@@ -58,5 +61,13 @@ def run(args) -> int:
             f"warning: {report.num_skipped} sample(s) skipped (e.g. {first[0]}: {first[1][0]['key']}: "
             f"{first[1][0]['reason']}); all listed in {args.data}/{SKIPPED_FILE}",
             file=sys.stderr,
+        )
+    total = max(1, report.samples_total)
+    if report.num_skipped > args.max_bad_fraction * total:
+        raise ValueError(
+            f"{report.num_skipped} of {total} samples cannot be read, more than --max-bad-fraction "
+            f"{args.max_bad_fraction}: the data looks damaged (a cut or failed copy?). The intact samples are "
+            f"scored; re-copy the shards listed in {args.data}/{SKIPPED_FILE} and run this command again, or "
+            "raise --max-bad-fraction to accept the loss"
         )
     return 0

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
 from rewardflow.data.images import IMAGE_EXTS, collate, decode_image, to_pixels
+from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
 from rewardflow.data.scores import drop_skipped, load_rewards
-from rewardflow.data.shards import iter_records, list_shards, scan_keys
+from rewardflow.data.shards import ShardDamageWarning, iter_records, list_shards, scan_keys
 
 __all__ = ["ShardDataset", "collate", "decode_image", "to_pixels", "load_rewards"]
 _STATE_FORMAT = "rewardflow.data_position"
+MAX_UNREADABLE_FRACTION = 0.01
 
 
 def _buffer_shuffle(ids: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -56,6 +57,7 @@ class _Stream(IterableDataset):
         self.local = [{k: j for j, k in enumerate(ks)} for ks in keys]  # key -> index among kept samples
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.start_batches = 0
+        self.unreadable: list[str] = []  # "shard:key" of samples this process could not decode
 
     def read_order(self, epoch: int, slot: int, slots: int) -> np.ndarray:
         """Global sample ids this slot reads in an epoch, in shard-file order."""
@@ -83,7 +85,21 @@ class _Stream(IterableDataset):
         for gid in emit.tolist():
             while gid not in pending:
                 next(reader)
-            yield pending.pop(gid)
+            item = pending.pop(gid)
+            if item is not None:  # None: unreadable, skipped (the next sample takes its place)
+                yield item
+
+    def _unreadable(self, shard: Path, key: str, exc: Exception) -> None:
+        # Skip and name it; too many means a broken copy, not a stray bad file: stop.
+        self.unreadable.append(f"{shard.name}:{key}")
+        limit = max(1, int(MAX_UNREADABLE_FRACTION * self.offsets[-1]))
+        warnings.warn(ShardDamageWarning(f"{shard}: sample {key} cannot be decoded ({type(exc).__name__}: {exc}); "
+                                         "skipped", str(shard), key), stacklevel=2)
+        if len(self.unreadable) > limit:
+            raise ValueError(f"{len(self.unreadable)} samples cannot be decoded (e.g. {self.unreadable[:3]}), more "
+                             f"than {MAX_UNREADABLE_FRACTION:.0%} of {self.offsets[-1]}: the data looks damaged. "
+                             "Re-copy the shards, or run `rewardflow score` on them, which lists undecodable "
+                             "samples in _skipped.json so that training leaves them out.")
 
     def _read(self, shard_seq, needed, pending) -> Iterator[None]:
         c = self.cfg
@@ -104,7 +120,11 @@ class _Stream(IterableDataset):
                     ext = next((e for e in IMAGE_EXTS if e in m), None)
                     if ext is None:
                         raise ValueError(f"{self.shards[s].name}: sample {key} has no image member")
-                    item["image"] = decode_image(m[ext], c["image_size"])
+                    try:
+                        item["image"] = decode_image(m[ext], c["image_size"])
+                    except Exception as exc:  # PIL raises many types for corrupt files
+                        self._unreadable(self.shards[s], key, exc)
+                        item = None
                 pending[gid] = item
                 yield
 
@@ -177,7 +197,7 @@ class ShardDataset(IterableDataset):
                  seed: int = 0, shuffle: bool = True, shuffle_buffer: int = 1000, infinite: bool = True,
                  epoch: int = 0, rank: int | None = None, world_size: int | None = None, num_workers: int = 0,
                  in_memory: bool = False, prefetch_factor: int = 4, pin_memory: bool = False,
-                 progress: bool = False):
+                 progress: bool = False, nonfinite_rewards: str = "error"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.data_dir = Path(data_dir)
@@ -199,7 +219,7 @@ class ShardDataset(IterableDataset):
         if self.reward_keys:
             scores_dir = Path(scores_dir) if scores_dir is not None else self.data_dir
             bins_path = Path(bins_path) if bins_path is not None else scores_dir / "bins.json"
-            rewards = load_rewards(self.shards, keys, scores_dir, bins_path, self.reward_keys)
+            rewards = load_rewards(self.shards, keys, scores_dir, bins_path, self.reward_keys, nonfinite_rewards)
         cfg = dict(seed=int(seed), shuffle=bool(shuffle), shuffle_buffer=int(shuffle_buffer), infinite=bool(infinite),
                    epoch=int(epoch), rank=self.rank, world_size=self.world_size, batch_size=self.batch_size,
                    image_size=image_size, latents=bool(latents),

@@ -22,7 +22,8 @@ def drop_skipped(shards, keys, scores_dir: Path) -> list[list[str]]:
     return out
 
 
-def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> list[np.ndarray]:
+def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys,
+                 nonfinite: str = "error") -> list[np.ndarray]:
     """Per shard, (n_i, N) float32 model inputs in [0, 1] aligned with the shard's key order."""
     import pyarrow.parquet as pq
 
@@ -44,6 +45,13 @@ def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> 
             raise ValueError(f"scores {pq_path} lack {len(lost)} sample(s) of shard {shard.name}, e.g. {lost[:3]}")
         idx = np.array([row[k] for k in keys], dtype=np.int64)
         tables.append({k: table.column(k).to_numpy(zero_copy_only=False).astype(np.float64)[idx] for k in reward_keys})
+        bad = {k: int((~np.isfinite(v)).sum()) for k, v in tables[-1].items()}
+        if any(bad.values()) and nonfinite == "error":
+            raise ValueError(
+                f"scores {pq_path} hold NaN or inf values ({', '.join(f'{k}: {n}' for k, n in bad.items() if n)}). "
+                f"Fix the reward, delete {pq_path.name} and run `rewardflow score` again, or train with "
+                "data.nonfinite_rewards=neutral to feed them as 0.5"
+            )
     if not Path(bins_path).exists():
         raise FileNotFoundError(f"no reward bins at {bins_path}; run `rewardflow bins fit` on the scores first")
     bins = RewardBins.load(bins_path)
@@ -53,4 +61,4 @@ def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys) -> 
                          "re-run `rewardflow bins fit` including them")
     mine = RewardBins(keys=list(reward_keys), edges={k: bins.edges[k] for k in reward_keys},
                       num_bins=bins.num_bins, method=bins.method)
-    return [np.ascontiguousarray(mine.transform(raw)) for raw in tables]
+    return [np.ascontiguousarray(mine.transform(raw, nonfinite=nonfinite)) for raw in tables]

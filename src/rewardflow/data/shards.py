@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +53,32 @@ class _Exotic(Exception):
     pass
 
 
+class TruncatedShard(Exception):
+    """The shard ends in the middle of a member or lacks tar's end marker (a copy cut short)."""
+
+    def __init__(self, message: str, member: str | None = None):
+        super().__init__(message)
+        self.member = member  # the member cut short; None when the cut fell between members
+
+
+class ShardDamageWarning(UserWarning):
+    """Part of a shard could not be read; `shard` and `key` name what was skipped."""
+
+    def __init__(self, message: str, shard: str = "", key: str | None = None):
+        super().__init__(message)
+        self.shard, self.key = shard, key
+
+
 def _fast_entries(path, read: bool) -> Iterator[tuple[str, bytes | None]]:
     # Python's tarfile spends ~100 us per header; plain ustar headers (what ShardWriter and
     # img2dataset write) parse in a few. PAX / GNU long-name headers raise _Exotic.
+    size_on_disk = os.path.getsize(path)
     with open(path, "rb") as fh:
         while True:
             hdr = fh.read(512)
-            if len(hdr) < 512 or hdr.count(0) == 512:
+            if len(hdr) < 512:  # a complete tar ends with zero blocks, never at a header boundary
+                raise TruncatedShard(f"ends after {fh.tell()} bytes, without tar's end marker")
+            if hdr.count(0) == 512:
                 return
             flag = hdr[156:157]
             if flag in (b"L", b"K", b"x", b"g") or hdr[124] & 0x80:
@@ -68,12 +88,12 @@ def _fast_entries(path, read: bool) -> Iterator[tuple[str, bytes | None]]:
             if hdr[257:262] == b"ustar" and hdr[345] != 0:
                 name = hdr[345:500].split(b"\0", 1)[0].decode("utf-8") + "/" + name
             padded = -(-size // 512) * 512
-            if flag in (b"0", b"\0") and read:
-                yield name, fh.read(size)
-                fh.seek(padded - size, 1)
+            if fh.tell() + size > size_on_disk:
+                raise TruncatedShard(f"ends inside member {name!r} ({size_on_disk} bytes on disk)", name)
+            if flag in (b"0", b"\0"):
+                yield name, (fh.read(size) if read else None)
+                fh.seek(padded - (size if read else 0), 1)
             else:
-                if flag in (b"0", b"\0"):
-                    yield name, None
                 fh.seek(padded, 1)
 
 
@@ -84,36 +104,48 @@ def _tar_entries(path, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
             done += 1
             yield entry
     except _Exotic:
-        with tarfile.open(path, "r") as tar:
-            files = (i for i in tar if i.isfile())
-            for i, info in enumerate(files):
-                if i >= done:
-                    yield info.name, tar.extractfile(info).read() if read else None
+        try:
+            with tarfile.open(path, "r") as tar:
+                files = (i for i in tar if i.isfile())
+                for i, info in enumerate(files):
+                    if i >= done:
+                        yield info.name, tar.extractfile(info).read() if read else None
+        except (tarfile.ReadError, EOFError) as exc:
+            raise TruncatedShard(str(exc)) from None
 
 
-def iter_records(path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {ext: bytes}) in file order; members of a key must be contiguous."""
+def _records(path, read: bool) -> Iterator[tuple[str, dict[str, bytes | None]]]:
+    # A truncated shard yields every complete sample; the one in progress when the data ends
+    # may lack members, so it is dropped too, with a warning that names it.
     key, members = None, {}
-    for name, data in _tar_entries(path):
-        k, ext = _split_name(name)
-        if not ext:
-            continue
-        if k != key and key is not None:
+    try:
+        for name, data in _tar_entries(path, read):
+            k, ext = _split_name(name)
+            if not ext:
+                continue
+            if k != key and key is not None:
+                yield key, members
+                members = {}
+            key, members[ext] = k, data
+    except TruncatedShard as exc:
+        cut = _split_name(exc.member)[0] if exc.member else key
+        if cut != key and key is not None:  # the cut fell in a new sample: the one before is whole
             yield key, members
-            members = {}
-        key, members[ext] = k, data
+        where = f"; sample {cut!r} and anything after it are skipped" if cut is not None else ""
+        warnings.warn(ShardDamageWarning(f"shard {path} is truncated: {exc}{where}", str(path), cut), stacklevel=3)
+        return
     if key is not None:
         yield key, members
 
 
+def iter_records(path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {ext: bytes}) in file order; members of a key must be contiguous."""
+    return _records(path, read=True)
+
+
 def scan_keys(path) -> list[str]:
-    """Sample keys of a shard in file order, without reading member data."""
-    keys: list[str] = []
-    for name, _ in _tar_entries(path, read=False):
-        key, ext = _split_name(name)
-        if ext and (not keys or keys[-1] != key):
-            keys.append(key)
-    return keys
+    """Sample keys of a shard in file order, without reading member data (same truncation rule)."""
+    return [k for k, _ in _records(path, read=False)]
 
 
 def iter_shard(path: str | os.PathLike) -> Iterator[Sample]:

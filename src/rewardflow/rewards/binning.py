@@ -43,7 +43,7 @@ def _finite_values(key: str, values, nonfinite: str) -> np.ndarray:
         if nonfinite == "error":
             raise ValueError(
                 f"reward {key!r}: {n_bad} of {v.size} scores are NaN or inf; fix the scores or "
-                f"fit with nonfinite='drop' to ignore them"
+                f"fit with nonfinite='drop' (`rewardflow bins fit --drop-nonfinite`) to ignore them"
             )
         warnings.warn(f"reward {key!r}: dropping {n_bad} of {v.size} NaN/inf scores before fitting bins")
         v = v[~bad]
@@ -182,7 +182,7 @@ class RewardBins:
         if bad.any() and nonfinite == "error":
             raise ValueError(
                 f"reward {key!r}: {int(bad.sum())} scores are NaN or inf; pass nonfinite='neutral' "
-                f"to map them to {NEUTRAL_VALUE}"
+                f"to map them to {NEUTRAL_VALUE} (in training: data.nonfinite_rewards=neutral)"
             )
         if self.is_constant(key):
             b = np.full(v.shape, (self.num_bins - 1) // 2, dtype=np.int64)

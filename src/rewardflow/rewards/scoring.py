@@ -18,7 +18,7 @@ import io
 import json
 import os
 import sys
-import tarfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rewardflow.data.shards import iter_shard, list_shards
+from rewardflow.data.shards import ShardDamageWarning, iter_shard, list_shards, scan_keys
 from rewardflow.rewards.base import Reward
 from rewardflow.rewards.registry import get_reward
 from rewardflow.utils.atomic import atomic_write, atomic_write_json
+from rewardflow.utils.locks import FolderLock
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 VERSIONS_META = b"rewardflow.reward_versions"
@@ -43,6 +44,7 @@ class ScoreReport:
     shards_scored: int = 0
     shards_up_to_date: int = 0
     samples_scored: int = 0
+    samples_total: int = 0  # samples in the shards' intact parts
     skipped: dict[str, list[dict]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)  # reward counters, e.g. unparsed captions
 
@@ -88,19 +90,26 @@ def decode_image(data: bytes) -> np.ndarray:
 
 def _read_shard(shard: Path) -> tuple[list[str], list[np.ndarray], list[str], list[dict]]:
     keys, images, captions, skipped = [], [], [], []
-    for sample in iter_shard(shard):
-        ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
-        if ext is None:
-            skipped.append({"key": sample.key, "reason": "no image member"})
-            continue
-        try:
-            img = decode_image(sample.members[ext])
-        except Exception as exc:  # PIL raises many types for corrupt files
-            skipped.append({"key": sample.key, "reason": f"corrupt {ext}: {type(exc).__name__}: {exc}"})
-            continue
-        keys.append(sample.key)
-        images.append(img)
-        captions.append(sample.members.get("txt", b"").decode("utf-8", errors="replace"))
+    with warnings.catch_warnings(record=True) as damage:  # a truncated shard: its intact part is scored
+        warnings.simplefilter("always", ShardDamageWarning)
+        for sample in iter_shard(shard):
+            ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
+            if ext is None:
+                skipped.append({"key": sample.key, "reason": "no image member"})
+                continue
+            try:
+                img = decode_image(sample.members[ext])
+            except Exception as exc:  # PIL raises many types for corrupt files
+                skipped.append({"key": sample.key, "reason": f"corrupt {ext}: {type(exc).__name__}: {exc}"})
+                continue
+            keys.append(sample.key)
+            images.append(img)
+            captions.append(sample.members.get("txt", b"").decode("utf-8", errors="replace"))
+    for w in damage:
+        if issubclass(w.category, ShardDamageWarning):
+            skipped.append({"key": w.message.key or "", "reason": str(w.message)})
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return keys, images, captions, skipped
 
 
@@ -144,11 +153,9 @@ def score_shard(shard: Path, rewards: Sequence[Reward], progress=None) -> tuple[
 
 
 def _count_samples(shards: Sequence[Path]) -> int:
-    n = 0
-    for shard in shards:
-        with tarfile.open(shard, "r") as tar:  # headers only: seeks past member data
-            n += len({m.name.split("/")[-1].split(".")[0] for m in tar.getmembers() if m.isfile()})
-    return n
+    with warnings.catch_warnings():  # reported once, when the shard is scored
+        warnings.simplefilter("ignore", ShardDamageWarning)
+        return sum(len(scan_keys(shard)) for shard in shards)
 
 
 def _worker(args):
@@ -184,7 +191,8 @@ def score_dataset(
     names = list(rewards)
     instances = [get_reward(n, **kwargs) for n in names]  # validates names before any work
     report = ScoreReport(shards_total=len(shards))
-    bar = tqdm(total=_count_samples(shards), unit="img", desc="scoring", disable=not progress, file=sys.stderr)
+    report.samples_total = _count_samples(shards)
+    bar = tqdm(total=report.samples_total, unit="img", desc="scoring", disable=not progress, file=sys.stderr)
     skipped_path = data_dir / SKIPPED_FILE
     all_skipped: dict[str, list[dict]] = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
 
@@ -203,6 +211,7 @@ def score_dataset(
         for k, v in (stats or {}).items():
             report.stats[k] = report.stats.get(k, 0) + v
 
+    lock = FolderLock(data_dir, "score").acquire()  # two scorers would race on the same Parquet files
     try:
         if workers and workers > 1:
             import multiprocessing as mp
@@ -223,6 +232,7 @@ def score_dataset(
                 record(shard.name, n, skipped, stats)
     finally:
         bar.close()
+        lock.release()
     report.skipped = {k: v for k, v in all_skipped.items() if (data_dir / k).exists()}
     return report
 

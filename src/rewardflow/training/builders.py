@@ -67,6 +67,7 @@ def build_data(config: TrainConfig, ctx: DataContext):
         d.path, keys, batch_size=ctx.per_device_batch, text_encoder=build_text_encoder(config),
         image_size=d.image_size, latents=d.latents, seed=config.seed, shuffle=d.shuffle,
         rank=ctx.rank, world_size=ctx.world_size, num_workers=d.workers, in_memory=d.in_memory,
+        nonfinite_rewards=d.nonfinite_rewards,
     )
 
 

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,11 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from rewardflow.utils.tensorfile import canonicalize_safetensors
+
 __all__ = [
-    "CKPT_RE", "checkpoints_root", "clean_temp", "latest_checkpoint", "list_checkpoints",
+    "CKPT_RE", "checkpoint_problem", "checkpoints_root", "clean_temp", "latest_checkpoint", "list_checkpoints",
+    "newest_valid_checkpoint",
     "load_checkpoint", "load_optimizer_state", "rng_state", "save_checkpoint",
     "save_optimizer_state", "set_rng_state",
 ]
@@ -60,6 +64,66 @@ def list_checkpoints(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     found = list_checkpoints(out_dir)
     return found[-1][1] if found else None
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why the safetensors file at `path` cannot be read in full; None when it can."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or 8 + n > size:
+                return f"its header runs past the end of the file ({size} bytes)"
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"unreadable ({exc})"
+    if 8 + n + end != size:
+        return f"truncated: {size} bytes where its header needs {8 + n + end}"
+    return None
+
+
+CHECKPOINT_FILES = ("model/model.safetensors", "live.safetensors", "optimizer.safetensors", "optimizer.json",
+                    "trainer_state.json", "train_config.json")
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why checkpoint folder `path` cannot be resumed from (missing or damaged file); None if it can."""
+    missing = [n for n in CHECKPOINT_FILES if not (path / n).is_file()]
+    if missing:
+        return f"missing {missing}"
+    for name in CHECKPOINT_FILES:
+        if name.endswith(".safetensors"):
+            why = safetensors_problem(path / name)
+        else:
+            try:
+                json.loads((path / name).read_text())
+                why = None
+            except (OSError, ValueError) as exc:
+                why = f"unreadable ({exc})"
+        if why:
+            return f"{name}: {why}"
+    return None
+
+
+def newest_valid_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint that verifies, warning about each newer one it passes over.
+
+    None when there is no checkpoint at all; an error when there are some and none verifies,
+    since starting from scratch would silently throw the run away.
+    """
+    found = list_checkpoints(out_dir)
+    problems = []
+    for _, path in reversed(found):
+        why = checkpoint_problem(path)
+        if why is None:
+            return path
+        warnings.warn(f"skipping damaged checkpoint {path}: {why}; trying the one before it", stacklevel=2)
+        problems.append(f"{path.name}: {why}")
+    if found:
+        raise ValueError(f"no checkpoint in {checkpoints_root(out_dir)} can be resumed from ({'; '.join(problems)}). "
+                         "Restore a good copy, or move the folder away to start the run over.")
+    return None
 
 
 def clean_temp(out_dir: str | os.PathLike) -> None:
@@ -142,6 +206,7 @@ def _save_pretrained(model: nn.Module, directory: Path) -> None:
     else:  # a bare nn.Module (tests, custom models): weights only
         directory.mkdir(parents=True, exist_ok=True)
         save_model(model, str(directory / "model.safetensors"))
+        canonicalize_safetensors(directory / "model.safetensors")
 
 
 def save_checkpoint(
@@ -165,6 +230,7 @@ def save_checkpoint(
     tmp.mkdir()
     _save_pretrained(ema_model, tmp / "model")
     save_model(live_model, str(tmp / "live.safetensors"))
+    canonicalize_safetensors(tmp / "live.safetensors")
     save_optimizer_state(optimizer_state, tmp)
     (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
     if bins is not None:  # the edges travel with the weights (RewardFlowPipeline.from_checkpoint reads them)
@@ -190,10 +256,9 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike, *, ema_model: nn.Module, live_model: nn.Module) -> dict[str, Any]:
     """Load weights into both models in place; return trainer state, config and optimizer state."""
     path = Path(path)
-    missing = [n for n in ("model", "live.safetensors", "optimizer.json", "trainer_state.json", "train_config.json")
-               if not (path / n).exists()]
-    if missing:
-        raise FileNotFoundError(f"checkpoint {path} is incomplete: missing {missing}")
+    why = checkpoint_problem(path)
+    if why:
+        raise ValueError(f"checkpoint {path} cannot be resumed from: {why}")
     load_model(live_model, str(path / "live.safetensors"), strict=True)
     load_model(ema_model, str(path / "model" / "model.safetensors"), strict=True)
     return {

@@ -55,6 +55,9 @@ class DataSection:
     latents: bool = False  # shards hold precomputed latents instead of images
     text_encoder: str | None = None  # None -> the library default (offline all-MiniLM-L6-v2)
     text_cache: str | None = None  # directory for cached caption embeddings
+    # NaN / inf reward scores: "error" stops training and names them; "neutral" feeds them as
+    # 0.5, the middle of the reward range (for a few failed scores in a large dataset).
+    nonfinite_rewards: str = "error"
 
 
 @dataclass
@@ -157,6 +160,8 @@ class TrainConfig:
         need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1]")
         need(0 <= self.text_dropout <= 1, f"text_dropout must be in [0, 1], got {self.text_dropout}")
         need(0 <= self.reward_dropout <= 1, f"reward_dropout must be in [0, 1], got {self.reward_dropout}")
+        need(self.data.nonfinite_rewards in ("error", "neutral"),
+             f"data.nonfinite_rewards must be 'error' or 'neutral', got {self.data.nonfinite_rewards!r}")
         need(self.text_dropout_rewards in TEXT_DROPOUT_REWARDS,
              f"text_dropout_rewards must be one of {TEXT_DROPOUT_REWARDS}, got {self.text_dropout_rewards!r}")
         need(0 <= self.ema.decay < 1, f"ema.decay must be in [0, 1), got {self.ema.decay}")
@@ -223,7 +228,7 @@ def config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any
 
 
 # Fields added after checkpoints were first written, with the behaviour those checkpoints had.
-LEGACY_DEFAULTS: dict[str, Any] = {"text_dropout_rewards": "keep"}
+LEGACY_DEFAULTS: dict[str, Any] = {"text_dropout_rewards": "keep", "data.nonfinite_rewards": "error"}
 
 
 def check_resume_config(saved: dict[str, Any], current: dict[str, Any], allow: list[str] | tuple[str, ...] = ()) -> None:
@@ -232,7 +237,7 @@ def check_resume_config(saved: dict[str, Any], current: dict[str, Any], allow: l
     `allow` lists dotted keys (or section prefixes like `optim`, or `*`) permitted to change.
     """
     allowed = tuple(OPERATIONAL_KEYS) + tuple(allow)
-    saved = {**LEGACY_DEFAULTS, **saved}  # checkpoints from before a field existed ran its old behaviour
+    saved = {**LEGACY_DEFAULTS, **flatten(saved)}  # checkpoints from before a field existed ran its old behaviour
 
     def ok(key: str) -> bool:
         return "*" in allowed or any(key == a or key.startswith(a + ".") for a in allowed)
