@@ -1,6 +1,8 @@
 """`rewardflow sample`: images from a trained pipeline with per-reward control.
 
 Writes OUT/images/NNNNN.png, OUT/samples.jsonl (one record per image) and optionally OUT/grid.png.
+Images are written batch by batch as they are made; the same command run again continues an
+interrupted request where it stopped (and refuses a folder that holds another request's images).
 """
 
 from __future__ import annotations
@@ -174,11 +176,40 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from rewardflow.sampling.pipeline import to_output_type
-    from rewardflow.utils.atomic import atomic_write_bytes
+    from rewardflow.sampling.sample_folder import SampleFolder
 
     prompts, _ = load_prompts(args.prompts, args.max_prompts)
+    if args.num_per_prompt < 1:
+        raise ValueError(f"--num-per-prompt must be >= 1, got {args.num_per_prompt}")
     pipe = load_pipeline(args.model, args.device, args.allow_download)
+    pos, neg = _targets(args, pipe)
+    kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
+              guidance_scale=args.guidance, text_guidance_scale=args.text_guidance,
+              guidance_interval=_interval(args.guidance_interval), num_inference_steps=args.steps,
+              solver=args.solver, shift=args.shift, batch_size=args.batch_size,
+              batch_invariant=args.batch_invariant)
+    flat = [p for p in prompts for _ in range(args.num_per_prompt)]
+    tg = pipe.resolve_targets(pos or None, neg or None)
+    common = dict(reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
+                  **_settings(args, pipe))
+    planned = [dict(file=f"images/{i:05d}.png", prompt=p, seed=args.seed + i, **common) for i, p in enumerate(flat)]
+    if args.best_of > 1:  # the seed of each image is the winning candidate's, known only afterwards
+        planned = [{k: v for k, v in dict(r, best_of=args.best_of, selector=args.select).items() if k != "seed"}
+                   for r in planned]
+    with SampleFolder(args.out, planned) as folder:
+        if folder.done < len(planned):
+            _make(args, pipe, folder, planned, kw)
+        records = folder.records()
+    if args.grid:
+        from PIL import Image
+
+        pils = [Image.open(Path(args.out) / r["file"]) for r in records]
+        make_grid(pils, args.num_per_prompt if len(prompts) > 1 else min(len(pils), 8)).save(Path(args.out) / "grid.png")
+    print(f"wrote {len(records)} images and {len(records)} records in samples.jsonl to {args.out}")
+    return 0
+
+
+def _targets(args, pipe) -> tuple[dict, dict]:
     base = mode_targets(pipe, args.mode, parse_assignments(args.anchor, "--anchor"))
     pos = parse_assignments(args.reward, "--reward")
     neg = parse_assignments(args.negative_reward, "--negative-reward")
@@ -186,65 +217,71 @@ def run(args) -> int:
         # KEY=none in s+ means no contrast on KEY either, unless --negative-reward names it.
         neg = {k: None for k, v in pos.items() if v is None} | neg
         pos, neg = base.positive | pos, base.negative | neg
-    kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
-              guidance_scale=args.guidance, text_guidance_scale=args.text_guidance,
-              guidance_interval=_interval(args.guidance_interval), num_inference_steps=args.steps,
-              solver=args.solver, shift=args.shift, batch_size=args.batch_size,
-              batch_invariant=args.batch_invariant)
-    flat = [p for p in prompts for _ in range(args.num_per_prompt)]
-    seeds = [args.seed + i for i in range(len(flat))]
-    extra: list[dict] = [{} for _ in flat]
-    if args.best_of > 1:
-        from rewardflow.sampling.selection import best_of_n
+    return pos, neg
 
-        if not args.select:
-            raise ValueError("--best-of needs --select REWARD (or REWARD=W,...)")
-        sel = parse_assignments([args.select], "--select") if "=" in args.select else args.select
-        if isinstance(sel, dict) and any(v is None for v in sel.values()):
-            raise ValueError(f"--select {args.select!r}: every weight must be a number")
-        # One prompt entry per output image; best_of_n then draws N nested-seed candidates for each.
-        res = best_of_n(pipe, flat, args.best_of, sel, seed=args.seed, normalize=args.select_normalize,
-                        output_type="pt", **kw)
-        images, seeds = res.images, res.seeds
-        tg = pipe.resolve_targets(pos or None, neg or None)
-        targets = (dict(tg.positive), dict(tg.negative)) if tg else ({}, {})
-        for i in range(len(flat)):
-            extra[i] = {"best_of": args.best_of, "selector": args.select,
-                        "candidate_seeds": res.candidate_seeds[i],
-                        "candidate_scores": [float(v) for v in res.scores[i]]}
-    else:
-        o = pipe(flat, seed=seeds, output_type="pt", **kw)
-        images, targets = o.images, (o.reward_targets, o.negative_reward_targets)
+
+def _settings(args, pipe) -> dict:
     c = pipe.config
     w, w_t, iv = pipe.resolve_guidance(args.guidance, args.text_guidance, _interval(args.guidance_interval))
-    settings = dict(negative_prompt=args.negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
-                    guidance_interval=None if iv is None else list(iv),
-                    num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
-                    shift=c["shift"] if args.shift is None else args.shift, batch_invariant=args.batch_invariant)
-    scores = {}
+    return dict(negative_prompt=args.negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
+                guidance_interval=None if iv is None else list(iv),
+                num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
+                shift=c["shift"] if args.shift is None else args.shift, batch_invariant=args.batch_invariant)
+
+
+def _make(args, pipe, folder, planned: list[dict], kw: dict) -> None:
+    """Make the images after `folder.done`, writing each network batch as soon as it is decoded.
+
+    Chunks are whole network batches counted from image 0, so a continued run puts every image
+    in the same batch as an uninterrupted one and gets the same pixels."""
+    from tqdm.auto import tqdm
+
+    if args.best_of > 1:  # candidates are drawn per request: written together at the end
+        folder.keep_first(0)
+        images, extra = _best_of(args, pipe, [r["prompt"] for r in planned], kw)
+        _write(args, folder, images, [dict(r, **e) for r, e in zip(planned, extra)])
+        return
+    chunk = 16 if args.batch_invariant else (args.batch_size or pipe.config["batch_size"])
+    folder.keep_first(folder.done - folder.done % chunk)
+    if folder.done:
+        print(f"{args.out}: {folder.done} of {len(planned)} images already made; continuing")
+    bar = tqdm(total=len(planned), initial=folder.done, unit="img", desc="sampling")
+    for a in range(folder.done, len(planned), chunk):
+        part = planned[a : a + chunk]
+        out = pipe([r["prompt"] for r in part], seed=[r["seed"] for r in part], output_type="pt",
+                   progress=False, **kw)
+        _write(args, folder, out.images, part)
+        bar.update(len(part))
+    bar.close()
+
+
+def _best_of(args, pipe, flat: list[str], kw: dict):
+    from rewardflow.sampling.selection import best_of_n
+
+    if not args.select:
+        raise ValueError("--best-of needs --select REWARD (or REWARD=W,...)")
+    sel = parse_assignments([args.select], "--select") if "=" in args.select else args.select
+    if isinstance(sel, dict) and any(v is None for v in sel.values()):
+        raise ValueError(f"--select {args.select!r}: every weight must be a number")
+    # One prompt entry per output image; best_of_n then draws N nested-seed candidates for each.
+    res = best_of_n(pipe, flat, args.best_of, sel, seed=args.seed, normalize=args.select_normalize,
+                    output_type="pt", **kw)
+    extra = [{"seed": res.seeds[i], "candidate_seeds": res.candidate_seeds[i],
+              "candidate_scores": [float(v) for v in res.scores[i]]} for i in range(len(flat))]
+    return res.images, extra
+
+
+def _write(args, folder, images, records: list[dict]) -> None:
+    """images: (B, C, H, W) in [-1, 1], one per record."""
+    from rewardflow.sampling.pipeline import to_output_type
+
     if args.score:
         from rewardflow.rewards.registry import parse_reward_list
         from rewardflow.sampling.selection import score_images
 
-        scores = score_images(images, flat, parse_reward_list(args.score))
-
-    out_dir = Path(args.out)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    pils = to_output_type(images, "pil")
-    lines = []
-    for i, (im, prompt, seed) in enumerate(zip(pils, flat, seeds)):
-        name = f"images/{i:05d}.png"
-        im.save(out_dir / name)
-        rec = dict(file=name, prompt=prompt, seed=seed, reward_targets=targets[0],
-                   negative_reward_targets=targets[1], **settings, **extra[i])
-        if scores:
-            rec["scores"] = {k: float(v[i]) for k, v in scores.items()}
-        lines.append(json.dumps(rec))
-    atomic_write_bytes(out_dir / "samples.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
-    if args.grid:
-        make_grid(pils, args.num_per_prompt if len(prompts) > 1 else min(len(pils), 8)).save(out_dir / "grid.png")
-    print(f"wrote {len(pils)} images and samples.jsonl to {out_dir}")
-    return 0
+        scores = score_images(images, [r["prompt"] for r in records], parse_reward_list(args.score))
+        records = [dict(r, scores={k: float(v[i]) for k, v in scores.items()}) for i, r in enumerate(records)]
+    folder.write(to_output_type(images, "pil"), records)
 
 
 def _interval(text: str | None):
