@@ -122,6 +122,10 @@ def test_bad_inputs(pipe, baseline_pipe):
         pipe([])
     with pytest.raises(ValueError, match="num_inference_steps"):
         pipe("a", num_inference_steps=0)
+    with pytest.raises(ValueError, match=r"guidance_scale must be a finite number >= 0.0, got -1"):
+        pipe("a", guidance_scale=-1.0)
+    with pytest.raises(ValueError, match=r"text_guidance_scale must be a finite number >= 0.0"):
+        pipe("a", guidance_scale=1.0, text_guidance_scale=-2.0)
     with pytest.raises(ValueError, match="unknown solver"):
         pipe("a", solver="rk4")
     with pytest.raises(ValueError, match="2 seeds for 3"):

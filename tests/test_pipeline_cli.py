@@ -99,6 +99,8 @@ def test_sample_errors_are_clear(saved, tmp_path, capsys):
     assert "[0, 1]" in capsys.readouterr().err
     assert main(["sample", "--model", saved, "--prompts", "a", "--mode", "weird", "--out", str(tmp_path)]) == 1
     assert main(["sample", "--model", str(tmp_path / "none"), "--prompts", "a", "--out", str(tmp_path)]) == 1
+    assert main(["sample", "--model", saved, "--prompts", "a", "--num-per-prompt", "0", "--out", str(tmp_path)]) == 1
+    assert "--num-per-prompt must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_target_search_command(saved, tmp_path):

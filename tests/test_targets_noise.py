@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -65,6 +66,12 @@ def test_out_of_range_values_name_key_and_value():
         custom(KEYS, {}, negative={"aesthetic_score": -0.1})
     with pytest.raises(ValueError, match="'clip_score'.*nan"):
         custom(KEYS, {"clip_score": float("nan")})
+    # A string or a bool is a caller's bug, not a number to convert.
+    with pytest.raises(ValueError, match=r"'clip_score'.*'0\.5' of type str"):
+        custom(KEYS, {"clip_score": "0.5"})
+    with pytest.raises(ValueError, match=r"'clip_score'.*True of type bool"):
+        custom(KEYS, {"clip_score": True})
+    assert custom(KEYS, {"clip_score": np.float32(0.5)}).positive["clip_score"] == 0.5
     with pytest.raises(ValueError, match="pairwise t"):
         pairwise(KEYS, "aesthetic_score", "clip_score", 2.0)
     with pytest.raises(ValueError, match="two different"):

@@ -159,9 +159,9 @@ class RewardFlowPipeline:
         three-branch or interval-limited still means plain CFG for pipe(w=...)."""
         c = self.config
         saved = guidance_scale is None
-        w = _check_number("guidance_scale", c["guidance_scale"] if saved else guidance_scale)
+        w = _check_number("guidance_scale", c["guidance_scale"] if saved else guidance_scale, lo=0.0)
         w_t = (c["text_guidance_scale"] if saved else None) if text_guidance_scale is None else text_guidance_scale
-        w_t = None if w_t is None else _check_number("text_guidance_scale", w_t)
+        w_t = None if w_t is None else _check_number("text_guidance_scale", w_t, lo=0.0)
         iv = (c["guidance_interval"] if saved else None) if guidance_interval is None else guidance_interval
         return w, w_t, _check_interval(iv)
 

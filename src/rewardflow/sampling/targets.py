@@ -12,9 +12,11 @@ trained with ``reward_dropout > 0`` has learned what the null tokens mean (the p
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 
 __all__ = ["RewardTargets", "custom", "format_target", "high_quality", "isolate", "pairwise"]
@@ -41,10 +43,11 @@ def _check_known(keys: Sequence[str], given) -> None:
 def _check_value(key: str, value) -> float | None:
     if value is None:
         return None  # unspecified: the reward's null token
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"target for reward {key!r} must be a number in [0, 1]; got {value!r}") from None
+    # Strings and bools are refused rather than converted: "0.5" or True is a caller's bug.
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise ValueError(f"target for reward {key!r} must be a number in [0, 1] (or None: unspecified); "
+                         f"got {value!r} of type {type(value).__name__}")
+    v = float(value)
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
         raise ValueError(f"target for reward {key!r} must be in [0, 1]; got {value!r}")
     return v
