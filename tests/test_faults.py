@@ -52,21 +52,48 @@ def _trainer(out_dir, steps=4, every=2) -> Trainer:
     return Trainer(cfg, data=lambda ctx: SyntheticData(ctx))
 
 
-def test_second_job_in_a_locked_folder_is_refused_and_a_killed_one_does_not_block(tmp_path):
-    holder = _holder(tmp_path)
+TRAIN_AND_HANG = textwrap.dedent("""
+    import sys, time, torch
+    from rewardflow.training import TrainConfig, Trainer
+    from rewardflow.training.callbacks import FunctionCallback
+    from rewardflow.training.synthetic import SyntheticData
+    torch.set_num_threads(1)
+    cfg = TrainConfig.load(None, [f"out_dir={sys.argv[1]}", "data.batch_size=4", "max_steps=4", "checkpoint.every=2",
+                                  "checkpoint.keep_last=5", "progress=false", "tensorboard=false",
+                                  "data.reward_keys=[a,b]"])
+    def hang(trainer, step):
+        if step == 2:  # after the step-2 checkpoint: a run in the middle of its work
+            print("running", flush=True)
+            time.sleep(600)
+    Trainer(cfg, data=lambda ctx: SyntheticData(ctx), callbacks=[FunctionCallback(hang, every=1)]).train()
+""")
+
+
+@pytest.mark.timeout(180)
+def test_second_trainer_on_a_running_folder_is_refused_and_a_killed_one_does_not_block(tmp_path):
+    first = subprocess.Popen([sys.executable, "-c", TRAIN_AND_HANG, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
+        while (line := first.stdout.readline()) and line.strip() != "running":
+            pass  # the trainer's own messages
+        assert line.strip() == "running"
+        (step, ckpt), = list_checkpoints(tmp_path)
+        before = {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()}
+        log = (tmp_path / "log.jsonl").read_bytes()
         with pytest.raises(FolderLockedError) as exc:
             _trainer(tmp_path).train()
         msg = str(exc.value)
-        assert str(tmp_path) in msg and f"pid {holder.pid}" in msg and LOCK_NAME in msg
-        assert not list_checkpoints(tmp_path)  # the refused run wrote nothing
+        assert str(tmp_path) in msg and f"pid {first.pid}" in msg and LOCK_NAME in msg
+        # The refused run touched nothing of the running one.
+        assert {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()} == before
+        assert (tmp_path / "log.jsonl").read_bytes() == log and [s for s, _ in list_checkpoints(tmp_path)] == [2]
     finally:
-        holder.kill()  # SIGKILL: no chance to remove its lock
-        holder.wait()
+        first.kill()  # SIGKILL: no chance to remove its lock
+        first.wait()
     assert (tmp_path / LOCK_NAME).exists()
     with pytest.warns(UserWarning, match="process that is gone"):
         out = _trainer(tmp_path).train()
-    assert out["step"] == 4 and not (tmp_path / LOCK_NAME).exists()
+    assert out["step"] == 4 and out["resumed_from"].endswith("step_0000002")
+    assert not (tmp_path / LOCK_NAME).exists()
 
 
 def _tiny_dataset(d: Path) -> Path:
@@ -252,3 +279,20 @@ def test_corrupt_image_at_training_time_is_skipped_by_name_and_many_stop_the_run
     shard.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="2 samples cannot be decoded"), pytest.warns(ShardDamageWarning):
         list(ShardDataset(tmp_path, [], batch_size=8, shuffle=False, infinite=False))
+
+
+def test_data_command_on_a_full_disk_leaves_no_temp_shard(tmp_path, monkeypatch, capsys):
+    import tarfile
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if mounted.returncode:
+        monkeypatch.setattr(tarfile.TarFile, "addfile", _no_space)  # no mount rights: fail as a full disk does
+    try:
+        assert cli_main(["data", "shapes", "--out", str(mnt / "d"), "--num", "200", "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert "no space left on the device" in err and "00000.tar" in err and "Traceback" not in err
+        assert [p.name for p in (mnt / "d").iterdir()] == []
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

@@ -180,11 +180,27 @@ class ShardWriter:
     def _close_current(self) -> None:
         if self._tar is None:
             return
-        self._tar.close()
-        os.replace(self._tmp, self._final)
+        tar, self._tar = self._tar, None
+        try:
+            tar.close()
+            os.replace(self._tmp, self._final)
+        except OSError as exc:
+            self._fail(exc)
         self.written.append(self._final)
-        self._tar = None
         self.index += 1
+
+    def _fail(self, exc: OSError):
+        # Disk full and friends: no partial shard left behind, and the error names the shard.
+        if self._tar is not None:
+            try:
+                self._tar.close()
+            except OSError:
+                pass
+            self._tar = None
+        self._tmp.unlink(missing_ok=True)
+        if exc.errno is not None and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(self._final)) from exc
+        raise exc
 
     def write(self, key: str, members: dict[str, bytes | str]) -> None:
         if "." in key or "/" in key:
@@ -197,7 +213,10 @@ class ShardWriter:
             info = tarfile.TarInfo(f"{key}.{ext}")
             info.size = len(data)
             info.mtime = 0  # deterministic bytes for a given content
-            self._tar.addfile(info, io.BytesIO(data))
+            try:
+                self._tar.addfile(info, io.BytesIO(data))
+            except OSError as exc:
+                self._fail(exc)
         self.count += 1
         if self.count >= self.maxcount:
             self._close_current()
@@ -213,7 +232,10 @@ class ShardWriter:
         if exc_type is None:
             self.close()
         elif self._tar is not None:
-            # A failed job leaves no partial shard under a final name.
-            self._tar.close()
+            # A failed job leaves no partial shard, under a final name or a temporary one.
+            try:
+                self._tar.close()
+            except OSError:
+                pass
             self._tmp.unlink(missing_ok=True)
             self._tar = None
