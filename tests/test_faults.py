@@ -296,3 +296,58 @@ def test_data_command_on_a_full_disk_leaves_no_temp_shard(tmp_path, monkeypatch,
         assert [p.name for p in (mnt / "d").iterdir()] == []
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def _stub_encoder(pixels):  # (B, 3, H, W) -> (B, 3, H/2, W/2): enough to exercise the latent path
+    return torch.nn.functional.avg_pool2d(pixels, 2)
+
+
+def test_latents_encode_skips_a_corrupt_image_by_name_and_stops_on_many(tmp_path):
+    from rewardflow.data.latents import encode_shards
+    from rewardflow.data.shards import ShardDamageWarning, scan_keys
+
+    src = tmp_path / "src"
+    shard, starts = _shard_with_offsets(src, 120)
+    data = bytearray(shard.read_bytes())
+    data[starts[7] + 512 + 60: starts[7] + 512 + 90] = b"\xff" * 30
+    shard.write_bytes(bytes(data))
+    with pytest.warns(ShardDamageWarning, match=r"00000.tar: sample 000007 cannot be decoded"):
+        stats = encode_shards(src, tmp_path / "lat", _stub_encoder, batch_size=16, progress=False)
+    keys = scan_keys(tmp_path / "lat" / "00000.tar")
+    assert stats.count == 119 and len(keys) == 119 and "000007" not in keys
+    data[starts[20] + 512 + 60: starts[20] + 512 + 90] = b"\xff" * 30  # two bad of 120: over 1%
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="latents encode: 2 samples cannot be decoded"), \
+            pytest.warns(ShardDamageWarning):
+        encode_shards(src, tmp_path / "lat2", _stub_encoder, batch_size=16, progress=False)
+    assert list((tmp_path / "lat2").glob("*.tar")) == [] and list((tmp_path / "lat2").glob(".*")) == []
+
+
+@pytest.mark.parametrize("code,words", [(errno.EROFS, "the file system is read-only"),
+                                        (errno.EACCES, "permission denied"),
+                                        (errno.EDQUOT, "disk quota exceeded")])
+def test_cli_names_the_path_for_each_storage_fault(tmp_path, monkeypatch, capsys, code, words):
+    _tiny_dataset(tmp_path)
+
+    def fail(*args):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fail)
+    assert cli_main(["score", "--data", str(tmp_path), "--rewards", "sharpness", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert words in err and str(tmp_path / "00000.parquet") in err and "Traceback" not in err
+
+
+def test_read_only_mount_is_one_line(tmp_path, capsys):
+    src = _tiny_dataset(tmp_path / "src")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(src), str(ro)], capture_output=True).returncode:
+        pytest.skip("no mount rights here; the same message is checked through an injected EROFS above")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True, capture_output=True)
+        assert cli_main(["score", "--data", str(ro), "--rewards", "sharpness", "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert "read-only" in err and str(ro) in err and "Traceback" not in err
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)

@@ -80,3 +80,15 @@ def test_cli(folder, tmp_path, capsys):
     (folder / "p3.txt").unlink()
     assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
     assert "--missing-caption" in capsys.readouterr().err
+
+
+def test_pack_stops_when_too_many_images_are_unreadable(folder, tmp_path, capsys):
+    from rewardflow.cli import main
+
+    (folder / "broken2.png").write_bytes(b"\x89PNG\r\n\x1a\nalso not")
+    (folder / "broken2.txt").write_text("broken too")
+    with pytest.raises(ValueError, match=r"2 images cannot be read .*broken.*--max-bad-fraction"):
+        pack(tmp_path / "out", images=folder, shard_size=4, progress=False)
+    assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "out2"), "--no-progress",
+                 "--max-bad-fraction", "0.5"]) == 0
+    assert "skipped 2 unreadable" in capsys.readouterr().out

@@ -73,6 +73,8 @@ def _add_pack(sub) -> None:
                    help="resize the short side to SIZE and centre-crop square (default: keep images as they are)")
     p.add_argument("--missing-caption", choices=["error", "skip", "empty"], default="error",
                    help="images without caption: stop with a list, skip and count, or pack with an empty caption")
+    p.add_argument("--max-bad-fraction", type=float, default=0.01,
+                   help="stop when more than this fraction of the images cannot be read (corrupt or missing files)")
     p.add_argument("--path-column", default="path", help="table column with image paths")
     p.add_argument("--caption-column", default="caption", help="table column with captions")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -84,7 +86,8 @@ def _run_pack(args) -> int:
 
     report = pack(args.out, images=args.images, table=args.table, shard_size=args.shard_size, size=args.size,
                   missing_caption=args.missing_caption, path_column=args.path_column,
-                  caption_column=args.caption_column, progress=not args.no_progress)
+                  caption_column=args.caption_column, progress=not args.no_progress,
+                  max_bad_fraction=args.max_bad_fraction)
     print(report.summary() + f" -> {args.out}")
     return 0
 

@@ -26,11 +26,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from rewardflow.data.images import IMAGE_EXTS, collate, decode_image, to_pixels
 from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
 from rewardflow.data.scores import drop_skipped, load_rewards
-from rewardflow.data.shards import ShardDamageWarning, iter_records, list_shards, scan_keys
+from rewardflow.data.damage import DamageBudget
+from rewardflow.data.shards import iter_records, list_shards, scan_keys
 
 __all__ = ["ShardDataset", "collate", "decode_image", "to_pixels", "load_rewards"]
 _STATE_FORMAT = "rewardflow.data_position"
-MAX_UNREADABLE_FRACTION = 0.01
 
 
 def _buffer_shuffle(ids: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -57,7 +57,8 @@ class _Stream(IterableDataset):
         self.local = [{k: j for j, k in enumerate(ks)} for ks in keys]  # key -> index among kept samples
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.start_batches = 0
-        self.unreadable: list[str] = []  # "shard:key" of samples this process could not decode
+        self.damage = DamageBudget(self.offsets[-1], "training data", "Re-copy the shards, or run `rewardflow score` "
+                                   "on them, which lists undecodable samples in _skipped.json so training leaves them out.")
 
     def read_order(self, epoch: int, slot: int, slots: int) -> np.ndarray:
         """Global sample ids this slot reads in an epoch, in shard-file order."""
@@ -89,18 +90,6 @@ class _Stream(IterableDataset):
             if item is not None:  # None: unreadable, skipped (the next sample takes its place)
                 yield item
 
-    def _unreadable(self, shard: Path, key: str, exc: Exception) -> None:
-        # Skip and name it; too many means a broken copy, not a stray bad file: stop.
-        self.unreadable.append(f"{shard.name}:{key}")
-        limit = max(1, int(MAX_UNREADABLE_FRACTION * self.offsets[-1]))
-        warnings.warn(ShardDamageWarning(f"{shard}: sample {key} cannot be decoded ({type(exc).__name__}: {exc}); "
-                                         "skipped", str(shard), key), stacklevel=2)
-        if len(self.unreadable) > limit:
-            raise ValueError(f"{len(self.unreadable)} samples cannot be decoded (e.g. {self.unreadable[:3]}), more "
-                             f"than {MAX_UNREADABLE_FRACTION:.0%} of {self.offsets[-1]}: the data looks damaged. "
-                             "Re-copy the shards, or run `rewardflow score` on them, which lists undecodable "
-                             "samples in _skipped.json so that training leaves them out.")
-
     def _read(self, shard_seq, needed, pending) -> Iterator[None]:
         c = self.cfg
         for s in shard_seq:
@@ -123,7 +112,7 @@ class _Stream(IterableDataset):
                     try:
                         item["image"] = decode_image(m[ext], c["image_size"])
                     except Exception as exc:  # PIL raises many types for corrupt files
-                        self._unreadable(self.shards[s], key, exc)
+                        self.damage.skip(self.shards[s], key, exc)
                         item = None
                 pending[gid] = item
                 yield

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from rewardflow.data.shards import ShardWriter, iter_shard, list_shards
+from rewardflow.data.damage import DamageBudget
+from rewardflow.data.shards import ShardWriter, iter_shard, list_shards, scan_keys
 from rewardflow.utils.atomic import atomic_write_json
 
 LATENT_MEMBER = "latent.safetensors"
@@ -134,6 +135,8 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
     if bad:
         raise ValueError(f"shard names must be NNNNN.tar, got {bad[:3]}")
     stats, count = ChannelStats(), 0
+    damage = DamageBudget(sum(len(scan_keys(sh)) for sh in shards), "latents encode",
+                          "Re-copy the shards (or score them and leave out what _skipped.json lists) and rerun.")
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -147,17 +150,24 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
                 stats.update(torch.stack([latent_from_bytes(s.members[LATENT_MEMBER]) for s in samples[i:i + batch_size]]))
             count += len(samples)
         else:
-            samples = list(iter_shard(shard))
+            samples, before = list(iter_shard(shard)), len(damage.skipped)
             with ShardWriter(out_dir, maxcount=len(samples) + 1, start_index=int(shard.stem)) as w:
                 w.prefix = shard.stem[: len(shard.stem) - len(f"{int(shard.stem):05d}")]
                 for i in range(0, len(samples), batch_size):
-                    chunk = samples[i:i + batch_size]
-                    items = []
-                    for s in chunk:
+                    chunk, items = [], []
+                    for s in samples[i:i + batch_size]:
                         ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in s.members), None)
                         if ext is None:
                             raise ValueError(f"{shard.name}: sample {s.key} has no image member")
-                        items.append({"key": s.key, "caption": "", "image": decode_image(s.members[ext], image_size)})
+                        try:
+                            image = decode_image(s.members[ext], image_size)
+                        except Exception as exc:  # PIL raises many types for corrupt files
+                            damage.skip(shard, s.key, exc)  # left out of the output shard
+                            continue
+                        chunk.append(s)
+                        items.append({"key": s.key, "caption": "", "image": image})
+                    if not items:
+                        continue
                     z = encoder(collate(items)["pixels"]).float()
                     stats.update(z)
                     for s, zi in zip(chunk, z):
@@ -168,7 +178,7 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
                         members = dict(s.members, json=json.dumps(meta))
                         members[LATENT_MEMBER] = latent_to_bytes(zs)
                         w.write(s.key, members)
-            count += len(samples)
+            count += len(samples) - (len(damage.skipped) - before)
         for side in (data_dir / f"{shard.stem}.parquet",):
             if side.exists() and not (out_dir / side.name).exists():
                 shutil.copy2(side, out_dir / side.name)

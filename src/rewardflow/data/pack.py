@@ -7,7 +7,8 @@ same input always packs to the same shards.
 Policies:
 - Image without a caption: by default an error before anything is written (listing a few);
   `missing_caption="skip"` skips and counts them, `"empty"` packs them with an empty caption.
-- Unreadable / corrupt image: skipped and counted, the packing goes on.
+- Unreadable / corrupt image: skipped and counted, the packing goes on; past `max_bad_fraction`
+  of all images (default 1 %) the job stops: that many bad files means a broken source.
 - Without `size` the original bytes are kept for PNG/JPEG; other formats become PNG. With
   `size` the short side is resized to it and the centre cropped square (JPEG stays JPEG).
 """
@@ -102,7 +103,8 @@ def _prepare(path: Path, size: int | None) -> tuple[str, bytes, tuple[int, int]]
 
 def pack(out: str | os.PathLike, images: str | os.PathLike | None = None, table: str | os.PathLike | None = None,
          shard_size: int = 1000, size: int | None = None, missing_caption: str = "error",
-         path_column: str = "path", caption_column: str = "caption", progress: bool = True) -> PackReport:
+         path_column: str = "path", caption_column: str = "caption", progress: bool = True,
+         max_bad_fraction: float = 0.01) -> PackReport:
     if missing_caption not in MISSING_CAPTION:
         raise ValueError(f"missing_caption must be one of {MISSING_CAPTION}, got {missing_caption!r}")
     if size is not None and size < 1:
@@ -140,6 +142,12 @@ def pack(out: str | os.PathLike, images: str | os.PathLike | None = None, table:
             except Exception:  # noqa: BLE001 -- any undecodable file is counted, not fatal
                 report.corrupt += 1
                 report.corrupt_files.append(str(path))
+                if report.corrupt > max(1, int(max_bad_fraction * len(items))):
+                    raise ValueError(
+                        f"{report.corrupt} images cannot be read (e.g. {report.corrupt_files[:3]}), more than "
+                        f"{max_bad_fraction:.0%} of {len(items)}: stopped. Fix or remove them and pack again into an "
+                        f"empty folder (the finished shards in {out} are complete), or pass --max-bad-fraction"
+                    )
                 continue
             key = f"{report.written:09d}"
             src = str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
