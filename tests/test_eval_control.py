@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from test_pipeline_fixtures import REWARD_KEYS, one_thread, pipe, tiny_text_encoder  # noqa: F401
+from pipeline_helpers import REWARD_KEYS
 
 from rewardflow.cli import main
 from rewardflow.eval import control as C
@@ -136,7 +136,7 @@ def test_run_control_report_and_errors(pipe, baseline_pipe_factory):
 
 @pytest.fixture
 def baseline_pipe_factory(tiny_text_encoder):
-    from test_pipeline_fixtures import tiny_model
+    from pipeline_helpers import tiny_model
 
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 

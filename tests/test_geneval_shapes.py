@@ -12,8 +12,8 @@ from rewardflow.data.shapes import (
     generate_sample,
     load_shapes_prompts,
     make_spec,
-    scene_for_spec,
     render_scene,
+    scene_for_spec,
 )
 from rewardflow.eval.detector import detect_objects
 from rewardflow.eval.geneval_shapes import evaluate, relative_position

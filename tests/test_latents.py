@@ -9,12 +9,11 @@ import sys
 
 import pytest
 import torch
+from dataset_helpers import make_dataset
 
 from rewardflow.data.datasets import ShardDataset
-from rewardflow.data.latents import (LATENT_MEMBER, ChannelStats, LatentStats, encode_shards, load_vae,
-                                     vae_encode)
+from rewardflow.data.latents import LATENT_MEMBER, ChannelStats, LatentStats, encode_shards, load_vae, vae_encode
 from rewardflow.data.shards import iter_shard, list_shards
-from test_datasets import make_dataset
 
 
 def stub(pixels):  # (B,3,8,8) -> (B,4,4,4), channels with distinct scales and offsets

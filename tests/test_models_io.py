@@ -6,8 +6,16 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rewardflow.models import (DenoiserConfig, DenoiserModel, DiT, UNet, build_model, load_model,
-                               model_config_from_preset, strip_compile_prefix)
+from rewardflow.models import (
+    DenoiserConfig,
+    DenoiserModel,
+    DiT,
+    UNet,
+    build_model,
+    load_model,
+    model_config_from_preset,
+    strip_compile_prefix,
+)
 
 KEYS = ("a", "b")
 

@@ -5,8 +5,15 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from rewardflow.models import (PRESETS, available_presets, build_model, count_module_flops, count_parameters,
-                               forward_flops, model_config_from_preset)
+from rewardflow.models import (
+    PRESETS,
+    available_presets,
+    build_model,
+    count_module_flops,
+    count_parameters,
+    forward_flops,
+    model_config_from_preset,
+)
 from rewardflow.models.flops import attention_flops
 
 REQUIRED = {"dit-tiny", "dit-small", "dit-base", "dit-350m", "unet-tiny", "unet-demo"}

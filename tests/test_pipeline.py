@@ -3,8 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_pipeline_fixtures import (REWARD_KEYS, baseline_pipe, one_thread, pipe, tiny_bins,  # noqa: F401
-                                    tiny_model, tiny_text_encoder)
+from pipeline_helpers import REWARD_KEYS, tiny_bins, tiny_model
 
 from rewardflow.sampling.pipeline import RewardFlowPipeline
 
@@ -157,7 +156,7 @@ def test_unspecified_target_samples_with_the_null_token(pipe, text_scale):
 
 
 def test_unspecified_target_needs_a_model_trained_with_reward_dropout(pipe, tiny_text_encoder):
-    from test_pipeline_fixtures import tiny_bins, tiny_model
+    from pipeline_helpers import tiny_model
 
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 

@@ -2,15 +2,9 @@ import json
 
 import pytest
 from PIL import Image
-from test_pipeline_fixtures import one_thread, pipe, tiny_text_encoder  # noqa: F401
 
 from rewardflow.cli import main
 from rewardflow.commands.sample import load_prompts
-
-
-@pytest.fixture
-def saved(pipe, tmp_path):
-    return str(pipe.save_pretrained(tmp_path / "pipe"))
 
 
 def _records(out):

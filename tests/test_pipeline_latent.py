@@ -1,6 +1,5 @@
 import pytest
 import torch
-from test_pipeline_fixtures import one_thread, tiny_text_encoder  # noqa: F401
 
 from rewardflow.sampling.pipeline import RewardFlowPipeline
 

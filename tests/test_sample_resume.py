@@ -3,16 +3,8 @@ with the same pixels as an uninterrupted one."""
 
 import json
 
-import pytest
-from test_pipeline_fixtures import one_thread, pipe, tiny_text_encoder  # noqa: F401
-
 from rewardflow.cli import main
 from rewardflow.sampling.sample_folder import SampleFolder
-
-
-@pytest.fixture
-def saved(pipe, tmp_path):
-    return str(pipe.save_pretrained(tmp_path / "pipe"))
 
 
 def _args(saved, out, *extra):

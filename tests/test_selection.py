@@ -2,7 +2,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_pipeline_fixtures import one_thread, pipe, tiny_text_encoder  # noqa: F401
 
 from rewardflow.sampling.selection import best_of_n, candidate_seeds
 

@@ -2,10 +2,8 @@ import json
 
 import pytest
 import torch
-from test_pipeline_fixtures import one_thread, pipe, tiny_text_encoder  # noqa: F401
 
-from rewardflow.sampling.target_search import (geneval_metric, linspace_grid, parse_sweep, reward_metric,
-                                               target_search)
+from rewardflow.sampling.target_search import geneval_metric, linspace_grid, parse_sweep, reward_metric, target_search
 
 
 def test_grid_and_sweep_parsing():

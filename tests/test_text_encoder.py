@@ -15,8 +15,15 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
-    from transformers import (AutoTokenizer, BertConfig, BertModel, CLIPTextConfig, CLIPTextModel, T5Config,
-                              T5EncoderModel)
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertModel,
+        CLIPTextConfig,
+        CLIPTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
 
     tok = AutoTokenizer.from_pretrained(resolve_model(None)[1], local_files_only=True)
     v = tok.vocab_size

@@ -1,14 +1,10 @@
-"""Dummy components for the pipeline / selection / target-search tests (as diffusers tests its
-pipelines): a tiny BERT saved with save_pretrained and loaded through the real TextEncoder, and
-tiny randomly initialised denoisers from the real presets with their adaLN-zero weights perturbed
-so outputs depend on every input."""
+"""Fixtures shared by the test modules: one torch thread, a tiny text encoder, tiny pipelines."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-
-REWARD_KEYS = ("sharpness", "colorfulness")  # real registered rewards, so selection can score them
+from pipeline_helpers import tiny_bins, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -37,26 +33,6 @@ def tiny_text_encoder(tmp_path_factory, one_thread):
     return TextEncoder(d, max_length=16)
 
 
-def tiny_model(preset: str = "dit-tiny", reward_keys=REWARD_KEYS, seed: int = 0, **overrides):
-    from rewardflow.models import build_model, model_config_from_preset
-
-    torch.manual_seed(seed)
-    model = build_model(model_config_from_preset(preset, reward_keys=tuple(reward_keys), text_dim=16, **overrides))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model.eval()
-
-
-def tiny_bins(keys=REWARD_KEYS):
-    import numpy as np
-
-    from rewardflow.rewards.binning import RewardBins
-
-    rng = np.random.default_rng(0)
-    return RewardBins.fit({k: rng.normal(size=500) for k in keys}, num_bins=8)
-
-
 @pytest.fixture
 def pipe(tiny_text_encoder):
     from rewardflow.sampling.pipeline import RewardFlowPipeline
@@ -70,3 +46,9 @@ def baseline_pipe(tiny_text_encoder):
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 
     return RewardFlowPipeline(tiny_model(reward_keys=()), tiny_text_encoder, None, config={"num_inference_steps": 3})
+
+
+@pytest.fixture
+def saved(pipe, tmp_path):
+    """The tiny MIRO pipeline saved as a folder, as `rewardflow sample --model` reads it."""
+    return str(pipe.save_pretrained(tmp_path / "pipe"))
