@@ -31,8 +31,7 @@ REWARDS = ("r0", "r1", "r2")
 def build(out: Path, num: int, shard_size: int, size: int) -> None:
     from rewardflow.data.shapes import SHAPES_PRESETS, generate_dataset
 
-    generate_dataset(SHAPES_PRESETS["full"].replace(size=size), num, out, seed=0, shard_size=shard_size,
-                     progress=False)
+    generate_dataset(SHAPES_PRESETS["full"].replace(size=size), num, out, seed=0, shard_size=shard_size, progress=False)
     rng = np.random.default_rng(0)
     every = {r: [] for r in REWARDS}
     for shard in list_shards(out):
@@ -72,18 +71,24 @@ def main() -> None:
         data = Path(tmp)
         t0 = time.perf_counter()
         build(data, args.num, args.shard_size, args.size)
-        print(f"dataset: {args.num} images {args.size}x{args.size} in {len(list_shards(data))} shards "
-              f"({time.perf_counter() - t0:.1f}s to generate)")
+        print(
+            f"dataset: {args.num} images {args.size}x{args.size} in {len(list_shards(data))} shards "
+            f"({time.perf_counter() - t0:.1f}s to generate)"
+        )
         common = dict(batch_size=args.batch_size, text_encoder=enc, seed=0)
         t0 = time.perf_counter()
         mem = ShardDataset(data, REWARDS, in_memory=True, **common)  # also warms the text cache
-        print(f"in-memory load (decode all + encode {len(mem._memory['captions'])} unique captions): "
-              f"{time.perf_counter() - t0:.1f}s")
+        print(
+            f"in-memory load (decode all + encode {len(mem._memory['captions'])} unique captions): "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
         for w in args.workers:
             ds = ShardDataset(data, REWARDS, num_workers=w, **common)
             results[f"streaming_workers{w}"] = measure(ds, args.batches)
         results["in_memory"] = measure(mem, args.batches * 4)
-        results["streaming_workers0_no_text"] = measure(ShardDataset(data, REWARDS, batch_size=args.batch_size), args.batches)
+        results["streaming_workers0_no_text"] = measure(
+            ShardDataset(data, REWARDS, batch_size=args.batch_size), args.batches
+        )
     for k, v in results.items():
         print(f"{k:28s} {v:10.0f} images/s")
     if args.json:

@@ -32,11 +32,17 @@ def worker(threads: int, steps: int, warmup: int) -> None:
     torch.set_num_threads(threads)
     d = DemoConfig()
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig.from_dict(dict(
-            model=dict(preset=d.model_preset, overrides=dict(d.model_overrides)),
-            data=dict(reward_keys=list(d.rewards), batch_size=d.batch_size, image_size=32),
-            optim=dict(lr=d.lr, warmup_steps=d.warmup_steps), ema=dict(decay=d.ema_decay),
-            progress=False, tensorboard=False, out_dir=out))
+        cfg = TrainConfig.from_dict(
+            dict(
+                model=dict(preset=d.model_preset, overrides=dict(d.model_overrides)),
+                data=dict(reward_keys=list(d.rewards), batch_size=d.batch_size, image_size=32),
+                optim=dict(lr=d.lr, warmup_steps=d.warmup_steps),
+                ema=dict(decay=d.ema_decay),
+                progress=False,
+                tensorboard=False,
+                out_dir=out,
+            )
+        )
 
         def data(ctx):
             return SyntheticData(ctx, channels=3, image_size=32, text_len=32, text_dim=384, fixed=True)
@@ -52,8 +58,21 @@ def worker(threads: int, steps: int, warmup: int) -> None:
 
 
 def _launch(threads: int, steps: int, warmup: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, "--worker", "--threads", str(threads), "--steps", str(steps),
-                             "--warmup", str(warmup)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--threads",
+            str(threads),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def main() -> None:
@@ -78,11 +97,16 @@ def main() -> None:
         seq.append(2 * one)
         par.append(max(timed))
         ratio.append(2 * one / max(timed))
-        print(f"rep {rep}: sequential 2 x {one:.1f} s ({args.threads} threads), parallel {max(timed):.1f} s "
-              f"(2 processes x {per} thread(s); wall with start-up {wall:.1f} s)", flush=True)
-    print(f"\n{args.steps} steps per model, median of {args.reps}: sequential {statistics.median(seq):.1f} s, "
-          f"parallel {statistics.median(par):.1f} s, ratio {statistics.median(ratio):.2f}x "
-          f"({2 * args.steps / statistics.median(par):.1f} vs {2 * args.steps / statistics.median(seq):.1f} steps/s)")
+        print(
+            f"rep {rep}: sequential 2 x {one:.1f} s ({args.threads} threads), parallel {max(timed):.1f} s "
+            f"(2 processes x {per} thread(s); wall with start-up {wall:.1f} s)",
+            flush=True,
+        )
+    print(
+        f"\n{args.steps} steps per model, median of {args.reps}: sequential {statistics.median(seq):.1f} s, "
+        f"parallel {statistics.median(par):.1f} s, ratio {statistics.median(ratio):.2f}x "
+        f"({2 * args.steps / statistics.median(par):.1f} vs {2 * args.steps / statistics.median(seq):.1f} steps/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,23 +46,49 @@ def main() -> None:
     measured = matmul_rate(n=8192, reps=20, dtype=torch.bfloat16, device="cuda")
     print(f"{dev}: measured bf16 matmul {measured / 1e12:.0f} TFLOP/s (reference {H200_BF16 / 1e12:.0f})", flush=True)
     results = []
-    for compile in ([False] if args.no_compile else [False, True]):
+    for compile in [False] if args.no_compile else [False, True]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        r = bench_preset(args.preset, args.batch, args.steps, args.warmup, args.text_len, args.rewards,
-                         precision="bf16", compile=compile, device_sync=torch.cuda.synchronize)
-        r.update(peak_memory_gib=torch.cuda.max_memory_allocated() / 2**30, wall_s=time.perf_counter() - t0,
-                 mfu_vs_790=r["achieved_flop_s"] / H200_BF16, mfu_vs_measured=r["achieved_flop_s"] / measured)
+        r = bench_preset(
+            args.preset,
+            args.batch,
+            args.steps,
+            args.warmup,
+            args.text_len,
+            args.rewards,
+            precision="bf16",
+            compile=compile,
+            device_sync=torch.cuda.synchronize,
+        )
+        r.update(
+            peak_memory_gib=torch.cuda.max_memory_allocated() / 2**30,
+            wall_s=time.perf_counter() - t0,
+            mfu_vs_790=r["achieved_flop_s"] / H200_BF16,
+            mfu_vs_measured=r["achieved_flop_s"] / measured,
+        )
         results.append(r)
-        print(f"compile={compile}: {r['images_per_s']:.0f} img/s, {r['step_s'] * 1e3:.0f} ms/step, "
-              f"peak {r['peak_memory_gib']:.1f} GiB, MFU {100 * r['mfu_vs_790']:.1f}% of 790 TFLOP/s "
-              f"({100 * r['mfu_vs_measured']:.1f}% of measured), warmup {r['warmup_s']:.0f}s, "
-              f"skipped {r['skipped']}", flush=True)
+        print(
+            f"compile={compile}: {r['images_per_s']:.0f} img/s, {r['step_s'] * 1e3:.0f} ms/step, "
+            f"peak {r['peak_memory_gib']:.1f} GiB, MFU {100 * r['mfu_vs_790']:.1f}% of 790 TFLOP/s "
+            f"({100 * r['mfu_vs_measured']:.1f}% of measured), warmup {r['warmup_s']:.0f}s, "
+            f"skipped {r['skipped']}",
+            flush=True,
+        )
     out = Path(args.out) / "gpu_train_350m.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": dev, "torch": torch.__version__, "measured_bf16_flop_s": measured,
-                               "reference_flop_s": H200_BF16, "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "device": dev,
+                "torch": torch.__version__,
+                "measured_bf16_flop_s": measured,
+                "reference_flop_s": H200_BF16,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

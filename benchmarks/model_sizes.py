@@ -19,7 +19,10 @@ from rewardflow.models import PRESETS, build_model, count_parameters, forward_fl
 
 
 def table(num_rewards: int, text_len: int) -> None:
-    print(f"{'preset':<11} {'backbone':<8} {'input':<10} {'params':>12} {'GFLOPs/img fwd':>15}  (N={num_rewards}, L={text_len})")
+    print(
+        f"{'preset':<11} {'backbone':<8} {'input':<10} {'params':>12} {'GFLOPs/img fwd':>15}  "
+        f"(N={num_rewards}, L={text_len})"
+    )
     for name in PRESETS:
         c = model_config_from_preset(name, num_rewards=num_rewards)
         shape = f"{c.in_channels}x{c.image_size}x{c.image_size}"
@@ -54,8 +57,10 @@ def train_speed(name: str, batch: int, steps: int, num_rewards: int, text_len: i
         step()
         times.append(time.perf_counter() - t0)
     best, med = min(times), sorted(times)[len(times) // 2]
-    print(f"{name:<11} params {count_parameters(c):>10,}  batch {batch}: median {batch / med:7.1f} img/s "
-          f"(best {batch / best:7.1f}), {torch.get_num_threads()} threads")
+    print(
+        f"{name:<11} params {count_parameters(c):>10,}  batch {batch}: median {batch / med:7.1f} img/s "
+        f"(best {batch / best:7.1f}), {torch.get_num_threads()} threads"
+    )
     return batch / med
 
 

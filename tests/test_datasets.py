@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from dataset_helpers import PER, N, make_dataset
 
 from rewardflow.data.datasets import ShardDataset
 from rewardflow.rewards.binning import RewardBins
+
+from dataset_helpers import PER, N, make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,9 @@ def test_order_depends_on_seed_and_epoch_only(data):
     assert a != keys_of(take(ShardDataset(data, batch_size=8, seed=1, epoch=1), 15))
 
 
-@pytest.mark.parametrize("mode", [dict(), dict(num_workers=2), dict(in_memory=True),
-                                  dict(world_size=2, rank=1, shuffle_buffer=7)])
+@pytest.mark.parametrize(
+    "mode", [dict(), dict(num_workers=2), dict(in_memory=True), dict(world_size=2, rank=1, shuffle_buffer=7)]
+)
 def test_resume_is_exact(data, mode):
     straight = take(ShardDataset(data, ["a"], batch_size=7, seed=5, **mode), 40)  # > 2 epochs
     first = ShardDataset(data, ["a"], batch_size=7, seed=5, **mode)
@@ -94,8 +96,11 @@ def test_finite_partition_covers_each_sample_once(tmp_path, data, world, workers
 
 
 def test_in_memory_matches_streaming_content(data):
-    mem = {k: (p, r) for b in ShardDataset(data, ["c"], batch_size=16, infinite=False, in_memory=True)
-           for k, p, r in zip(b["keys"], b["pixels"], b["rewards"])}
+    mem = {
+        k: (p, r)
+        for b in ShardDataset(data, ["c"], batch_size=16, infinite=False, in_memory=True)
+        for k, p, r in zip(b["keys"], b["pixels"], b["rewards"])
+    }
     for b in ShardDataset(data, ["c"], batch_size=16, infinite=False):
         for k, p, r in zip(b["keys"], b["pixels"], b["rewards"]):
             assert torch.equal(mem[k][0], p) and torch.equal(mem[k][1], r)
@@ -141,8 +146,10 @@ def test_in_memory_ranks_split_the_global_batch(data):
     take(odd, 9)
     resumed = ShardDataset(data, batch_size=7, seed=4, in_memory=True, rank=1, world_size=3)
     resumed.load_state_dict(odd.state_dict())
-    assert keys_of(take(resumed, 20)) == keys_of(take(ShardDataset(data, batch_size=7, seed=4, in_memory=True,
-                                                                   rank=1, world_size=3), 29))[9 * 7:]
+    assert (
+        keys_of(take(resumed, 20))
+        == keys_of(take(ShardDataset(data, batch_size=7, seed=4, in_memory=True, rank=1, world_size=3), 29))[9 * 7 :]
+    )
 
 
 def test_samples_the_scorer_skipped_are_left_out(tmp_path):

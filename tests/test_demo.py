@@ -17,11 +17,29 @@ FIGURES = ("training_curves.png", "geneval.png", "samples.png", "control.png", "
 
 def tiny() -> DemoConfig:
     # Smaller than --quick: one thread (no OpenMP oversubscription on shared CI machines).
-    return DemoConfig.load(None, ["num_images=48", "shard_size=24", "steps=2", "eval_every=2", "eval_prompts=6",
-                                  "eval_steps=1", "sample_steps=1", "geneval_per_category=1", "grid_prompts=2",
-                                  "grid_seeds=1", "control_levels=[0.0, 1.0]", "control_images=2",
-                                  "sweep_scales=[0.0, 2.0]", "sweep_text_scales=[1.0]", "sweep_reward_scales=[1.0]",
-                                  "sweep_images=2", "threads=1"], base=quick())
+    return DemoConfig.load(
+        None,
+        [
+            "num_images=48",
+            "shard_size=24",
+            "steps=2",
+            "eval_every=2",
+            "eval_prompts=6",
+            "eval_steps=1",
+            "sample_steps=1",
+            "geneval_per_category=1",
+            "grid_prompts=2",
+            "grid_seeds=1",
+            "control_levels=[0.0, 1.0]",
+            "control_images=2",
+            "sweep_scales=[0.0, 2.0]",
+            "sweep_text_scales=[1.0]",
+            "sweep_reward_scales=[1.0]",
+            "sweep_images=2",
+            "threads=1",
+        ],
+        base=quick(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +116,10 @@ def test_sweep_saves_each_models_default_guidance(demo_out):
         assert cfg["guidance_choice"]["candidates"] == len(sweep[mode]["rows"])
         rows = sweep[mode]["rows"]
         assert max(r["objective"] for r in rows) == next(
-            r["objective"] for r in rows if r["scale"] == best["guidance_scale"]
-            and r["text_scale"] == best["text_guidance_scale"])
+            r["objective"]
+            for r in rows
+            if r["scale"] == best["guidance_scale"] and r["text_scale"] == best["text_guidance_scale"]
+        )
     # MIRO also tries three-branch guidance; the baseline cannot.
     assert any(r["text_scale"] is not None for r in sweep["miro"]["rows"])
     assert all(r["text_scale"] is None for r in sweep["baseline"]["rows"])
@@ -132,8 +152,11 @@ def test_stage_runner_parallel_skips_finished_and_records_each(tmp_path):
 
     r = StageRunner(tmp_path, total=3, stream=io.StringIO())
     r.run("a", "a", "sig-a", lambda: {"v": 0})
-    stages = [Stage("a", "a", "sig-a", partial(dict, v=9)), Stage("b", "b", "sig-b", partial(dict, v=2)),
-              Stage("c", "c", "sig-c", partial(dict, v=3))]
+    stages = [
+        Stage("a", "a", "sig-a", partial(dict, v=9)),
+        Stage("b", "b", "sig-b", partial(dict, v=2)),
+        Stage("c", "c", "sig-c", partial(dict, v=3)),
+    ]
     assert r.run_parallel(stages, workers=2) == [{"v": 0}, {"v": 2}, {"v": 3}]  # "a" was done: not rerun
     assert [t["skipped"] for t in r.timings] == [False, True, False, False]
     assert json.loads((tmp_path / "stages" / "c.json").read_text())["result"] == {"v": 3}
@@ -144,7 +167,8 @@ def test_config_overrides_and_errors():
     # A dotted override sets one key and keeps the demo's other model defaults.
     assert c.steps == 7 and c.model_overrides["hidden_size"] == 48
     assert {k: v for k, v in c.model_overrides.items() if k != "hidden_size"} == {
-        k: v for k, v in DemoConfig().model_overrides.items() if k != "hidden_size"}
+        k: v for k, v in DemoConfig().model_overrides.items() if k != "hidden_size"
+    }
     with pytest.raises(ValueError, match="unknown demo setting"):
         DemoConfig.load(None, ["stepz=7"])
     with pytest.raises(ValueError, match="control_reward"):

@@ -23,10 +23,24 @@ STEPS = 3
 
 
 def config(out_dir) -> TrainConfig:
-    return TrainConfig.load(None, [
-        f"out_dir={out_dir}", "data.batch_size=8", f"max_steps={STEPS}", "checkpoint.every=2",
-        "progress=false", "tensorboard=false", "log_every=1", "optim.lr=3e-3", "optim.warmup_steps=1",
-        "text_dropout=0.3", "reward_dropout=0.2", "data.reward_keys=[a,b]", "ema.decay=0.5"])
+    return TrainConfig.load(
+        None,
+        [
+            f"out_dir={out_dir}",
+            "data.batch_size=8",
+            f"max_steps={STEPS}",
+            "checkpoint.every=2",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+            "optim.lr=3e-3",
+            "optim.warmup_steps=1",
+            "text_dropout=0.3",
+            "reward_dropout=0.2",
+            "data.reward_keys=[a,b]",
+            "ema.decay=0.5",
+        ],
+    )
 
 
 def _worker(out_dir: str) -> None:
@@ -70,10 +84,15 @@ def test_two_gloo_processes_match_one(tmp_path):
 
     two_live = load_file(str(out2 / "checkpoints" / "step_0000003" / "live.safetensors"))
     two_ema = load_file(str(out2 / "checkpoints" / "step_0000003" / "model" / "model.safetensors"))
-    for name, ref, got in (("live", one.raw_model.state_dict(), two_live), ("ema", one.ema.module.state_dict(), two_ema)):
+    for name, ref, got in (
+        ("live", one.raw_model.state_dict(), two_live),
+        ("ema", one.ema.module.state_dict(), two_ema),
+    ):
         assert ref.keys() == got.keys()
         for k in ref:
-            torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name} {k}: {m}")
+            torch.testing.assert_close(
+                got[k], ref[k], rtol=1e-4, atol=1e-5, msg=lambda m, name=name, k=k: f"{name} {k}: {m}"
+            )
     losses1 = [r["loss"] for r in read_jsonl(tmp_path / "one" / "log.jsonl", "train")]
     losses2 = [r["loss"] for r in read_jsonl(out2 / "log.jsonl", "train")]
     assert losses1 == pytest.approx(losses2, rel=1e-4)

@@ -35,9 +35,21 @@ def test_ema_is_fp32_copy_of_a_bf16_model():
 
 
 def test_trained_ema_moves_differs_from_live_and_is_what_from_pretrained_loads(tmp_path):
-    cfg = TrainConfig.load(None, [f"out_dir={tmp_path}", "data.batch_size=4", "max_steps=5", "progress=false",
-                                  "tensorboard=false", "optim.lr=1e-2", "optim.warmup_steps=0",
-                                  "ema.decay=0.9", "data.reward_keys=[a]", "data.mode=single"])
+    cfg = TrainConfig.load(
+        None,
+        [
+            f"out_dir={tmp_path}",
+            "data.batch_size=4",
+            "max_steps=5",
+            "progress=false",
+            "tensorboard=false",
+            "optim.lr=1e-2",
+            "optim.warmup_steps=0",
+            "ema.decay=0.9",
+            "data.reward_keys=[a]",
+            "data.mode=single",
+        ],
+    )
     tr = Trainer(cfg, data=lambda ctx: SyntheticData(ctx))
     init = {k: v.clone() for k, v in tr.raw_model.state_dict().items()}
     tr.train()

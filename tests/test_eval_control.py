@@ -5,17 +5,18 @@ import math
 
 import numpy as np
 import pytest
-from pipeline_helpers import REWARD_KEYS
 
 from rewardflow.cli import main
 from rewardflow.eval import control as C
 
+from pipeline_helpers import REWARD_KEYS
+
 
 def test_one_adjacent_swap_passes_despite_float_rounding():
-    rho = C.spearman([0, .25, .5, .75, 1], [0.424, 0.499, 0.527, 0.513, 0.537])  # measured means
+    rho = C.spearman([0, 0.25, 0.5, 0.75, 1], [0.424, 0.499, 0.527, 0.513, 0.537])  # measured means
     assert rho == pytest.approx(0.9) and rho < 0.9  # scipy's float result sits just below 0.9
     assert C.spearman_passes(rho)
-    assert not C.spearman_passes(C.spearman([0, .25, .5, .75, 1], [1, 3, 2, 5, 4]))  # two swaps: 0.8
+    assert not C.spearman_passes(C.spearman([0, 0.25, 0.5, 0.75, 1], [1, 3, 2, 5, 4]))  # two swaps: 0.8
 
 
 def test_spearman_and_balanced_entries():
@@ -71,9 +72,18 @@ def test_others_level_and_sweep_targets_reach_the_jobs(pipe):
     sweep = C._guidance_jobs(S)
     assert [j.w for j in sweep] == list(s.scales)
     assert all(dict(j.positive) == {REWARD_KEYS[0]: 1.0, REWARD_KEYS[1]: 0.25} for j in sweep)
-    md = C.ControlReport("m", C.asdict(s), list(REWARD_KEYS), results={"guidance": {
-        "rows": [{"w": 0.0, "overall": 0.5, "per_category": {}, "rewards": {k: 0.5 for k in REWARD_KEYS}}],
-        "images": 6, "pass": False}}).to_markdown()
+    md = C.ControlReport(
+        "m",
+        C.asdict(s),
+        list(REWARD_KEYS),
+        results={
+            "guidance": {
+                "rows": [{"w": 0.0, "overall": 0.5, "per_category": {}, "rewards": {k: 0.5 for k in REWARD_KEYS}}],
+                "images": 6,
+                "pass": False,
+            }
+        },
+    ).to_markdown()
     assert f"{REWARD_KEYS[1]} = 0.25" in md
 
 
@@ -81,10 +91,12 @@ def test_text_guidance_switches_to_three_branches(pipe):
     # With w_t = w + 1 and the reward scale also w + 1, three branches reduce to the two-branch
     # formula at w: (1 - W) v(null, s-) + W v(c, s+). Any other reward scale must change the images.
     two = C.Sampler(pipe, C.ControlSettings.quick(steps=2, guidance=2.0), REWARD_KEYS, progress=False)
-    three = C.Sampler(pipe, C.ControlSettings.quick(steps=2, guidance=3.0, text_guidance=3.0), REWARD_KEYS,
-                      progress=False)
-    other = C.Sampler(pipe, C.ControlSettings.quick(steps=2, guidance=6.0, text_guidance=3.0), REWARD_KEYS,
-                      progress=False)
+    three = C.Sampler(
+        pipe, C.ControlSettings.quick(steps=2, guidance=3.0, text_guidance=3.0), REWARD_KEYS, progress=False
+    )
+    other = C.Sampler(
+        pipe, C.ControlSettings.quick(steps=2, guidance=6.0, text_guidance=3.0), REWARD_KEYS, progress=False
+    )
     entries = C.balanced_entries(3, 2)
     a, b, c = (S.get(S.job(entries))[0].astype(int) for S in (two, three, other))
     assert np.abs(a - b).max() <= 1  # equal up to uint8 rounding of float sums
@@ -107,8 +119,16 @@ def test_best_of_n_matches_selection_module(pipe):
     assert set(rows) == set(REWARD_KEYS) | {"sum_of_bin_positions"}
     prompts = [e["prompt"] for e in C.balanced_entries(2, s.max_count)]
     for n, mean in zip(s.bon_ns, rows["sharpness"]["means"]):
-        ref = best_of_n(pipe, prompts, n, "sharpness", seed=s.seed + 5000, guidance_scale=s.guidance,
-                        num_inference_steps=s.steps, progress=False)
+        ref = best_of_n(
+            pipe,
+            prompts,
+            n,
+            "sharpness",
+            seed=s.seed + 5000,
+            guidance_scale=s.guidance,
+            num_inference_steps=s.steps,
+            progress=False,
+        )
         assert mean == pytest.approx(float(ref.selected_scores.mean()), abs=1e-4)
     assert all(r["pass"] for r in rows.values())  # nested candidates: a max over a growing prefix
 
@@ -122,8 +142,14 @@ def test_run_control_report_and_errors(pipe, baseline_pipe_factory):
     g = rep.results["guidance"]
     assert [r["w"] for r in g["rows"]] == [0.0, 3.0] and all(0 <= r["overall"] <= 1 for r in g["rows"])
     md = rep.to_markdown()
-    for title in ("**Control**", "**isolate(k)", "**Every reward under each isolate(j)**", "**Guidance sweep**",
-                  "**Seeds**", "**Best-of-N**"):
+    for title in (
+        "**Control**",
+        "**isolate(k)",
+        "**Every reward under each isolate(j)**",
+        "**Guidance sweep**",
+        "**Seeds**",
+        "**Best-of-N**",
+    ):
         assert title in md
     json.dumps(rep.to_dict())  # plain data all the way down
     with pytest.raises(ValueError, match="reward keys"):
@@ -136,9 +162,9 @@ def test_run_control_report_and_errors(pipe, baseline_pipe_factory):
 
 @pytest.fixture
 def baseline_pipe_factory(tiny_text_encoder):
-    from pipeline_helpers import tiny_model
-
     from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    from pipeline_helpers import tiny_model
 
     return lambda: RewardFlowPipeline(tiny_model(reward_keys=()), tiny_text_encoder)
 
@@ -146,34 +172,104 @@ def baseline_pipe_factory(tiny_text_encoder):
 def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys):
     model = str(pipe.save_pretrained(tmp_path / "pipe"))
     out = tmp_path / "ctl"
-    rc = main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--steps", "2",
-               "--only", "seeds,best_of_n", "--no-progress", "--others", "0.5", "--sweep-targets", "sharpness=0.25",
-               "--text-guidance", "2"])
+    rc = main(
+        [
+            "eval",
+            "control",
+            "--model",
+            model,
+            "--out",
+            str(out),
+            "--quick",
+            "--steps",
+            "2",
+            "--only",
+            "seeds,best_of_n",
+            "--no-progress",
+            "--others",
+            "0.5",
+            "--sweep-targets",
+            "sharpness=0.25",
+            "--text-guidance",
+            "2",
+        ]
+    )
     assert rc == 0
     data = json.loads((out / "control.json").read_text())
     assert set(data["results"]) == {"seeds", "best_of_n"} and data["settings"]["steps"] == 2
     assert data["settings"]["text_guidance"] == 2.0
     assert data["settings"]["others"] == 0.5 and data["settings"]["sweep_targets"] == [["sharpness", 0.25]]
     capsys.readouterr()
-    assert main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--sweep-targets", "sharpness"]) != 0
+    assert (
+        main(["eval", "control", "--model", model, "--out", str(out), "--quick", "--sweep-targets", "sharpness"]) != 0
+    )
     assert "--sweep-targets 'sharpness' must look like key=value" in capsys.readouterr().err
     assert "**Best-of-N**" in (out / "control.md").read_text()
-    rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge"), "--per-category", "1",
-               "--steps", "2", "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "geneval",
+            "--model",
+            model,
+            "--out",
+            str(tmp_path / "ge"),
+            "--per-category",
+            "1",
+            "--steps",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     ge = json.loads((tmp_path / "ge" / "geneval.json").read_text())
     assert sum(ge["counts"].values()) == 6 and len(ge["per_image"]) == 6
-    rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge_none"), "--per-category", "1",
-               "--steps", "1", "--no-progress", "--reward", "sharpness=none"])  # an unspecified target
+    rc = main(
+        [
+            "eval",
+            "geneval",
+            "--model",
+            model,
+            "--out",
+            str(tmp_path / "ge_none"),
+            "--per-category",
+            "1",
+            "--steps",
+            "1",
+            "--no-progress",
+            "--reward",
+            "sharpness=none",
+        ]
+    )  # an unspecified target
     assert rc == 0 and "sharpness: none" in (tmp_path / "ge_none" / "geneval.md").read_text()
     assert main(["eval", "control", "--model", model, "--out", str(out), "--only", "bogus"]) == 1
     assert "bogus" in capsys.readouterr().err
     assert np.isfinite(ge["overall"])
     assert ge["reward_targets"] == {"sharpness": 1.0, "colorfulness": 1.0}
-    rc = main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge2"), "--per-category", "1",
-               "--steps", "2", "--no-progress", "--reward", "colorfulness=0.5", "--negative-reward", "colorfulness=0.5"])
+    rc = main(
+        [
+            "eval",
+            "geneval",
+            "--model",
+            model,
+            "--out",
+            str(tmp_path / "ge2"),
+            "--per-category",
+            "1",
+            "--steps",
+            "2",
+            "--no-progress",
+            "--reward",
+            "colorfulness=0.5",
+            "--negative-reward",
+            "colorfulness=0.5",
+        ]
+    )
     ge2 = json.loads((tmp_path / "ge2" / "geneval.json").read_text())
-    assert rc == 0 and ge2["reward_targets"]["colorfulness"] == 0.5 and ge2["negative_reward_targets"]["colorfulness"] == 0.5
+    assert (
+        rc == 0
+        and ge2["reward_targets"]["colorfulness"] == 0.5
+        and ge2["negative_reward_targets"]["colorfulness"] == 0.5
+    )
     assert "s- = {sharpness: 0, colorfulness: 0.5}" in (tmp_path / "ge2" / "geneval.md").read_text()
     capsys.readouterr()
     assert main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge3"), "--reward", "nope=1"]) != 0

@@ -5,9 +5,19 @@ import pytest
 
 from rewardflow.experiments import load_configs, model_specs, tts_curves
 
-TINY = ["rewards=[shapes_alignment, cleanliness]", "control_reward=cleanliness", "sweep_reward=cleanliness",
-        "num_images=48", "shard_size=48", "steps=2", "eval_every=1", "geneval_per_category=1", "eval_prompts=6",
-        "threads=1", "tts_max_n=3"]
+TINY = [
+    "rewards=[shapes_alignment, cleanliness]",
+    "control_reward=cleanliness",
+    "sweep_reward=cleanliness",
+    "num_images=48",
+    "shard_size=48",
+    "steps=2",
+    "eval_every=1",
+    "geneval_per_category=1",
+    "eval_prompts=6",
+    "threads=1",
+    "tts_max_n=3",
+]
 
 
 def test_set_routes_keys_to_demo_or_experiment():
@@ -19,7 +29,9 @@ def test_set_routes_keys_to_demo_or_experiment():
         load_configs(None, ["sweep_reward=nope"], quick=True)
     with pytest.raises(ValueError, match="unknown demo setting"):
         load_configs(None, ["not_a_setting=1"], quick=True)
-    assert load_configs(None, ["tuned_targets={colorfulness: 0.5}"], quick=True)[1].tuned_targets == {"colorfulness": 0.5}
+    assert load_configs(None, ["tuned_targets={colorfulness: 0.5}"], quick=True)[1].tuned_targets == {
+        "colorfulness": 0.5
+    }
     with pytest.raises(ValueError, match="tuned_targets: unknown reward"):
         load_configs(None, ["tuned_targets={nope: 0.5}"], quick=True)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
@@ -44,7 +56,13 @@ def test_experiment_paper_smoke(tmp_path):
         args += ["--set", s]
     assert main(args) == 0
     text = (out / "results.md").read_text()
-    for head in ("(a) Training speedup", "(b) GenEval", "(c) Reward radar", "(d) Test-time scaling", "(e) Target sweep"):
+    for head in (
+        "(a) Training speedup",
+        "(b) GenEval",
+        "(c) Reward radar",
+        "(d) Test-time scaling",
+        "(e) Target sweep",
+    ):
         assert head in text
     assert "only_shapes_alignment" in text and "only_cleanliness" in text
     for f in ("speedup_curves", "geneval", "radar", "tts", "target_sweep"):
@@ -69,5 +87,8 @@ def test_experiment_paper_smoke(tmp_path):
     rows = [json.loads(line) for line in (out / "runs" / "miro" / "log.jsonl").read_text().splitlines()]
     assert any("tuned/reward/cleanliness" in r for r in rows if r.get("kind") == "eval")
     text = (out / "results.md").read_text()
-    assert "| miro_tuned | reward/cleanliness |" in text and "Goal (miro_tuned ahead of the baseline overall by > 2 s.e.)" in text
+    assert (
+        "| miro_tuned | reward/cleanliness |" in text
+        and "Goal (miro_tuned ahead of the baseline overall by > 2 s.e.)" in text
+    )
     assert "s+ = cleanliness = 0.5" in text

@@ -46,9 +46,19 @@ def _holder(folder) -> subprocess.Popen:
 
 
 def _trainer(out_dir, steps=4, every=2) -> Trainer:
-    cfg = TrainConfig.load(None, [
-        f"out_dir={out_dir}", "data.batch_size=4", f"max_steps={steps}", f"checkpoint.every={every}",
-        "checkpoint.keep_last=5", "progress=false", "tensorboard=false", "data.reward_keys=[a,b]"])
+    cfg = TrainConfig.load(
+        None,
+        [
+            f"out_dir={out_dir}",
+            "data.batch_size=4",
+            f"max_steps={steps}",
+            f"checkpoint.every={every}",
+            "checkpoint.keep_last=5",
+            "progress=false",
+            "tensorboard=false",
+            "data.reward_keys=[a,b]",
+        ],
+    )
     return Trainer(cfg, data=lambda ctx: SyntheticData(ctx))
 
 
@@ -76,7 +86,7 @@ def test_second_trainer_on_a_running_folder_is_refused_and_a_killed_one_does_not
         while (line := first.stdout.readline()) and line.strip() != "running":
             pass  # the trainer's own messages
         assert line.strip() == "running"
-        (step, ckpt), = list_checkpoints(tmp_path)
+        ((step, ckpt),) = list_checkpoints(tmp_path)
         before = {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()}
         log = (tmp_path / "log.jsonl").read_bytes()
         with pytest.raises(FolderLockedError) as exc:
@@ -206,8 +216,9 @@ def test_every_suggested_fix_is_a_real_key_or_flag(tmp_path, capsys):
     table = pq.read_table(d / "00000.parquet")
     values = table.column("sharpness").to_numpy().copy()
     values[1] = np.nan
-    pq.write_table(table.set_column(table.column_names.index("sharpness"), "sharpness", pa.array(values)),
-                   d / "00000.parquet")
+    pq.write_table(
+        table.set_column(table.column_names.index("sharpness"), "sharpness", pa.array(values)), d / "00000.parquet"
+    )
     # bins fit: the message names the CLI flag, and the flag exists and works.
     with pytest.raises(ValueError, match="--drop-nonfinite"):
         RewardBins.fit({"sharpness": values})
@@ -255,8 +266,12 @@ def test_truncated_shard_keeps_its_intact_part_and_names_what_it_skipped(tmp_pat
     skipped = json.loads((tmp_path / "_skipped.json").read_text())["00000.tar"]
     assert skipped[0]["key"] == "000005" and "truncated" in skipped[0]["reason"]
     # ... and accepted when the user says so. Cut exactly between samples: the same rule.
-    assert cli_main(["score", "--data", str(tmp_path), "--rewards", "sharpness", "--no-progress",
-                     "--max-bad-fraction", "0.5"]) == 0
+    assert (
+        cli_main(
+            ["score", "--data", str(tmp_path), "--rewards", "sharpness", "--no-progress", "--max-bad-fraction", "0.5"]
+        )
+        == 0
+    )
     shard.write_bytes(data[: starts[3]])  # ends after sample 2's txt member, no end marker
     with pytest.warns(ShardDamageWarning, match="end marker"):
         assert scan_keys(shard) == ["000000", "000001"]  # sample 2 may have lost members: dropped too
@@ -268,14 +283,14 @@ def test_corrupt_image_at_training_time_is_skipped_by_name_and_many_stop_the_run
 
     shard, starts = _shard_with_offsets(tmp_path, 120)
     data = bytearray(shard.read_bytes())
-    data[starts[7] + 512 + 60: starts[7] + 512 + 90] = b"\xff" * 30  # flip bytes inside sample 7's PNG data
+    data[starts[7] + 512 + 60 : starts[7] + 512 + 90] = b"\xff" * 30  # flip bytes inside sample 7's PNG data
     shard.write_bytes(bytes(data))
     ds = ShardDataset(tmp_path, [], batch_size=8, shuffle=False, infinite=False)
     with pytest.warns(ShardDamageWarning, match=r"00000.tar: sample 000007 cannot be decoded"):
         batches = list(ds)
     keys = [k for b in batches for k in b["keys"]]
     assert "000007" not in keys and len(keys) == 119 and len(batches[0]["keys"]) == 8
-    data[starts[20] + 512 + 60: starts[20] + 512 + 90] = b"\xff" * 30  # two bad of 120: over 1%
+    data[starts[20] + 512 + 60 : starts[20] + 512 + 90] = b"\xff" * 30  # two bad of 120: over 1%
     shard.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="2 samples cannot be decoded"), pytest.warns(ShardDamageWarning):
         list(ShardDataset(tmp_path, [], batch_size=8, shuffle=False, infinite=False))
@@ -309,23 +324,30 @@ def test_latents_encode_skips_a_corrupt_image_by_name_and_stops_on_many(tmp_path
     src = tmp_path / "src"
     shard, starts = _shard_with_offsets(src, 120)
     data = bytearray(shard.read_bytes())
-    data[starts[7] + 512 + 60: starts[7] + 512 + 90] = b"\xff" * 30
+    data[starts[7] + 512 + 60 : starts[7] + 512 + 90] = b"\xff" * 30
     shard.write_bytes(bytes(data))
     with pytest.warns(ShardDamageWarning, match=r"00000.tar: sample 000007 cannot be decoded"):
         stats = encode_shards(src, tmp_path / "lat", _stub_encoder, batch_size=16, progress=False)
     keys = scan_keys(tmp_path / "lat" / "00000.tar")
     assert stats.count == 119 and len(keys) == 119 and "000007" not in keys
-    data[starts[20] + 512 + 60: starts[20] + 512 + 90] = b"\xff" * 30  # two bad of 120: over 1%
+    data[starts[20] + 512 + 60 : starts[20] + 512 + 90] = b"\xff" * 30  # two bad of 120: over 1%
     shard.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="latents encode: 2 samples cannot be decoded"), \
-            pytest.warns(ShardDamageWarning):
+    with (
+        pytest.raises(ValueError, match="latents encode: 2 samples cannot be decoded"),
+        pytest.warns(ShardDamageWarning),
+    ):
         encode_shards(src, tmp_path / "lat2", _stub_encoder, batch_size=16, progress=False)
     assert list((tmp_path / "lat2").glob("*.tar")) == [] and list((tmp_path / "lat2").glob(".*")) == []
 
 
-@pytest.mark.parametrize("code,words", [(errno.EROFS, "the file system is read-only"),
-                                        (errno.EACCES, "permission denied"),
-                                        (errno.EDQUOT, "disk quota exceeded")])
+@pytest.mark.parametrize(
+    "code,words",
+    [
+        (errno.EROFS, "the file system is read-only"),
+        (errno.EACCES, "permission denied"),
+        (errno.EDQUOT, "disk quota exceeded"),
+    ],
+)
 def test_cli_names_the_path_for_each_storage_fault(tmp_path, monkeypatch, capsys, code, words):
     _tiny_dataset(tmp_path)
 
@@ -351,3 +373,15 @@ def test_read_only_mount_is_one_line(tmp_path, capsys):
         assert "read-only" in err and str(ro) in err and "Traceback" not in err
     finally:
         subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+@pytest.mark.parametrize("command", [["demo", "--quick"], ["experiment", "paper", "--quick"]])
+def test_demo_and_experiment_refuse_a_folder_in_use(tmp_path, capsys, command):
+    holder = _holder(tmp_path)
+    try:
+        assert cli_main([*command, "--out", str(tmp_path), "--no-progress"]) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "is in use by another train" in capsys.readouterr().err
+    assert not (tmp_path / "stages").exists()

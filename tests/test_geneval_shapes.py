@@ -61,9 +61,16 @@ def test_corrupted_prompts_fail(clean_set):
 
 
 def test_tolerates_mild_degradation_and_light_texture():
-    cfg = SHAPES_PRESETS["full"].replace(texture_prob=1.0, p_caption_corruption=0.0, p_off_frame=0.0,
-                                         p_low_contrast=0.0, p_desaturate=0.0, p_blur=1.0, p_noise=1.0,
-                                         max_level=1)
+    cfg = SHAPES_PRESETS["full"].replace(
+        texture_prob=1.0,
+        p_caption_corruption=0.0,
+        p_off_frame=0.0,
+        p_low_contrast=0.0,
+        p_desaturate=0.0,
+        p_blur=1.0,
+        p_noise=1.0,
+        max_level=1,
+    )
     entries = load_shapes_prompts()[::3]
     images = [generate_sample(cfg, i, spec=e).image for i, e in enumerate(entries)]
     assert evaluate(images, entries).overall >= 0.95

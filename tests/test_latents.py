@@ -9,11 +9,12 @@ import sys
 
 import pytest
 import torch
-from dataset_helpers import make_dataset
 
 from rewardflow.data.datasets import ShardDataset
 from rewardflow.data.latents import LATENT_MEMBER, ChannelStats, LatentStats, encode_shards, load_vae, vae_encode
 from rewardflow.data.shards import iter_shard, list_shards
+
+from dataset_helpers import make_dataset
 
 
 def stub(pixels):  # (B,3,8,8) -> (B,4,4,4), channels with distinct scales and offsets
@@ -33,8 +34,12 @@ def test_stub_encoder_roundtrip_and_resume(data, tmp_path):
     assert (out / "bins.json").exists() and (out / "00003.parquet").exists()
     s = next(iter_shard(out / "00000.tar"))
     assert {"png", "txt", "json", LATENT_MEMBER} <= set(s.members)
-    assert json.loads(s.members["json"])["latent"] == {"dtype": "float16", "shape": [4, 4, 4], "vae": "stub",
-                                                       "member": LATENT_MEMBER}
+    assert json.loads(s.members["json"])["latent"] == {
+        "dtype": "float16",
+        "shape": [4, 4, 4],
+        "vae": "stub",
+        "member": LATENT_MEMBER,
+    }
     assert stats.count == 40 and stats.std[3] > 2 * stats.std[0]
     # a killed job resumes: finished shards are reused, the stats come out the same
     (out / "00002.tar").unlink()
@@ -45,7 +50,11 @@ def test_stub_encoder_roundtrip_and_resume(data, tmp_path):
     assert "pixels" not in b and b["latents"].shape == (40, 4, 4, 4)
     per_channel = b["latents"].transpose(0, 1).reshape(4, -1)
     assert per_channel.mean(1).abs().max() < 0.05 and (per_channel.std(1) - 1).abs().max() < 0.05
-    src = {k: p for batch in ShardDataset(data, batch_size=16, infinite=False) for k, p in zip(batch["keys"], batch["pixels"])}
+    src = {
+        k: p
+        for batch in ShardDataset(data, batch_size=16, infinite=False)
+        for k, p in zip(batch["keys"], batch["pixels"])
+    }
     want = stub(torch.stack([src[k] for k in b["keys"]])).half().float()
     assert torch.allclose(LatentStats.load(out).denormalize(b["latents"]), want, atol=1e-4)
     mem = next(iter(ShardDataset(out, ["a"], batch_size=8, latents=True, in_memory=True)))
@@ -76,9 +85,15 @@ def test_missing_diffusers_names_the_extra(monkeypatch):
 def test_tiny_autoencoderkl(data, tmp_path):
     diffusers = pytest.importorskip("diffusers")
     torch.manual_seed(0)
-    vae = diffusers.AutoencoderKL(block_out_channels=(8, 16), layers_per_block=1, latent_channels=4,
-                                  norm_num_groups=4, sample_size=8,
-                                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    vae = diffusers.AutoencoderKL(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=8,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
     vae.save_pretrained(tmp_path / "vae")
     vae = load_vae(tmp_path / "vae")
     stats = encode_shards(data, tmp_path / "lat", lambda x: vae_encode(vae, x), vae_name="tiny", progress=False)
@@ -89,6 +104,21 @@ def test_tiny_autoencoderkl(data, tmp_path):
         load_vae("no-such-org/no-such-vae")
     from rewardflow.cli import main
 
-    assert main(["latents", "encode", "--data", str(data), "--out", str(tmp_path / "cli"),
-                 "--vae", str(tmp_path / "vae"), "--store-dtype", "bfloat16"]) == 0
+    assert (
+        main(
+            [
+                "latents",
+                "encode",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "cli"),
+                "--vae",
+                str(tmp_path / "vae"),
+                "--store-dtype",
+                "bfloat16",
+            ]
+        )
+        == 0
+    )
     assert LatentStats.load(tmp_path / "cli").mean == pytest.approx(stats.mean, abs=1e-4)

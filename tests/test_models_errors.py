@@ -9,8 +9,13 @@ KEYS = ("aesthetic_score", "clip_score")
 
 
 def batch(b=2, n=2, text_dim=384):
-    return (torch.randn(b, 3, 32, 32), torch.rand(b), torch.randn(b, 4, text_dim),
-            torch.ones(b, 4, dtype=torch.bool), torch.rand(b, n) if n else None)
+    return (
+        torch.randn(b, 3, 32, 32),
+        torch.rand(b),
+        torch.randn(b, 4, text_dim),
+        torch.ones(b, 4, dtype=torch.bool),
+        torch.rand(b, n) if n else None,
+    )
 
 
 @pytest.fixture(scope="module", params=["dit-tiny", "unet-tiny"])

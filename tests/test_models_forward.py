@@ -21,7 +21,8 @@ def make(preset, keys=KEYS, seed=0, **kw):
     return model.eval()
 
 
-def inputs(b=3, length=5, n=len(KEYS), seed=1, text_dim=384):
+def inputs(b=3, length=5, n=None, seed=1, text_dim=384):
+    n = len(KEYS) if n is None else n
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, 3, 32, 32, generator=g)
     t = torch.rand(b, generator=g)

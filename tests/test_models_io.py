@@ -31,8 +31,13 @@ def randomised(preset, seed=0, **kw):
 
 def batch():
     g = torch.Generator().manual_seed(3)
-    return (torch.randn(2, 3, 32, 32, generator=g), torch.rand(2, generator=g), torch.randn(2, 4, 384, generator=g),
-            torch.ones(2, 4, dtype=torch.bool), torch.rand(2, 2, generator=g))
+    return (
+        torch.randn(2, 3, 32, 32, generator=g),
+        torch.rand(2, generator=g),
+        torch.randn(2, 4, 384, generator=g),
+        torch.ones(2, 4, dtype=torch.bool),
+        torch.rand(2, 2, generator=g),
+    )
 
 
 @pytest.mark.parametrize("preset,cls", [("dit-tiny", DiT), ("unet-tiny", UNet), ("dit-tiny-learned", DiT)])
@@ -43,7 +48,11 @@ def test_round_trip_bit_identical(tmp_path, preset, cls):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     doc = json.loads((tmp_path / "m" / "config.json").read_text())
     assert doc["_format_version"] == 1 and doc["_class_name"] == cls.__name__ and doc["backbone"] == m.config.backbone
-    for loaded in (DenoiserModel.from_pretrained(tmp_path / "m"), load_model(tmp_path / "m"), cls.from_pretrained(tmp_path / "m")):
+    for loaded in (
+        DenoiserModel.from_pretrained(tmp_path / "m"),
+        load_model(tmp_path / "m"),
+        cls.from_pretrained(tmp_path / "m"),
+    ):
         assert isinstance(loaded, cls) and loaded.config == m.config
         assert torch.equal(loaded(*batch()), m(*batch()))
 

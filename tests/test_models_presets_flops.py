@@ -59,8 +59,13 @@ def test_attention_flops_by_hand():
 def test_model_flops_match_torch_counter(preset):
     c = model_config_from_preset(preset, reward_keys=("a", "b", "c"))
     m = build_model(c)
-    args = (torch.randn(2, 3, 32, 32), torch.rand(2), torch.randn(2, 9, 384), torch.ones(2, 9, dtype=torch.bool),
-            torch.rand(2, 3))
+    args = (
+        torch.randn(2, 3, 32, 32),
+        torch.rand(2),
+        torch.randn(2, 9, 384),
+        torch.ones(2, 9, dtype=torch.bool),
+        torch.rand(2, 3),
+    )
     ours = forward_flops(c, batch_size=2, text_len=9, detailed=True)
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         m(*args)

@@ -1,6 +1,5 @@
 """`data pack`: folder / table -> shards, caption and corrupt-image policies, resize, readability."""
 
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,8 +57,14 @@ def test_missing_caption_policies(folder, tmp_path):
 def test_pack_tables(folder, tmp_path):
     rows = {"file": ["p0.png", "sub/j.jpg", "nope.png"], "text": ["zero", "jay", "gone"]}
     pq.write_table(pa.table(rows), tmp_path / "t.parquet")
-    rep = pack(tmp_path / "o1", images=folder, table=tmp_path / "t.parquet", path_column="file",
-               caption_column="text", progress=False)
+    rep = pack(
+        tmp_path / "o1",
+        images=folder,
+        table=tmp_path / "t.parquet",
+        path_column="file",
+        caption_column="text",
+        progress=False,
+    )
     assert (rep.written, rep.corrupt) == (2, 1)  # a missing file counts as unreadable
     (folder / "t.csv").write_text("path,caption\np0.png,zero\np2.png,two\n")
     rep = pack(tmp_path / "o2", table=folder / "t.csv", progress=False)  # paths relative to the table
@@ -74,8 +79,24 @@ def test_pack_tables(folder, tmp_path):
 def test_cli(folder, tmp_path, capsys):
     from rewardflow.cli import main
 
-    assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "o"), "--size", "8",
-                 "--shard-size", "3", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "pack",
+                "--images",
+                str(folder),
+                "--out",
+                str(tmp_path / "o"),
+                "--size",
+                "8",
+                "--shard-size",
+                "3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "packed 6 images into 2 shard(s); skipped 1 unreadable" in capsys.readouterr().out
     (folder / "p3.txt").unlink()
     assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "o2"), "--no-progress"]) == 1
@@ -89,6 +110,20 @@ def test_pack_stops_when_too_many_images_are_unreadable(folder, tmp_path, capsys
     (folder / "broken2.txt").write_text("broken too")
     with pytest.raises(ValueError, match=r"2 images cannot be read .*broken.*--max-bad-fraction"):
         pack(tmp_path / "out", images=folder, shard_size=4, progress=False)
-    assert main(["data", "pack", "--images", str(folder), "--out", str(tmp_path / "out2"), "--no-progress",
-                 "--max-bad-fraction", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "pack",
+                "--images",
+                str(folder),
+                "--out",
+                str(tmp_path / "out2"),
+                "--no-progress",
+                "--max-bad-fraction",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     assert "skipped 2 unreadable" in capsys.readouterr().out

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from pipeline_helpers import REWARD_KEYS, tiny_bins, tiny_model
 
 from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+from pipeline_helpers import REWARD_KEYS, tiny_bins, tiny_model
 
 
 def _pt(pipe, prompts, **kw):
@@ -59,7 +60,9 @@ def test_seed_conventions_and_defaults(pipe):
 
 def test_targets_change_images_and_partial_dicts_fill(pipe):
     hq = _pt(pipe, "a circle", seed=0)
-    cu = _pt(pipe, "a circle", seed=0, reward_targets={"sharpness": 0.25}, negative_reward_targets={"colorfulness": 0.5})
+    cu = _pt(
+        pipe, "a circle", seed=0, reward_targets={"sharpness": 0.25}, negative_reward_targets={"colorfulness": 0.5}
+    )
     assert cu.reward_targets == {"sharpness": 0.25, "colorfulness": 1.0}
     assert cu.negative_reward_targets == {"sharpness": 0.0, "colorfulness": 0.5}
     assert not torch.allclose(hq.images, cu.images)
@@ -71,8 +74,9 @@ def test_targets_change_images_and_partial_dicts_fill(pipe):
     assert ia.reward_targets == {"sharpness": 0.5, "colorfulness": 1.0}
     assert ia.negative_reward_targets == {"sharpness": 0.5, "colorfulness": 0.0}
     assert not torch.allclose(ia.images, iso.images)
-    pa = pipe.pairwise("sharpness", "colorfulness", 0.25, "a circle", anchor={}, seed=0, output_type="pt",
-                       progress=False)
+    pa = pipe.pairwise(
+        "sharpness", "colorfulness", 0.25, "a circle", anchor={}, seed=0, output_type="pt", progress=False
+    )
     assert torch.equal(pa.images, pw.images)  # an empty anchor is the default: others at 1
     assert torch.equal(pipe.high_quality("a circle", seed=0, output_type="pt", progress=False).images, hq.images)
 
@@ -146,30 +150,43 @@ def test_unspecified_target_samples_with_the_null_token(pipe, text_scale):
         emb.null[0] = emb(torch.tensor([[0.5, 0.5]]))[0, 0]
     kw = dict(seed=3, output_type="pt", progress=False, guidance_scale=2.0, text_guidance_scale=text_scale)
     none = pipe(["a red circle", "two squares"], reward_targets={"sharpness": None}, **kw)
-    half = pipe(["a red circle", "two squares"], reward_targets={"sharpness": 0.5},
-                negative_reward_targets={"sharpness": 0.5}, **kw)
+    half = pipe(
+        ["a red circle", "two squares"],
+        reward_targets={"sharpness": 0.5},
+        negative_reward_targets={"sharpness": 0.5},
+        **kw,
+    )
     assert torch.allclose(none.images, half.images, atol=1e-5)
     assert none.reward_targets["sharpness"] is None and none.negative_reward_targets["sharpness"] is None
-    one = pipe(["a red circle", "two squares"], reward_targets={"sharpness": 1.0},
-               negative_reward_targets={"sharpness": 1.0}, **kw)
+    one = pipe(
+        ["a red circle", "two squares"],
+        reward_targets={"sharpness": 1.0},
+        negative_reward_targets={"sharpness": 1.0},
+        **kw,
+    )
     assert not torch.allclose(none.images, one.images, atol=1e-3)
 
 
 def test_unspecified_target_needs_a_model_trained_with_reward_dropout(pipe, tiny_text_encoder):
-    from pipeline_helpers import tiny_model
-
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 
-    untrained = RewardFlowPipeline(pipe.model, tiny_text_encoder, tiny_bins(),
-                                   config={"run_config": {"reward_dropout": 0.0}})
+    from pipeline_helpers import tiny_model
+
+    untrained = RewardFlowPipeline(
+        pipe.model, tiny_text_encoder, tiny_bins(), config={"run_config": {"reward_dropout": 0.0}}
+    )
     with pytest.raises(ValueError, match="reward_dropout = 0.*sharpness|sharpness.*reward_dropout = 0"):
         untrained("a", reward_targets={"sharpness": None})
     untrained("a", reward_targets={"sharpness": 0.5}, num_inference_steps=1, progress=False)  # values still fine
     no_null = RewardFlowPipeline(tiny_model(reward_null=False), tiny_text_encoder, tiny_bins())
     with pytest.raises(ValueError, match="no null reward tokens"):
         no_null("a", reward_targets={"colorfulness": None})
-    trained = RewardFlowPipeline(pipe.model, tiny_text_encoder, tiny_bins(),
-                                 config={"run_config": {"reward_dropout": 0.1}, "num_inference_steps": 1})
+    trained = RewardFlowPipeline(
+        pipe.model,
+        tiny_text_encoder,
+        tiny_bins(),
+        config={"run_config": {"reward_dropout": 0.1}, "num_inference_steps": 1},
+    )
     assert trained("a", reward_targets={"colorfulness": None}, progress=False).reward_targets["colorfulness"] is None
 
 
@@ -186,8 +203,9 @@ def test_save_from_pretrained_identical_images(pipe, tmp_path):
     assert torch.equal(_pt(loaded, ["a circle", "two squares"], seed=11).images, ref.images)
     d2 = pipe.save_pretrained(tmp_path / "copy", copy_text_encoder=True)
     assert (d2 / "text_encoder" / "config.json").is_file()
-    assert torch.equal(_pt(RewardFlowPipeline.from_pretrained(d2), ["a circle", "two squares"], seed=11).images,
-                       ref.images)
+    assert torch.equal(
+        _pt(RewardFlowPipeline.from_pretrained(d2), ["a circle", "two squares"], seed=11).images, ref.images
+    )
     with pytest.raises(FileNotFoundError, match="not in the HF cache"):
         RewardFlowPipeline.from_pretrained("nobody/no-such-rewardflow-model")
 
@@ -242,8 +260,9 @@ def test_guidance_interval(pipe, baseline_pipe):
         plain = _pt(p, "a circle", guidance_scale=0.0, **base)
         full = _pt(p, "a circle", guidance_scale=3.0, **kw, **base)
         # an interval holding every step time is ordinary guidance; one holding none is no guidance
-        assert torch.equal(_pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.0, 1.0), **kw, **base).images,
-                           full.images)
+        assert torch.equal(
+            _pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.0, 1.0), **kw, **base).images, full.images
+        )
         none = _pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.05, 0.2), **kw, **base)
         torch.testing.assert_close(none.images, plain.images, atol=1e-5, rtol=0)
         part = _pt(p, "a circle", guidance_scale=3.0, guidance_interval=(0.0, 0.6), **kw, **base)

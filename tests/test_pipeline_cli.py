@@ -31,9 +31,32 @@ def test_load_prompts_forms(tmp_path):
 def test_sample_writes_pngs_records_scores_grid(saved, tmp_path):
     (tmp_path / "p.txt").write_text("a red circle\ntwo squares\n")
     out = tmp_path / "out"
-    rc = main(["sample", "--model", saved, "--prompts", str(tmp_path / "p.txt"), "--reward", "sharpness=0.5",
-               "--negative-reward", "colorfulness=0.25", "--steps", "2", "--guidance", "3", "--seed", "4",
-               "--num-per-prompt", "2", "--score", "colorfulness,cleanliness", "--grid", "--out", str(out)])
+    rc = main(
+        [
+            "sample",
+            "--model",
+            saved,
+            "--prompts",
+            str(tmp_path / "p.txt"),
+            "--reward",
+            "sharpness=0.5",
+            "--negative-reward",
+            "colorfulness=0.25",
+            "--steps",
+            "2",
+            "--guidance",
+            "3",
+            "--seed",
+            "4",
+            "--num-per-prompt",
+            "2",
+            "--score",
+            "colorfulness,cleanliness",
+            "--grid",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     recs = _records(out)
     assert [r["seed"] for r in recs] == [4, 5, 6, 7] and recs[2]["prompt"] == "two squares"
@@ -48,25 +71,113 @@ def test_sample_writes_pngs_records_scores_grid(saved, tmp_path):
 
 def test_sample_modes_and_best_of(saved, tmp_path, capsys):
     out = tmp_path / "iso"
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "isolate:colorfulness",
-                 "--steps", "1", "--solver", "heun", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--mode",
+                "isolate:colorfulness",
+                "--steps",
+                "1",
+                "--solver",
+                "heun",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 1.0, "colorfulness": 0.0}
     out = tmp_path / "iso_anchor"
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "isolate:colorfulness",
-                 "--anchor", "sharpness=0.25", "--steps", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--mode",
+                "isolate:colorfulness",
+                "--anchor",
+                "sharpness=0.25",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = _records(out)[0]
     assert r["reward_targets"] == {"sharpness": 0.25, "colorfulness": 1.0}
     assert r["negative_reward_targets"] == {"sharpness": 0.25, "colorfulness": 0.0}
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--anchor", "sharpness=0.25",
-                 "--steps", "1", "--out", str(tmp_path / "bad")]) == 1
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--anchor",
+                "sharpness=0.25",
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 1
+    )
     assert "--anchor applies to --mode isolate" in capsys.readouterr().err
     out = tmp_path / "pw"
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--mode", "pairwise:sharpness,colorfulness,0.3",
-                 "--steps", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--mode",
+                "pairwise:sharpness,colorfulness,0.3",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 0.3, "colorfulness": 0.7}
     out = tmp_path / "bon"
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--best-of", "3", "--select", "colorfulness",
-                 "--steps", "1", "--seed", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--best-of",
+                "3",
+                "--select",
+                "colorfulness",
+                "--steps",
+                "1",
+                "--seed",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = _records(out)[0]
     assert r["candidate_seeds"] == [2, 3, 4] and len(r["candidate_scores"]) == 3
     assert r["seed"] == r["candidate_seeds"][max(range(3), key=lambda j: r["candidate_scores"][j])]
@@ -74,14 +185,48 @@ def test_sample_modes_and_best_of(saved, tmp_path, capsys):
 
 def test_sample_unspecified_reward(saved, tmp_path):
     out = tmp_path / "none"
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--reward", "sharpness=none",
-                 "--steps", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--reward",
+                "sharpness=none",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = _records(out)[0]
     assert r["reward_targets"] == {"sharpness": None, "colorfulness": 1.0}
     assert r["negative_reward_targets"] == {"sharpness": None, "colorfulness": 0.0}  # no contrast on it
     out = tmp_path / "contrast"
-    assert main(["sample", "--model", saved, "--prompts", "a circle", "--reward", "sharpness=None",
-                 "--negative-reward", "sharpness=0", "--steps", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                saved,
+                "--prompts",
+                "a circle",
+                "--reward",
+                "sharpness=None",
+                "--negative-reward",
+                "sharpness=0",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _records(out)[0]["negative_reward_targets"]["sharpness"] == 0.0
 
 
@@ -99,11 +244,48 @@ def test_sample_errors_are_clear(saved, tmp_path, capsys):
 
 def test_target_search_command(saved, tmp_path):
     out = tmp_path / "search"
-    rc = main(["target-search", "--model", saved, "--prompts", "shapes", "--max-prompts", "2",
-               "--sweep", "sharpness=0:1:3", "--metric", "reward:colorfulness", "--steps", "1", "--out", str(out)])
+    rc = main(
+        [
+            "target-search",
+            "--model",
+            saved,
+            "--prompts",
+            "shapes",
+            "--max-prompts",
+            "2",
+            "--sweep",
+            "sharpness=0:1:3",
+            "--metric",
+            "reward:colorfulness",
+            "--steps",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     res = json.loads((out / "target_search.json").read_text())
     assert [r["reward_targets"]["sharpness"] for r in res["rows"]] == [0.0, 0.5, 1.0]
     assert res["best"]["colorfulness"] == 1.0 and (out / "target_search.md").is_file()
-    assert main(["target-search", "--model", saved, "--prompts", "shapes", "--max-prompts", "2",
-                 "--sweep", "sharpness=0,1", "--metric", "geneval", "--steps", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "target-search",
+                "--model",
+                saved,
+                "--prompts",
+                "shapes",
+                "--max-prompts",
+                "2",
+                "--sweep",
+                "sharpness=0,1",
+                "--metric",
+                "geneval",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )

@@ -11,16 +11,24 @@ def latent_pipe(tiny_text_encoder):
 
     torch.manual_seed(0)
     vae = diffusers.AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, layers_per_block=1, sample_size=16).eval()
-    model = build_model(model_config_from_preset("dit-tiny", in_channels=4, image_size=8, text_dim=16,
-                                                 reward_keys=("a", "b")))
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+        sample_size=16,
+    ).eval()
+    model = build_model(
+        model_config_from_preset("dit-tiny", in_channels=4, image_size=8, text_dim=16, reward_keys=("a", "b"))
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     stats = {"mean": [0.1, -0.2, 0.0, 0.3], "std": [2.0, 1.0, 0.5, 1.5], "vae": ""}
-    return RewardFlowPipeline(model, tiny_text_encoder, vae=vae,
-                              config={"latent_stats": stats, "num_inference_steps": 2})
+    return RewardFlowPipeline(
+        model, tiny_text_encoder, vae=vae, config={"latent_stats": stats, "num_inference_steps": 2}
+    )
 
 
 def test_latent_model_decodes_through_vae_with_training_stats(latent_pipe, tmp_path):

@@ -23,11 +23,27 @@ N = 6
 
 
 def config(out_dir, *extra) -> TrainConfig:
-    return TrainConfig.load(None, [
-        f"out_dir={out_dir}", "data.batch_size=4", f"max_steps={N}", f"checkpoint.every={N // 2}",
-        "checkpoint.keep_last=5", "progress=false", "tensorboard=false", "log_every=1", "optim.lr=3e-3",
-        "optim.warmup_steps=2", "ema.decay=0.8", "text_dropout=0.3", "reward_dropout=0.2",
-        "data.reward_keys=[a,b]", "time.kind=logit_normal", *extra])
+    return TrainConfig.load(
+        None,
+        [
+            f"out_dir={out_dir}",
+            "data.batch_size=4",
+            f"max_steps={N}",
+            f"checkpoint.every={N // 2}",
+            "checkpoint.keep_last=5",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+            "optim.lr=3e-3",
+            "optim.warmup_steps=2",
+            "ema.decay=0.8",
+            "text_dropout=0.3",
+            "reward_dropout=0.2",
+            "data.reward_keys=[a,b]",
+            "time.kind=logit_normal",
+            *extra,
+        ],
+    )
 
 
 def trainer(out_dir, *extra, **kw) -> Trainer:
@@ -64,8 +80,9 @@ def test_kill_and_resume_is_bit_exact(tmp_path):
 
     run = tmp_path / "killed"
     env = dict(os.environ, RF_TEST_THREADS=str(torch.get_num_threads()))
-    proc = subprocess.Popen([sys.executable, __file__, str(run)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         mid = run / "checkpoints" / f"step_{N // 2:07d}" / "trainer_state.json"
         deadline = time.time() + 90

@@ -51,11 +51,27 @@ def _tiny_clip(vocab, act="gelu", seed=0):
 
     torch.manual_seed(seed)
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, hidden_act=act,
-                         bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8, hidden_act=act),
+        text_config=dict(
+            vocab_size=vocab,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            hidden_act=act,
+            bos_token_id=vocab - 2,
+            eos_token_id=vocab - 1,
+            pad_token_id=vocab - 1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            hidden_act=act,
+        ),
         projection_dim=16,
     )
     m = CLIPModel(cfg).eval()
@@ -92,7 +108,8 @@ def _ref_embeds(model, d, imgs, caps):
 def test_registered_and_lazy(tiny):
     d, _, _ = tiny
     assert {"aesthetic_score", "pick_a_score_score", "hpsv2_score", "clip_score", "openai_clip_score"} <= set(
-        list_rewards())
+        list_rewards()
+    )
     r = get_reward("pick_a_score_score", path=str(d), device="cpu")
     assert r.model is None and r.dtype == torch.float32  # nothing loads before the first score
     # importing the backends must not import transformers (it is imported on first score)
@@ -187,16 +204,26 @@ def test_clip_score_requires_opt_in():
 
 # ---- HPS v2: open_clip checkpoints ------------------------------------------------------------
 
+
 def _oc_block(x, sd, p, heads, mask=None):
     c = x.shape[-1]
     mha = torch.nn.MultiheadAttention(c, heads, batch_first=True)  # open_clip's own attention module
-    mha.load_state_dict({"in_proj_weight": sd[p + "attn.in_proj_weight"], "in_proj_bias": sd[p + "attn.in_proj_bias"],
-                         "out_proj.weight": sd[p + "attn.out_proj.weight"], "out_proj.bias": sd[p + "attn.out_proj.bias"]})
+    mha.load_state_dict(
+        {
+            "in_proj_weight": sd[p + "attn.in_proj_weight"],
+            "in_proj_bias": sd[p + "attn.in_proj_bias"],
+            "out_proj.weight": sd[p + "attn.out_proj.weight"],
+            "out_proj.bias": sd[p + "attn.out_proj.bias"],
+        }
+    )
     h = F.layer_norm(x, (c,), sd[p + "ln_1.weight"], sd[p + "ln_1.bias"])
     x = x + mha(h, h, h, need_weights=False, attn_mask=mask)[0]
     h = F.layer_norm(x, (c,), sd[p + "ln_2.weight"], sd[p + "ln_2.bias"])
-    h = F.linear(F.gelu(F.linear(h, sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"])),
-                 sd[p + "mlp.c_proj.weight"], sd[p + "mlp.c_proj.bias"])
+    h = F.linear(
+        F.gelu(F.linear(h, sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"])),
+        sd[p + "mlp.c_proj.weight"],
+        sd[p + "mlp.c_proj.bias"],
+    )
     return x + h
 
 
@@ -253,7 +280,13 @@ def test_hpsv2_rejects_unknown_keys_and_missing_files(tiny, tmp_path):
     oc["visual.transformer.resblocks.0.ls_1.gamma"] = torch.ones(32)
     torch.save({"state_dict": oc}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="ls_1"):
-        get_reward("hpsv2_score", path=str(tmp_path / "bad.pt"), processor_path=str(d), device="cpu",
-                   vision_heads=2, text_heads=2).score(imgs, CAPS)
+        get_reward(
+            "hpsv2_score",
+            path=str(tmp_path / "bad.pt"),
+            processor_path=str(d),
+            device="cpu",
+            vision_heads=2,
+            text_heads=2,
+        ).score(imgs, CAPS)
     with pytest.raises(FileNotFoundError, match="xswu/HPSv2.*allow_download"):
         get_reward("hpsv2_score", processor_path=str(d), device="cpu").score(imgs, CAPS)

@@ -113,8 +113,15 @@ def _caption_order(spec):
 
 @pytest.mark.parametrize(
     "caption",
-    ["", "a dog on a sofa", "a photo of a mauve circle", "a photo of two circle", "a photo of a circle and a circle",
-     "a photo of a square above a circle below a triangle", "a photo of zero squares"],
+    [
+        "",
+        "a dog on a sofa",
+        "a photo of a mauve circle",
+        "a photo of two circle",
+        "a photo of a circle and a circle",
+        "a photo of a square above a circle below a triangle",
+        "a photo of zero squares",
+    ],
 )
 def test_unparseable_caption_policy(caption, clean_samples):
     with pytest.raises(CaptionParseError):
@@ -148,8 +155,14 @@ def _one_object_images(color, n=8):
     from rewardflow.data.shapes.captions import make_spec
 
     cfg = ShapesConfig.from_preset("easy").clean()
-    return np.stack([generate_sample(cfg, 500 + i, spec=make_spec("colors", [{"class": s, "count": 1, "color": c}])).image
-                     for i in range(n) for s in ("circle", "square", "triangle") for c in [color]])
+    return np.stack(
+        [
+            generate_sample(cfg, 500 + i, spec=make_spec("colors", [{"class": s, "count": 1, "color": c}])).image
+            for i in range(n)
+            for s in ("circle", "square", "triangle")
+            for c in [color]
+        ]
+    )
 
 
 def test_colorfulness_is_hue_neutral_and_falls_with_desaturation():

@@ -8,8 +8,26 @@ from rewardflow.sampling.sample_folder import SampleFolder
 
 
 def _args(saved, out, *extra):
-    return ["sample", "--model", saved, "--prompts", "shapes", "--max-prompts", "5", "--steps", "2",
-            "--batch-size", "2", "--seed", "3", "--score", "sharpness", "--out", str(out), *extra]
+    return [
+        "sample",
+        "--model",
+        saved,
+        "--prompts",
+        "shapes",
+        "--max-prompts",
+        "5",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--seed",
+        "3",
+        "--score",
+        "sharpness",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _files(out):

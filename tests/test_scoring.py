@@ -47,7 +47,12 @@ def _write_dataset(d: Path, shards: int, per_shard: int, corrupt: dict | None = 
 @pytest.fixture(scope="module")
 def small_ds(tmp_path_factory):
     d = tmp_path_factory.mktemp("ds")
-    _write_dataset(d, shards=2, per_shard=12, corrupt={3: b"\x89PNG\r\n\x1a\nbroken", 15: encode_png(np.zeros((8, 8, 3), np.uint8))[:40]})
+    _write_dataset(
+        d,
+        shards=2,
+        per_shard=12,
+        corrupt={3: b"\x89PNG\r\n\x1a\nbroken", 15: encode_png(np.zeros((8, 8, 3), np.uint8))[:40]},
+    )
     return d
 
 
@@ -99,15 +104,20 @@ def test_cli_score_and_bins_fit(small_ds, tmp_path, capsys):
 
 
 def _run_cli(args, env):
-    return subprocess.Popen([sys.executable, "-m", "rewardflow.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rewardflow.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     (tmp_path / "plug").mkdir()
     (tmp_path / "plug" / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path / 'plug'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               REWARDFLOW_REWARD_MODULES="slow_plugin", OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{tmp_path / 'plug'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        REWARDFLOW_REWARD_MODULES="slow_plugin",
+        OMP_NUM_THREADS="1",
+    )
     a, b = tmp_path / "a", tmp_path / "b"
     _write_dataset(a, shards=5, per_shard=24)
     shutil.copytree(a, b)

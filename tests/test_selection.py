@@ -75,8 +75,9 @@ def test_bad_inputs():
 
 def test_best_of_n_non_decreasing_in_n_with_real_pipeline_and_reward(pipe):
     prompts = ["a red circle", "two blue squares"]
-    kw = dict(seed=0, num_inference_steps=2, guidance_scale=2.0, batch_size=len(prompts), progress=False,
-              output_type="pt")
+    kw = dict(
+        seed=0, num_inference_steps=2, guidance_scale=2.0, batch_size=len(prompts), progress=False, output_type="pt"
+    )
     means, prev = [], None
     for n in (1, 2, 4, 8, 16):
         res = best_of_n(pipe, prompts, n, "colorfulness", **kw)

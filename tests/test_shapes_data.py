@@ -21,7 +21,7 @@ def test_shards_hold_png_txt_json(tmp_path):
     assert [p.name for p in shards] == ["00000.tar", "00001.tar", "00002.tar"]
     rows = _read(tmp_path)
     assert [k for k, _ in rows] == [f"{i:09d}" for i in range(25)]
-    for i, (key, m) in enumerate(rows):
+    for i, (_key, m) in enumerate(rows):
         assert set(m) == {"png", "txt", "json"}
         img = np.asarray(Image.open(io.BytesIO(m["png"])))
         meta = json.loads(m["json"])
@@ -44,8 +44,25 @@ def test_dataset_bytes_depend_on_seed_not_workers(tmp_path):
 
 
 def test_cli_data_shapes(tmp_path, capsys):
-    rc = cli_main(["data", "shapes", "--num", "12", "--size", "24", "--out", str(tmp_path), "--preset", "easy",
-                   "--seed", "1", "--shard-size", "5", "--no-progress"])
+    rc = cli_main(
+        [
+            "data",
+            "shapes",
+            "--num",
+            "12",
+            "--size",
+            "24",
+            "--out",
+            str(tmp_path),
+            "--preset",
+            "easy",
+            "--seed",
+            "1",
+            "--shard-size",
+            "5",
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and "wrote 12 samples in 3 shards" in capsys.readouterr().out
     rows = _read(tmp_path)
     assert len(rows) == 12

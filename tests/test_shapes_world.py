@@ -160,6 +160,10 @@ def test_render_draws_objects_in_their_colours():
     o = scene.objects[0]
     img = render_scene(scene, 64)
     assert img.shape == (64, 64, 3)
-    centre = img[int(o.cy * 64), int(o.cx * 64)] if o.shape != "triangle" else img[int((o.cy + o.r / 2) * 64), int(o.cx * 64)]
+    centre = (
+        img[int(o.cy * 64), int(o.cx * 64)]
+        if o.shape != "triangle"
+        else img[int((o.cy + o.r / 2) * 64), int(o.cx * 64)]
+    )
     assert np.abs(centre.astype(int) - np.array(o.rgb)).max() <= 1
     assert np.abs(img[0, 0].astype(int) - np.array(scene.bg_rgb)).max() <= scene.texture_amplitude + 1

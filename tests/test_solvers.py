@@ -62,9 +62,7 @@ def test_mixed_field_heun_without_final_euler_is_second_order():
     x1 = torch.tensor([[0.3]], dtype=F64)
     v = lambda x, t: x + t.view(-1, 1)  # noqa: E731
     exact = (x1 + 2) / math.e - 1
-    errs = [
-        (heun(v, x1, time_grid(n, dtype=F64), final_euler=False) - exact).abs().max().item() for n in (8, 16, 32)
-    ]
+    errs = [(heun(v, x1, time_grid(n, dtype=F64), final_euler=False) - exact).abs().max().item() for n in (8, 16, 32)]
     assert all(3.6 < errs[i] / errs[i + 1] < 4.4 for i in range(2))
 
 

@@ -18,7 +18,7 @@ def test_linear_curves_exact_ratio():
 
 def test_interpolation_between_checkpoints():
     # MIRO goes 0.2 -> 0.8 between steps 100 and 200; target 0.5 is crossed half way (150).
-    r = training_speedup(STEPS, [0, .1, .2, .3, .5], STEPS, [0, .2, .8, .9, .9])
+    r = training_speedup(STEPS, [0, 0.1, 0.2, 0.3, 0.5], STEPS, [0, 0.2, 0.8, 0.9, 0.9])
     assert r.miro_steps == pytest.approx(150)
     assert r.speedup == pytest.approx(400 / 150)
 
@@ -36,8 +36,9 @@ def test_lower_is_better():
     assert r.speedup == pytest.approx(400 / r.miro_steps)
     # The same curves read as higher-is-better, step 0 kept: MIRO starts at 10 >= 2, so it is
     # reached at step 0 (unbounded).
-    r2 = training_speedup(STEPS, [10, 8, 6, 4, 2], STEPS, [10, 4, 1, 1, 1], higher_is_better=True,
-                          ignore_degenerate_start=False)
+    r2 = training_speedup(
+        STEPS, [10, 8, 6, 4, 2], STEPS, [10, 4, 1, 1, 1], higher_is_better=True, ignore_degenerate_start=False
+    )
     assert r2.speedup is None and r2.lower_bound and "unbounded" in format_speedup(r2)
 
 
@@ -51,30 +52,30 @@ def test_degenerate_start_is_ignored():
     r = training_speedup(STEPS, base, STEPS, [1.0, 0.3, 0.7, 0.9, 0.9])
     assert not r.lower_bound and r.miro_steps == pytest.approx(150) and "step 0 ignored" in r.reason
     # A baseline that starts below its final score keeps step 0 as before.
-    assert "ignored" not in training_speedup(STEPS, [0, .1, .2, .3, .5], STEPS, [0, .2, .8, .9, .9]).reason
+    assert "ignored" not in training_speedup(STEPS, [0, 0.1, 0.2, 0.3, 0.5], STEPS, [0, 0.2, 0.8, 0.9, 0.9]).reason
 
 
 def test_never_reached():
-    r = training_speedup(STEPS, [0, .2, .4, .6, .8], STEPS, [0, .1, .2, .3, .4])
+    r = training_speedup(STEPS, [0, 0.2, 0.4, 0.6, 0.8], STEPS, [0, 0.1, 0.2, 0.3, 0.4])
     assert r.speedup is None and r.miro_steps is None
     assert r.upper_bound == 1.0 and "never reached" in r.reason
     assert format_speedup(r).startswith("< 1")
 
 
 def test_reached_at_first_evaluated_point_is_lower_bound():
-    r = training_speedup([100, 200, 400], [.1, .2, .5], [100, 200, 400], [.6, .7, .8])
+    r = training_speedup([100, 200, 400], [0.1, 0.2, 0.5], [100, 200, 400], [0.6, 0.7, 0.8])
     assert r.lower_bound and r.speedup == pytest.approx(4.0)
     assert format_speedup(r) == ">= 4.0x"
 
 
 def test_equal_curves_give_one():
-    vals = [0, .3, .5, .6, .7]
+    vals = [0, 0.3, 0.5, 0.6, 0.7]
     r = training_speedup(STEPS, vals, STEPS, vals)
     assert r.speedup == pytest.approx(1.0)
 
 
 def test_final_window_and_input_errors():
-    r = training_speedup(STEPS, [0, .1, .2, .6, .4], STEPS, [0, .5, 1, 1, 1], final_window=2)
+    r = training_speedup(STEPS, [0, 0.1, 0.2, 0.6, 0.4], STEPS, [0, 0.5, 1, 1, 1], final_window=2)
     assert r.target == pytest.approx(0.5) and r.miro_steps == pytest.approx(100)
     with pytest.raises(ValueError, match="increasing"):
         training_speedup([0, 0], [1, 2], STEPS, STEPS)

@@ -32,8 +32,9 @@ def test_finds_planted_optimum_with_common_seeds(pipe, monkeypatch):
         return real_call(self, prompts, **kw)
 
     monkeypatch.setattr(type(pipe), "__call__", spy)
-    res = target_search(pipe, ["a", "b"], metric, {"sharpness": linspace_grid(9)}, seed=5,
-                        num_inference_steps=1, progress=False)
+    res = target_search(
+        pipe, ["a", "b"], metric, {"sharpness": linspace_grid(9)}, seed=5, num_inference_steps=1, progress=False
+    )
     assert res.best == {"sharpness": 0.625, "colorfulness": 1.0} and res.best_value == 0.0
     assert len(res.rows) == 9 and seen == [2] * 9
     assert {c["seed"] for c in calls} == {5}  # common random numbers across the grid
@@ -43,15 +44,29 @@ def test_finds_planted_optimum_with_common_seeds(pipe, monkeypatch):
 
 
 def test_two_key_grid_with_real_reward_and_base(pipe):
-    res = target_search(pipe, ["a red circle"], reward_metric("colorfulness"),
-                        {"sharpness": [0.0, 1.0], "colorfulness": [0.0, 1.0]}, num_inference_steps=1,
-                        progress=False)
+    res = target_search(
+        pipe,
+        ["a red circle"],
+        reward_metric("colorfulness"),
+        {"sharpness": [0.0, 1.0], "colorfulness": [0.0, 1.0]},
+        num_inference_steps=1,
+        progress=False,
+    )
     assert [r["reward_targets"] for r in res.rows] == [
-        {"sharpness": s, "colorfulness": c} for s in (0.0, 1.0) for c in (0.0, 1.0)]
+        {"sharpness": s, "colorfulness": c} for s in (0.0, 1.0) for c in (0.0, 1.0)
+    ]
     values = [r["metric"] for r in res.rows]
     assert res.best_value == max(values) and res.metric_name == "reward:colorfulness"
-    low = target_search(pipe, ["a"], reward_metric("colorfulness"), {"sharpness": [0.0, 1.0]},
-                        base={"colorfulness": 0.5}, maximize=False, num_inference_steps=1, progress=False)
+    low = target_search(
+        pipe,
+        ["a"],
+        reward_metric("colorfulness"),
+        {"sharpness": [0.0, 1.0]},
+        base={"colorfulness": 0.5},
+        maximize=False,
+        num_inference_steps=1,
+        progress=False,
+    )
     assert all(r["reward_targets"]["colorfulness"] == 0.5 for r in low.rows)
     assert low.best_value == min(r["metric"] for r in low.rows)
 

@@ -30,10 +30,26 @@ def tiny_dirs(tmp_path_factory):
     torch.manual_seed(0)
     models = {
         "t5": T5EncoderModel(T5Config(vocab_size=v, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)),
-        "clip": CLIPTextModel(CLIPTextConfig(vocab_size=v, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                             num_attention_heads=2, max_position_embeddings=40)),
-        "bert": BertModel(BertConfig(vocab_size=v, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, max_position_embeddings=40)),
+        "clip": CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=v,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=40,
+            )
+        ),
+        "bert": BertModel(
+            BertConfig(
+                vocab_size=v,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=40,
+            )
+        ),
     }
     dirs = {}
     for name, model in models.items():

@@ -20,11 +20,14 @@ def test_yaml_and_dotted_overrides(tmp_path):
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("optim.lrr=1", "Did you mean 'optim.lr'? Valid keys in section 'optim': optimizer, lr, betas"),
-    ("optimm.lr=1", "Did you mean 'optim'?"),
-    ("max_step=5", "Did you mean 'max_steps'?"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("optim.lrr=1", "Did you mean 'optim.lr'? Valid keys in section 'optim': optimizer, lr, betas"),
+        ("optimm.lr=1", "Did you mean 'optim'?"),
+        ("max_step=5", "Did you mean 'max_steps'?"),
+    ],
+)
 def test_typo_lists_valid_keys_and_suggests(override, needle):
     with pytest.raises(ValueError, match="unknown config key") as err:
         TrainConfig.load(None, [override])
@@ -38,11 +41,18 @@ def test_yaml_typo_is_caught_too(tmp_path):
         TrainConfig.load(p)
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("optim.lr=fast", "expects float"), ("max_steps=1.5", "expects int"), ("precision=fp8", "precision must be"),
-    ("data.mode=miro2", "data.mode must be"), ("time.kind=beta", "unknown time distribution"),
-    ("text_dropout=2", "text_dropout must be in"), ("noequals", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("optim.lr=fast", "expects float"),
+        ("max_steps=1.5", "expects int"),
+        ("precision=fp8", "precision must be"),
+        ("data.mode=miro2", "data.mode must be"),
+        ("time.kind=beta", "unknown time distribution"),
+        ("text_dropout=2", "text_dropout must be in"),
+        ("noequals", "key=value"),
+    ],
+)
 def test_bad_values_are_rejected_with_the_key(override, needle):
     with pytest.raises(ValueError, match=needle):
         TrainConfig.load(None, [override])
@@ -50,7 +60,9 @@ def test_bad_values_are_rejected_with_the_key(override, needle):
 
 def test_resume_diff_names_fields_and_respects_allow_list():
     old = TrainConfig().to_dict()
-    new = TrainConfig.load(None, ["reward_dropout=0.8", "max_steps=20000", "log_every=1", "out_dir=elsewhere"]).to_dict()
+    new = TrainConfig.load(
+        None, ["reward_dropout=0.8", "max_steps=20000", "log_every=1", "out_dir=elsewhere"]
+    ).to_dict()
     with pytest.raises(ValueError) as err:
         check_resume_config(old, new)
     msg = str(err.value)
@@ -74,4 +86,4 @@ def test_shipped_configs_exist_and_load():
     for p in CONFIGS:
         cfg = TrainConfig.load(p)
         if p.stem.startswith("shapes-") and p.stem not in ("shapes-baseline", "shapes-miro"):
-            assert cfg.data.mode == "single" and cfg.data.reward_keys == [p.stem[len("shapes-"):]]
+            assert cfg.data.mode == "single" and cfg.data.reward_keys == [p.stem[len("shapes-") :]]

@@ -11,8 +11,17 @@ import torch
 from rewardflow.training import TrainConfig, Trainer, lr_factor, read_jsonl
 from rewardflow.training.synthetic import SyntheticData
 
-BASE = ["data.batch_size=4", "max_steps=4", "checkpoint.every=0", "log_every=1", "progress=false",
-        "tensorboard=false", "optim.warmup_steps=1", "optim.lr=1e-3", "data.reward_keys=[a,b]"]
+BASE = [
+    "data.batch_size=4",
+    "max_steps=4",
+    "checkpoint.every=0",
+    "log_every=1",
+    "progress=false",
+    "tensorboard=false",
+    "optim.warmup_steps=1",
+    "optim.lr=1e-3",
+    "data.reward_keys=[a,b]",
+]
 
 
 def make(tmp_path, *extra, **kw) -> Trainer:
@@ -66,8 +75,14 @@ def test_single_mode_needs_one_key():
 
 
 def test_lamb_with_accumulation_and_unet(tmp_path):
-    tr = make(tmp_path, "optim.optimizer=lamb", "optim.grad_accumulation=2", "model.preset=unet-tiny",
-              "max_steps=2", "optim.weight_decay=0.01")
+    tr = make(
+        tmp_path,
+        "optim.optimizer=lamb",
+        "optim.grad_accumulation=2",
+        "model.preset=unet-tiny",
+        "max_steps=2",
+        "optim.weight_decay=0.01",
+    )
     assert tr.per_device_batch == 2
     before = params(tr.raw_model)
     tr.train()

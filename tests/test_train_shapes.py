@@ -24,10 +24,23 @@ def shapes_dir(tmp_path_factory):
 
 
 def cfg(shapes_dir, out, *extra):
-    return TrainConfig.load(None, [
-        f"data.path={shapes_dir}", f"out_dir={out}", "model.preset=unet-tiny", "data.in_memory=true",
-        "data.workers=0", "data.batch_size=8", "max_steps=2", "progress=false", "tensorboard=false",
-        "log_every=1", "checkpoint.every=0", *extra])
+    return TrainConfig.load(
+        None,
+        [
+            f"data.path={shapes_dir}",
+            f"out_dir={out}",
+            "model.preset=unet-tiny",
+            "data.in_memory=true",
+            "data.workers=0",
+            "data.batch_size=8",
+            "max_steps=2",
+            "progress=false",
+            "tensorboard=false",
+            "log_every=1",
+            "checkpoint.every=0",
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.slow  # loads the real MiniLM text encoder (most of the time)
@@ -35,8 +48,18 @@ def test_miro_run_logs_reward_curve_grids_and_ships_bins(shapes_dir, tmp_path):
     from rewardflow.models import load_model
     from rewardflow.rewards.binning import RewardBins
 
-    c = cfg(shapes_dir, tmp_path, "data.mode=miro", "eval.every=2", "eval.num_prompts=4", "eval.num_steps=2",
-            "eval.batch_size=4", "sample.every=2", "sample.num_steps=2", "sample.prompts=[a photo of a red circle]")
+    c = cfg(
+        shapes_dir,
+        tmp_path,
+        "data.mode=miro",
+        "eval.every=2",
+        "eval.num_prompts=4",
+        "eval.num_steps=2",
+        "eval.batch_size=4",
+        "sample.every=2",
+        "sample.num_steps=2",
+        "sample.prompts=[a photo of a red circle]",
+    )
     tr = Trainer(c)
     assert tr.reward_keys == REWARDS  # miro with no keys given: every key in bins.json
     tr.train()

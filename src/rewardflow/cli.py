@@ -59,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in _OS_FAULTS:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"rewardflow {args.command}: error: {_OS_FAULTS[exc.errno]}{where}. Free space, fix the permissions "
-              "or choose another output folder and rerun; finished work is kept.", file=sys.stderr)
+        print(
+            f"rewardflow {args.command}: error: {_OS_FAULTS[exc.errno]}{where}. Free space, fix the permissions "
+            "or choose another output folder and rerun; finished work is kept.",
+            file=sys.stderr,
+        )
         return 1
     return int(result or 0)
 

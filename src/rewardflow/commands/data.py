@@ -26,8 +26,12 @@ def _add_shapes(sub) -> None:
     p.add_argument("--num", type=int, required=True, help="number of samples")
     p.add_argument("--out", required=True, help="output directory for the shards")
     p.add_argument("--size", type=int, default=None, help="image side in pixels; the preset's (32) when omitted")
-    p.add_argument("--preset", default="full", choices=["easy", "full"],
-                   help="easy: 1-2 large objects for the few-minute demo; full: 1-4 objects")
+    p.add_argument(
+        "--preset",
+        default="full",
+        choices=["easy", "full"],
+        help="easy: 1-2 large objects for the few-minute demo; full: 1-4 objects",
+    )
     p.add_argument("--seed", type=int, default=0, help="dataset seed; sample i uses a seed derived from (seed, i)")
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
     p.add_argument("--workers", type=int, default=1, help="worker processes (one shard per task)")
@@ -45,8 +49,16 @@ def _run_shapes(args) -> int:
         cfg = cfg.replace(size=args.size)
     if args.clean:
         cfg = cfg.clean()
-    shards = generate_dataset(cfg, args.num, args.out, seed=args.seed, shard_size=args.shard_size,
-                              workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite)
+    shards = generate_dataset(
+        cfg,
+        args.num,
+        args.out,
+        seed=args.seed,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {args.num} samples in {len(shards)} shards to {args.out}")
     return 0
 
@@ -63,18 +75,34 @@ def _add_pack(sub) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--images", default=None,
-                   help="image folder (searched recursively); with --table, the root for relative paths")
-    p.add_argument("--table", default=None,
-                   help="CSV/TSV/Parquet with one row per image (paths relative to --images, else to the table)")
+    p.add_argument(
+        "--images", default=None, help="image folder (searched recursively); with --table, the root for relative paths"
+    )
+    p.add_argument(
+        "--table",
+        default=None,
+        help="CSV/TSV/Parquet with one row per image (paths relative to --images, else to the table)",
+    )
     p.add_argument("--out", required=True, help="output directory for the shards (must hold no shards yet)")
     p.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
-    p.add_argument("--size", type=int, default=None,
-                   help="resize the short side to SIZE and centre-crop square (default: keep images as they are)")
-    p.add_argument("--missing-caption", choices=["error", "skip", "empty"], default="error",
-                   help="images without caption: stop with a list, skip and count, or pack with an empty caption")
-    p.add_argument("--max-bad-fraction", type=float, default=0.01,
-                   help="stop when more than this fraction of the images cannot be read (corrupt or missing files)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="resize the short side to SIZE and centre-crop square (default: keep images as they are)",
+    )
+    p.add_argument(
+        "--missing-caption",
+        choices=["error", "skip", "empty"],
+        default="error",
+        help="images without caption: stop with a list, skip and count, or pack with an empty caption",
+    )
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="stop when more than this fraction of the images cannot be read (corrupt or missing files)",
+    )
     p.add_argument("--path-column", default="path", help="table column with image paths")
     p.add_argument("--caption-column", default="caption", help="table column with captions")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -84,10 +112,18 @@ def _add_pack(sub) -> None:
 def _run_pack(args) -> int:
     from rewardflow.data.pack import pack
 
-    report = pack(args.out, images=args.images, table=args.table, shard_size=args.shard_size, size=args.size,
-                  missing_caption=args.missing_caption, path_column=args.path_column,
-                  caption_column=args.caption_column, progress=not args.no_progress,
-                  max_bad_fraction=args.max_bad_fraction)
+    report = pack(
+        args.out,
+        images=args.images,
+        table=args.table,
+        shard_size=args.shard_size,
+        size=args.size,
+        missing_caption=args.missing_caption,
+        path_column=args.path_column,
+        caption_column=args.caption_column,
+        progress=not args.no_progress,
+        max_bad_fraction=args.max_bad_fraction,
+    )
     print(report.summary() + f" -> {args.out}")
     return 0
 
@@ -96,8 +132,9 @@ _SUBCOMMANDS = [_add_shapes, _add_pack]
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="build datasets (webdataset shards)",
-                                   description="Build datasets as webdataset tar shards.")
+    parser = subparsers.add_parser(
+        "data", help="build datasets (webdataset shards)", description="Build datasets as webdataset tar shards."
+    )
     sub = parser.add_subparsers(dest="data_command", metavar="<subcommand>")
     for add in _SUBCOMMANDS:
         add(sub)

@@ -17,20 +17,38 @@ reruns only the stages it affects. Defaults take about 15 minutes on 2 CPU cores
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="run the end-to-end ShapesWorld demo and write a report",
-                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/demo", help="output directory (data, runs, models, report); default runs/demo")
-    p.add_argument("--quick", action="store_true",
-                   help="toy sizes (a minute): checks that everything runs, the figures mean nothing")
+    p = subparsers.add_parser(
+        "demo",
+        help="run the end-to-end ShapesWorld demo and write a report",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out", default="runs/demo", help="output directory (data, runs, models, report); default runs/demo"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="toy sizes (a minute): checks that everything runs, the figures mean nothing",
+    )
     p.add_argument("--steps", type=int, default=None, help="training steps per model (default 2400)")
     p.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images (default 5000)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1, or all cores when the machine is idle and they time clearly "
-                        "faster); on >= 2 cores the two models train at once, one process each, sharing them "
-                        "(--threads 1 or --set parallel_train=false trains one after the other)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1, or all cores when the machine is idle and they time clearly "
+        "faster); on >= 2 cores the two models train at once, one process each, sharing them "
+        "(--threads 1 or --set parallel_train=false trains one after the other)",
+    )
     p.add_argument("--config", default=None, help="YAML file of demo settings (see rewardflow.demo.config.DemoConfig)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set lr=5e-4 --set model_overrides.hidden_size=48; repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set lr=5e-4 --set model_overrides.hidden_size=48; repeatable",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars (stage banners stay)")
     p.set_defaults(func=run)
@@ -49,5 +67,8 @@ def run(args) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
-    run_demo(cfg, args.out, progress=not args.no_progress)
+    from rewardflow.utils.locks import FolderLock
+
+    with FolderLock(args.out, "demo"):  # a second demo in this folder would redo and overwrite stages
+        run_demo(cfg, args.out, progress=not args.no_progress)
     return 0

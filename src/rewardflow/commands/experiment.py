@@ -30,24 +30,43 @@ target vector: its own curves, speedup rows and GenEval-style table (`miro_tuned
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("experiment", help="reproduce the MIRO paper's experiments on ShapesWorld",
-                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "experiment",
+        help="reproduce the MIRO paper's experiments on ShapesWorld",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="experiment", metavar="<experiment>")
-    q = sub.add_parser("paper", help="speedup, GenEval table, reward radar, test-time scaling, target sweep",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = sub.add_parser(
+        "paper",
+        help="speedup, GenEval table, reward radar, test-time scaling, target sweep",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     q.add_argument("--out", default="runs/paper", help="output directory; default runs/paper")
     q.add_argument("--steps", type=int, default=None, help="training steps of every model (default: the demo's)")
-    q.add_argument("--eval-every", type=int, default=None, help="steps between points of the eval curves (default steps / 12)")
+    q.add_argument(
+        "--eval-every", type=int, default=None, help="steps between points of the eval curves (default steps / 12)"
+    )
     q.add_argument("--num-images", type=int, default=None, help="ShapesWorld training images")
     q.add_argument("--tts-max-n", type=int, default=None, help="largest N of the best-of-N curves (default 32)")
     q.add_argument("--no-single", action="store_true", help="skip the single-reward models (no radar of them)")
     q.add_argument("--quick", action="store_true", help="toy sizes (about a minute): checks that everything runs")
     q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     q.add_argument("--config", default=None, help="YAML file of demo and/or experiment settings")
-    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a demo setting (e.g. lr=5e-4) or an experiment one (e.g. sweep_reward=sharpness)")
-    q.add_argument("--results-md", default=None, metavar="PATH",
-                   help="also write the results there (e.g. docs/RESULTS.md), figures in PATH's folder/results_figures")
+    q.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a demo setting (e.g. lr=5e-4) or an experiment one (e.g. sweep_reward=sharpness)",
+    )
+    q.add_argument(
+        "--results-md",
+        default=None,
+        metavar="PATH",
+        help="also write the results there (e.g. docs/RESULTS.md), figures in PATH's folder/results_figures",
+    )
     q.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
     q.add_argument("--no-progress", action="store_true", help="hide progress bars (stage banners stay)")
     q.set_defaults(func=run)
@@ -60,8 +79,13 @@ def run(args) -> int:
     from rewardflow.experiments import load_configs, run_paper
 
     sets = list(args.set)
-    for flag, key in ((args.steps, "steps"), (args.eval_every, "eval_every"), (args.num_images, "num_images"),
-                      (args.threads, "threads"), (args.tts_max_n, "tts_max_n")):
+    for flag, key in (
+        (args.steps, "steps"),
+        (args.eval_every, "eval_every"),
+        (args.num_images, "num_images"),
+        (args.threads, "threads"),
+        (args.tts_max_n, "tts_max_n"),
+    ):
         if flag is not None:
             sets.append(f"{key}={flag}")
     if args.no_single:
@@ -71,7 +95,10 @@ def run(args) -> int:
         print(json.dumps({"demo": cfg.to_dict(), "paper": vars(paper)}, indent=2))
         return 0
     command = _command(args)
-    run_paper(cfg, paper, args.out, progress=not args.no_progress, command=command, results_md=args.results_md)
+    from rewardflow.utils.locks import FolderLock
+
+    with FolderLock(args.out, "experiment"):
+        run_paper(cfg, paper, args.out, progress=not args.no_progress, command=command, results_md=args.results_md)
     return 0
 
 
@@ -79,10 +106,18 @@ def _command(args) -> str:
     """The command line that reproduces this run, rebuilt from the parsed options (so it is right
     however the CLI was entered: console script, `python -m`, or `main([...])` in a test)."""
     parts = ["rewardflow", "experiment", "paper"]
-    for opt, value in (("--quick", args.quick), ("--out", args.out), ("--steps", args.steps),
-                       ("--eval-every", args.eval_every), ("--num-images", args.num_images),
-                       ("--tts-max-n", args.tts_max_n), ("--no-single", args.no_single), ("--threads", args.threads),
-                       ("--config", args.config), ("--results-md", args.results_md)):
+    for opt, value in (
+        ("--quick", args.quick),
+        ("--out", args.out),
+        ("--steps", args.steps),
+        ("--eval-every", args.eval_every),
+        ("--num-images", args.num_images),
+        ("--tts-max-n", args.tts_max_n),
+        ("--no-single", args.no_single),
+        ("--threads", args.threads),
+        ("--config", args.config),
+        ("--results-md", args.results_md),
+    ):
         if value is True:
             parts.append(opt)
         elif value not in (None, False):

@@ -32,7 +32,7 @@ def load_prompts(spec: str, max_prompts: int | None = None) -> tuple[list[str], 
                 if line.strip():
                     rec = json.loads(line)
                     if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
-                        raise ValueError(f"{path}:{n}: each JSONL line needs a string \"prompt\" field")
+                        raise ValueError(f'{path}:{n}: each JSONL line needs a string "prompt" field')
                     entries.append(rec)
             prompts = [e["prompt"] for e in entries]
         elif path.suffix == ".tsv":
@@ -71,8 +71,9 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, float | N
             try:
                 out[key.strip()] = float(val)
             except ValueError:
-                raise ValueError(f"{what} {part!r}: value must be a number in [0, 1] "
-                                 "(or 'none': unspecified)") from None
+                raise ValueError(
+                    f"{what} {part!r}: value must be a number in [0, 1] (or 'none': unspecified)"
+                ) from None
     return out
 
 
@@ -83,8 +84,10 @@ def mode_targets(pipe, mode: str, anchor: dict | None = None):
 
     name, _, arg = mode.partition(":")
     if anchor and name not in ("isolate", "pairwise"):
-        raise ValueError(f"--anchor applies to --mode isolate:KEY or pairwise:A,B,T, not {mode!r}; "
-                         "for other modes set levels with --reward / --negative-reward")
+        raise ValueError(
+            f"--anchor applies to --mode isolate:KEY or pairwise:A,B,T, not {mode!r}; "
+            "for other modes set levels with --reward / --negative-reward"
+        )
     if name == "high":
         return T.high_quality(pipe.reward_keys) if pipe.reward_keys else None
     if name == "isolate" and arg:
@@ -123,54 +126,99 @@ def make_grid(images: list, cols: int):
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `sample` and `target-search`."""
-    p.add_argument("--model", required=True, help="pipeline folder or hub id (HF cache), training "
-                   "checkpoint step_*/ or run dir (its latest checkpoint)")
-    p.add_argument("--prompts", required=True, help="FILE (.txt one per line, .jsonl with \"prompt\", "
-                   ".tsv with a Prompt column), 'shapes' (the shipped ShapesWorld set) or a prompt text")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="pipeline folder or hub id (HF cache), training checkpoint step_*/ or run dir (its latest checkpoint)",
+    )
+    p.add_argument(
+        "--prompts",
+        required=True,
+        help='FILE (.txt one per line, .jsonl with "prompt", '
+        ".tsv with a Prompt column), 'shapes' (the shipped ShapesWorld set) or a prompt text",
+    )
     p.add_argument("--max-prompts", type=int, default=None, help="use only the first N prompts")
-    p.add_argument("--negative-reward", action="append", metavar="KEY=VALUE",
-                   help="s- for a reward (repeatable or comma-separated); others default to 0; "
-                        "KEY=none leaves it unspecified (models trained with reward dropout)")
-    p.add_argument("--negative-prompt", default=None,
-                   help="negative text; default: the model's learned null text")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="reward(+text) CFG scale w (default: the model folder's saved guidance, else 7); given "
-                        "alone it means plain two-branch CFG, whatever the folder's saved setting")
-    p.add_argument("--text-guidance", type=float, default=None,
-                   help="separate text scale: switches to the 3-branch mode (--guidance is then the reward scale)")
-    p.add_argument("--guidance-interval", default=None, metavar="LO,HI",
-                   help="guide only while LO <= t <= HI (t = 1 is noise), e.g. 0,0.6")
+    p.add_argument(
+        "--negative-reward",
+        action="append",
+        metavar="KEY=VALUE",
+        help="s- for a reward (repeatable or comma-separated); others default to 0; "
+        "KEY=none leaves it unspecified (models trained with reward dropout)",
+    )
+    p.add_argument("--negative-prompt", default=None, help="negative text; default: the model's learned null text")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="reward(+text) CFG scale w (default: the model folder's saved guidance, else 7); given "
+        "alone it means plain two-branch CFG, whatever the folder's saved setting",
+    )
+    p.add_argument(
+        "--text-guidance",
+        type=float,
+        default=None,
+        help="separate text scale: switches to the 3-branch mode (--guidance is then the reward scale)",
+    )
+    p.add_argument(
+        "--guidance-interval",
+        default=None,
+        metavar="LO,HI",
+        help="guide only while LO <= t <= HI (t = 1 is noise), e.g. 0,0.6",
+    )
     p.add_argument("--steps", type=int, default=None, help="ODE steps (default: pipeline's, 50)")
     p.add_argument("--solver", choices=["euler", "heun"], default=None, help="ODE solver (default euler)")
     p.add_argument("--shift", type=float, default=None, help="SD3 time shift of the step grid (default 1)")
     p.add_argument("--seed", type=int, default=0, help="image i gets seed SEED + i (default 0)")
     p.add_argument("--num-per-prompt", type=int, default=1, help="images per prompt (default 1)")
     p.add_argument("--batch-size", type=int, default=None, help="images per network batch (default 64)")
-    p.add_argument("--batch-invariant", action="store_true",
-                   help="one image per network call: bit-identical images whatever the number of prompts "
-                        "(slower; without it batched float32 kernels may move pixels by ~1e-4)")
+    p.add_argument(
+        "--batch-invariant",
+        action="store_true",
+        help="one image per network call: bit-identical images whatever the number of prompts "
+        "(slower; without it batched float32 kernels may move pixels by ~1e-4)",
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--allow-download", action="store_true", help="let hub ids download (off: HF cache only)")
     p.add_argument("--out", required=True, help="output directory")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sample", help="generate images with reward control",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sample",
+        help="generate images with reward control",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_sampling_args(p)
-    p.add_argument("--reward", action="append", metavar="KEY=VALUE",
-                   help="s+ target in [0, 1] for a reward (repeatable or comma-separated); others default to 1; "
-                        "KEY=none leaves it unspecified, in s- too (needs a model trained with reward dropout)")
-    p.add_argument("--mode", default="high", help="high (s+ 1, s- 0), isolate:KEY, or pairwise:A,B,T; "
-                   "--reward / --negative-reward override single entries afterwards")
-    p.add_argument("--anchor", action="append", metavar="KEY=VALUE",
-                   help="isolate / pairwise: hold these other rewards at VALUE in both s+ and s- (default 1), "
-                        "e.g. --mode isolate:sharpness --anchor colorfulness=0.25")
+    p.add_argument(
+        "--reward",
+        action="append",
+        metavar="KEY=VALUE",
+        help="s+ target in [0, 1] for a reward (repeatable or comma-separated); others default to 1; "
+        "KEY=none leaves it unspecified, in s- too (needs a model trained with reward dropout)",
+    )
+    p.add_argument(
+        "--mode",
+        default="high",
+        help="high (s+ 1, s- 0), isolate:KEY, or pairwise:A,B,T; "
+        "--reward / --negative-reward override single entries afterwards",
+    )
+    p.add_argument(
+        "--anchor",
+        action="append",
+        metavar="KEY=VALUE",
+        help="isolate / pairwise: hold these other rewards at VALUE in both s+ and s- (default 1), "
+        "e.g. --mode isolate:sharpness --anchor colorfulness=0.25",
+    )
     p.add_argument("--score", default=None, help="comma-separated registered rewards to score each image with")
     p.add_argument("--best-of", type=int, default=1, help="test-time scaling: N candidates per image, keep the best")
     p.add_argument("--select", default=None, help="best-of selector: REWARD or REWARD=W,REWARD=W (weighted sum)")
-    p.add_argument("--select-normalize", choices=["none", "bins", "zscore"], default="none",
-                   help="how a weighted-sum selector puts rewards on one scale (see sampling.selection)")
+    p.add_argument(
+        "--select-normalize",
+        choices=["none", "bins", "zscore"],
+        default="none",
+        help="how a weighted-sum selector puts rewards on one scale (see sampling.selection)",
+    )
     p.add_argument("--grid", action="store_true", help="also write grid.png (one row per prompt)")
     p.set_defaults(func=run)
 
@@ -183,19 +231,32 @@ def run(args) -> int:
         raise ValueError(f"--num-per-prompt must be >= 1, got {args.num_per_prompt}")
     pipe = load_pipeline(args.model, args.device, args.allow_download)
     pos, neg = _targets(args, pipe)
-    kw = dict(reward_targets=pos or None, negative_reward_targets=neg or None, negative_prompt=args.negative_prompt,
-              guidance_scale=args.guidance, text_guidance_scale=args.text_guidance,
-              guidance_interval=_interval(args.guidance_interval), num_inference_steps=args.steps,
-              solver=args.solver, shift=args.shift, batch_size=args.batch_size,
-              batch_invariant=args.batch_invariant)
+    kw = dict(
+        reward_targets=pos or None,
+        negative_reward_targets=neg or None,
+        negative_prompt=args.negative_prompt,
+        guidance_scale=args.guidance,
+        text_guidance_scale=args.text_guidance,
+        guidance_interval=_interval(args.guidance_interval),
+        num_inference_steps=args.steps,
+        solver=args.solver,
+        shift=args.shift,
+        batch_size=args.batch_size,
+        batch_invariant=args.batch_invariant,
+    )
     flat = [p for p in prompts for _ in range(args.num_per_prompt)]
     tg = pipe.resolve_targets(pos or None, neg or None)
-    common = dict(reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
-                  **_settings(args, pipe))
+    common = dict(
+        reward_targets=dict(tg.positive) if tg else {},
+        negative_reward_targets=dict(tg.negative) if tg else {},
+        **_settings(args, pipe),
+    )
     planned = [dict(file=f"images/{i:05d}.png", prompt=p, seed=args.seed + i, **common) for i, p in enumerate(flat)]
     if args.best_of > 1:  # the seed of each image is the winning candidate's, known only afterwards
-        planned = [{k: v for k, v in dict(r, best_of=args.best_of, selector=args.select).items() if k != "seed"}
-                   for r in planned]
+        planned = [
+            {k: v for k, v in dict(r, best_of=args.best_of, selector=args.select).items() if k != "seed"}
+            for r in planned
+        ]
     with SampleFolder(args.out, planned) as folder:
         if folder.done < len(planned):
             _make(args, pipe, folder, planned, kw)
@@ -204,7 +265,9 @@ def run(args) -> int:
         from PIL import Image
 
         pils = [Image.open(Path(args.out) / r["file"]) for r in records]
-        make_grid(pils, args.num_per_prompt if len(prompts) > 1 else min(len(pils), 8)).save(Path(args.out) / "grid.png")
+        make_grid(pils, args.num_per_prompt if len(prompts) > 1 else min(len(pils), 8)).save(
+            Path(args.out) / "grid.png"
+        )
     print(f"wrote {len(records)} images and {len(records)} records in samples.jsonl to {args.out}")
     return 0
 
@@ -223,10 +286,16 @@ def _targets(args, pipe) -> tuple[dict, dict]:
 def _settings(args, pipe) -> dict:
     c = pipe.config
     w, w_t, iv = pipe.resolve_guidance(args.guidance, args.text_guidance, _interval(args.guidance_interval))
-    return dict(negative_prompt=args.negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
-                guidance_interval=None if iv is None else list(iv),
-                num_inference_steps=args.steps or c["num_inference_steps"], solver=args.solver or c["solver"],
-                shift=c["shift"] if args.shift is None else args.shift, batch_invariant=args.batch_invariant)
+    return dict(
+        negative_prompt=args.negative_prompt,
+        guidance_scale=w,
+        text_guidance_scale=w_t,
+        guidance_interval=None if iv is None else list(iv),
+        num_inference_steps=args.steps or c["num_inference_steps"],
+        solver=args.solver or c["solver"],
+        shift=c["shift"] if args.shift is None else args.shift,
+        batch_invariant=args.batch_invariant,
+    )
 
 
 def _make(args, pipe, folder, planned: list[dict], kw: dict) -> None:
@@ -248,8 +317,7 @@ def _make(args, pipe, folder, planned: list[dict], kw: dict) -> None:
     bar = tqdm(total=len(planned), initial=folder.done, unit="img", desc="sampling")
     for a in range(folder.done, len(planned), chunk):
         part = planned[a : a + chunk]
-        out = pipe([r["prompt"] for r in part], seed=[r["seed"] for r in part], output_type="pt",
-                   progress=False, **kw)
+        out = pipe([r["prompt"] for r in part], seed=[r["seed"] for r in part], output_type="pt", progress=False, **kw)
         _write(args, folder, out.images, part)
         bar.update(len(part))
     bar.close()
@@ -264,10 +332,17 @@ def _best_of(args, pipe, flat: list[str], kw: dict):
     if isinstance(sel, dict) and any(v is None for v in sel.values()):
         raise ValueError(f"--select {args.select!r}: every weight must be a number")
     # One prompt entry per output image; best_of_n then draws N nested-seed candidates for each.
-    res = best_of_n(pipe, flat, args.best_of, sel, seed=args.seed, normalize=args.select_normalize,
-                    output_type="pt", **kw)
-    extra = [{"seed": res.seeds[i], "candidate_seeds": res.candidate_seeds[i],
-              "candidate_scores": [float(v) for v in res.scores[i]]} for i in range(len(flat))]
+    res = best_of_n(
+        pipe, flat, args.best_of, sel, seed=args.seed, normalize=args.select_normalize, output_type="pt", **kw
+    )
+    extra = [
+        {
+            "seed": res.seeds[i],
+            "candidate_seeds": res.candidate_seeds[i],
+            "candidate_scores": [float(v) for v in res.scores[i]],
+        }
+        for i in range(len(flat))
+    ]
     return res.images, extra
 
 

@@ -27,9 +27,13 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images per reward call (default: each reward's own)")
     p.add_argument("--workers", type=int, default=0, help="processes scoring shards in parallel (0 or 1: in-process)")
     p.add_argument("--device", default="cpu", help="torch device for rewards that run a network")
-    p.add_argument("--max-bad-fraction", type=float, default=0.01,
-                   help="fail (exit 1, after scoring what is intact) when more than this fraction of samples "
-                        "cannot be read: truncated shards, corrupt images")
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="fail (exit 1, after scoring what is intact) when more than this fraction of samples "
+        "cannot be read: truncated shards, corrupt images",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--list", action="store_true", help="list the registered rewards and exit")
     p.set_defaults(func=run)

@@ -17,15 +17,26 @@ from pathlib import Path
 def register(subparsers) -> None:
     from rewardflow.commands.sample import add_sampling_args
 
-    p = subparsers.add_parser("target-search", help="find the reward-target vector that maximises a metric",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "target-search",
+        help="find the reward-target vector that maximises a metric",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_sampling_args(p)
-    p.add_argument("--sweep", action="append", required=True, metavar="KEY=LO:HI:N|KEY=V1,V2",
-                   help="a reward target to sweep (repeatable: the grid is the cartesian product)")
-    p.add_argument("--reward", action="append", metavar="KEY=VALUE",
-                   help="fixed s+ for keys not swept (default 1)")
-    p.add_argument("--metric", default="geneval",
-                   help="geneval (needs GenEval metadata: --prompts shapes or a GenEval .jsonl) or reward:NAME")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        required=True,
+        metavar="KEY=LO:HI:N|KEY=V1,V2",
+        help="a reward target to sweep (repeatable: the grid is the cartesian product)",
+    )
+    p.add_argument("--reward", action="append", metavar="KEY=VALUE", help="fixed s+ for keys not swept (default 1)")
+    p.add_argument(
+        "--metric",
+        default="geneval",
+        help="geneval (needs GenEval metadata: --prompts shapes or a GenEval .jsonl) or reward:NAME",
+    )
     p.add_argument("--minimize", action="store_true", help="pick the smallest metric instead")
     p.set_defaults(func=run)
 
@@ -47,11 +58,23 @@ def run(args) -> int:
     sweep = dict(parse_sweep(s) for s in args.sweep)
     pipe = load_pipeline(args.model, args.device, args.allow_download)
     res = target_search(
-        pipe, prompts, metric, sweep, base=parse_assignments(args.reward, "--reward"),
+        pipe,
+        prompts,
+        metric,
+        sweep,
+        base=parse_assignments(args.reward, "--reward"),
         negative_reward_targets=parse_assignments(args.negative_reward, "--negative-reward") or None,
-        seed=args.seed, num_images_per_prompt=args.num_per_prompt, maximize=not args.minimize,
-        negative_prompt=args.negative_prompt, guidance_scale=args.guidance, text_guidance_scale=args.text_guidance,
-        num_inference_steps=args.steps, solver=args.solver, shift=args.shift, batch_size=args.batch_size)
+        seed=args.seed,
+        num_images_per_prompt=args.num_per_prompt,
+        maximize=not args.minimize,
+        negative_prompt=args.negative_prompt,
+        guidance_scale=args.guidance,
+        text_guidance_scale=args.text_guidance,
+        num_inference_steps=args.steps,
+        solver=args.solver,
+        shift=args.shift,
+        batch_size=args.batch_size,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "target_search.json", (res.to_json() + "\n").encode("utf-8"))

@@ -19,14 +19,27 @@ data.batch_size is the GLOBAL batch, so the same config gives the same run on an
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a denoiser from a config (resumes automatically)",
-                              description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train",
+        help="train a denoiser from a config (resumes automatically)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", help="YAML training config (see configs/); omitted -> built-in defaults")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="dotted overrides, e.g. optim.lr=3e-4 data.reward_keys=[sharpness] max_steps=500")
-    p.add_argument("--allow-change", action="append", default=[], metavar="KEY",
-                   help="on resume, accept a new value for KEY (dotted key, a section such as optim, "
-                        "world_size, or * for everything); repeatable")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides, e.g. optim.lr=3e-4 data.reward_keys=[sharpness] max_steps=500",
+    )
+    p.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="on resume, accept a new value for KEY (dotted key, a section such as optim, "
+        "world_size, or * for everything); repeatable",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.set_defaults(func=run)
 
@@ -40,6 +53,8 @@ def run(args) -> int:
         return 0
     summary = Trainer(config, allow_changes=args.allow_change).train()
     if summary.get("step") is not None:
-        print(f"done: step {summary['step']}, {summary['images_seen']} images, "
-              f"{summary['skipped_steps']} skipped step(s); checkpoints in {summary['out_dir']}/checkpoints")
+        print(
+            f"done: step {summary['step']}, {summary['images_seen']} images, "
+            f"{summary['skipped_steps']} skipped step(s); checkpoints in {summary['out_dir']}/checkpoints"
+        )
     return 0

@@ -24,8 +24,12 @@ class DamageBudget:
     def skip(self, shard: str | Path, key: str, exc: BaseException) -> None:
         shard = Path(shard)
         self.skipped.append(f"{shard.name}:{key}")
-        warnings.warn(ShardDamageWarning(f"{shard}: sample {key} cannot be decoded ({type(exc).__name__}: {exc}); "
-                                         "skipped", str(shard), key), stacklevel=3)
+        warnings.warn(
+            ShardDamageWarning(
+                f"{shard}: sample {key} cannot be decoded ({type(exc).__name__}: {exc}); skipped", str(shard), key
+            ),
+            stacklevel=3,
+        )
         if len(self.skipped) > max(1, int(self.max_fraction * self.total)):
             raise ValueError(
                 f"{self.job}: {len(self.skipped)} samples cannot be decoded (e.g. {self.skipped[:3]}), more than "

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from rewardflow.data.damage import DamageBudget
 from rewardflow.data.images import IMAGE_EXTS, collate, decode_image, to_pixels
 from rewardflow.data.latents import LATENT_MEMBER, LatentStats, latent_from_bytes
 from rewardflow.data.scores import drop_skipped, load_rewards
-from rewardflow.data.damage import DamageBudget
 from rewardflow.data.shards import iter_records, list_shards, scan_keys
 
 __all__ = ["ShardDataset", "collate", "decode_image", "to_pixels", "load_rewards"]
@@ -43,7 +43,7 @@ def _buffer_shuffle(ids: np.ndarray, size: int, rng: np.random.Generator) -> np.
         out[o], buf[p] = buf[p], x
     tail = np.array(buf, dtype=ids.dtype)
     rng.shuffle(tail)
-    out[len(ids) - len(tail):] = tail
+    out[len(ids) - len(tail) :] = tail
     return out
 
 
@@ -57,16 +57,21 @@ class _Stream(IterableDataset):
         self.local = [{k: j for j, k in enumerate(ks)} for ks in keys]  # key -> index among kept samples
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
         self.start_batches = 0
-        self.damage = DamageBudget(self.offsets[-1], "training data", "Re-copy the shards, or run `rewardflow score` "
-                                   "on them, which lists undecodable samples in _skipped.json so training leaves them out.")
+        self.damage = DamageBudget(
+            self.offsets[-1],
+            "training data",
+            "Re-copy the shards, or run `rewardflow score` "
+            "on them, which lists undecodable samples in _skipped.json so training leaves them out.",
+        )
 
     def read_order(self, epoch: int, slot: int, slots: int) -> np.ndarray:
         """Global sample ids this slot reads in an epoch, in shard-file order."""
         c, n = self.cfg, len(self.shards)
         order = np.random.default_rng([c["seed"], epoch]).permutation(n) if c["shuffle"] else np.arange(n)
         if n >= slots:
-            return np.concatenate([np.arange(self.offsets[s], self.offsets[s + 1]) for s in order[slot::slots]]
-                                  + [np.zeros(0, np.int64)])
+            return np.concatenate(
+                [np.arange(self.offsets[s], self.offsets[s + 1]) for s in order[slot::slots]] + [np.zeros(0, np.int64)]
+            )
         every = np.concatenate([np.arange(self.offsets[s], self.offsets[s + 1]) for s in order])
         return every[slot::slots]
 
@@ -98,12 +103,17 @@ class _Stream(IterableDataset):
                 gid = -1 if j is None else int(self.offsets[s] + j)
                 if gid not in needed:
                     continue
-                item = {"key": key, "caption": m["txt"].decode("utf-8") if "txt" in m else "",
-                        "rewards": self.rewards[s][j] if self.rewards is not None else None}
+                item = {
+                    "key": key,
+                    "caption": m["txt"].decode("utf-8") if "txt" in m else "",
+                    "rewards": self.rewards[s][j] if self.rewards is not None else None,
+                }
                 if c["latents"]:
                     if LATENT_MEMBER not in m:
-                        raise ValueError(f"{self.shards[s].name}: sample {key} has no {LATENT_MEMBER}; "
-                                         "run `rewardflow latents encode` first")
+                        raise ValueError(
+                            f"{self.shards[s].name}: sample {key} has no {LATENT_MEMBER}; "
+                            "run `rewardflow latents encode` first"
+                        )
                     item["latent"] = c["latent_stats"].normalize(latent_from_bytes(m[LATENT_MEMBER]))
                 else:
                     ext = next((e for e in IMAGE_EXTS if e in m), None)
@@ -181,12 +191,31 @@ class ShardDataset(IterableDataset):
     state_dict is valid for all ranks.
     """
 
-    def __init__(self, data_dir, reward_keys: Sequence[str] = (), *, batch_size: int = 64, text_encoder=None,
-                 scores_dir=None, bins_path=None, image_size: int | None = None, latents: bool = False,
-                 seed: int = 0, shuffle: bool = True, shuffle_buffer: int = 1000, infinite: bool = True,
-                 epoch: int = 0, rank: int | None = None, world_size: int | None = None, num_workers: int = 0,
-                 in_memory: bool = False, prefetch_factor: int = 4, pin_memory: bool = False,
-                 progress: bool = False, nonfinite_rewards: str = "error"):
+    def __init__(
+        self,
+        data_dir,
+        reward_keys: Sequence[str] = (),
+        *,
+        batch_size: int = 64,
+        text_encoder=None,
+        scores_dir=None,
+        bins_path=None,
+        image_size: int | None = None,
+        latents: bool = False,
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_buffer: int = 1000,
+        infinite: bool = True,
+        epoch: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        num_workers: int = 0,
+        in_memory: bool = False,
+        prefetch_factor: int = 4,
+        pin_memory: bool = False,
+        progress: bool = False,
+        nonfinite_rewards: str = "error",
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.data_dir = Path(data_dir)
@@ -209,10 +238,19 @@ class ShardDataset(IterableDataset):
             scores_dir = Path(scores_dir) if scores_dir is not None else self.data_dir
             bins_path = Path(bins_path) if bins_path is not None else scores_dir / "bins.json"
             rewards = load_rewards(self.shards, keys, scores_dir, bins_path, self.reward_keys, nonfinite_rewards)
-        cfg = dict(seed=int(seed), shuffle=bool(shuffle), shuffle_buffer=int(shuffle_buffer), infinite=bool(infinite),
-                   epoch=int(epoch), rank=self.rank, world_size=self.world_size, batch_size=self.batch_size,
-                   image_size=image_size, latents=bool(latents),
-                   latent_stats=LatentStats.load(self.data_dir) if latents else None)
+        cfg = dict(
+            seed=int(seed),
+            shuffle=bool(shuffle),
+            shuffle_buffer=int(shuffle_buffer),
+            infinite=bool(infinite),
+            epoch=int(epoch),
+            rank=self.rank,
+            world_size=self.world_size,
+            batch_size=self.batch_size,
+            image_size=image_size,
+            latents=bool(latents),
+            latent_stats=LatentStats.load(self.data_dir) if latents else None,
+        )
         self._stream = _Stream(self.shards, keys, rewards, cfg)
         self._batches = 0
         self._memory = self._load_memory(progress) if in_memory else None
@@ -230,9 +268,12 @@ class ShardDataset(IterableDataset):
         b = {"captions": [it["caption"] for it in items]}
         captions = sorted(set(b["captions"]))
         cid = {c: i for i, c in enumerate(captions)}
-        mem = {"keys": [it["key"] for it in items], "captions": captions,
-               "caption_id": np.array([cid[c] for c in b["captions"]], dtype=np.int64),
-               "rewards": np.stack([it["rewards"] for it in items]) if st.rewards else None}
+        mem = {
+            "keys": [it["key"] for it in items],
+            "captions": captions,
+            "caption_id": np.array([cid[c] for c in b["captions"]], dtype=np.int64),
+            "rewards": np.stack([it["rewards"] for it in items]) if st.rewards else None,
+        }
         if "latent" in items[0]:
             mem["latents"] = torch.stack([it["latent"] for it in items]).numpy()
         else:  # uint8 is 4x smaller than float pixels; converted per batch
@@ -260,7 +301,7 @@ class ShardDataset(IterableDataset):
             pos = 0
             while pos < len(mine):  # a batch may span two epochs in infinite mode
                 take = bs - len(buf)
-                buf.extend(mine[pos:pos + take].tolist())
+                buf.extend(mine[pos : pos + take].tolist())
                 pos += take
                 if len(buf) == bs:
                     yield self._memory_batch(buf)
@@ -299,8 +340,15 @@ class ShardDataset(IterableDataset):
         else:
             self._stream.start_batches = self._batches
             if self.num_workers > 0:
-                source = iter(DataLoader(self._stream, batch_size=None, num_workers=self.num_workers,
-                                         prefetch_factor=self.prefetch_factor, pin_memory=self.pin_memory))
+                source = iter(
+                    DataLoader(
+                        self._stream,
+                        batch_size=None,
+                        num_workers=self.num_workers,
+                        prefetch_factor=self.prefetch_factor,
+                        pin_memory=self.pin_memory,
+                    )
+                )
             else:
                 source = iter(self._stream)
         for batch in source:
@@ -322,14 +370,28 @@ class ShardDataset(IterableDataset):
     # ---------------------------------------------------------------- position
     def _layout(self) -> dict:
         c = self._stream.cfg
-        return {"seed": c["seed"], "shuffle": c["shuffle"], "shuffle_buffer": c["shuffle_buffer"],
-                "start_epoch": c["epoch"], "batch_size": self.batch_size, "rank": self.rank,
-                "world_size": self.world_size, "num_workers": 0 if self.in_memory else self.num_workers,
-                "in_memory": self.in_memory, "num_samples": self.num_samples}
+        return {
+            "seed": c["seed"],
+            "shuffle": c["shuffle"],
+            "shuffle_buffer": c["shuffle_buffer"],
+            "start_epoch": c["epoch"],
+            "batch_size": self.batch_size,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "num_workers": 0 if self.in_memory else self.num_workers,
+            "in_memory": self.in_memory,
+            "num_samples": self.num_samples,
+        }
 
     def state_dict(self) -> dict:
-        return {"format": _STATE_FORMAT, "version": 1, "batches": self._batches,
-                "samples": self._batches * self.batch_size, "epoch": self.epoch, **self._layout()}
+        return {
+            "format": _STATE_FORMAT,
+            "version": 1,
+            "batches": self._batches,
+            "samples": self._batches * self.batch_size,
+            "epoch": self.epoch,
+            **self._layout(),
+        }
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Continue exactly where `state` was saved. Exactness needs the same sample layout (seed,
@@ -345,6 +407,6 @@ class ShardDataset(IterableDataset):
         msg = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
         if strict:
             raise ValueError(f"cannot resume the data position exactly, the layout differs ({msg})")
-        warnings.warn(f"data layout changed ({msg}); restarting at epoch {int(state.get('epoch', 0))}")
+        warnings.warn(f"data layout changed ({msg}); restarting at epoch {int(state.get('epoch', 0))}", stacklevel=2)
         self._stream.cfg["epoch"] = int(state.get("epoch", 0))
         self._batches = 0

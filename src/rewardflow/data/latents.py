@@ -59,7 +59,7 @@ class LatentStats:
         return atomic_write_json(Path(data_dir) / STATS_FILE, {"format": "rewardflow.latent_stats", **self.__dict__})
 
     @classmethod
-    def load(cls, data_dir) -> "LatentStats":
+    def load(cls, data_dir) -> LatentStats:
         path = Path(data_dir) / STATS_FILE
         if not path.exists():
             raise FileNotFoundError(f"no {STATS_FILE} in {data_dir}; run `rewardflow latents encode` to make latents")
@@ -103,8 +103,9 @@ def load_vae(name_or_path: str, allow_download: bool = False, device="cpu", dtyp
     try:
         vae = AutoencoderKL.from_pretrained(str(name_or_path), local_files_only=not allow_download, **kw)
     except OSError as exc:
-        raise FileNotFoundError(f"VAE {name_or_path!r} could not be loaded ({exc}); downloads need "
-                                "allow_download=True / --allow-download") from None
+        raise FileNotFoundError(
+            f"VAE {name_or_path!r} could not be loaded ({exc}); downloads need allow_download=True / --allow-download"
+        ) from None
     return vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
@@ -117,8 +118,16 @@ def vae_encode(vae, pixels: torch.Tensor, sample: bool = False, generator=None) 
     return z.float().cpu()
 
 
-def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: int | None = None,
-                  store_dtype: torch.dtype = torch.float16, vae_name: str = "", progress: bool = True) -> LatentStats:
+def encode_shards(
+    data_dir,
+    out_dir,
+    encoder,
+    batch_size: int = 32,
+    image_size: int | None = None,
+    store_dtype: torch.dtype = torch.float16,
+    vae_name: str = "",
+    progress: bool = True,
+) -> LatentStats:
     """Copy every shard of `data_dir` into `out_dir` with `{key}.latent.safetensors` added.
 
     `encoder(pixels (B,3,H,W) in [-1,1]) -> latents (B,C,h,w)`: normally
@@ -135,8 +144,11 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
     if bad:
         raise ValueError(f"shard names must be NNNNN.tar, got {bad[:3]}")
     stats, count = ChannelStats(), 0
-    damage = DamageBudget(sum(len(scan_keys(sh)) for sh in shards), "latents encode",
-                          "Re-copy the shards (or score them and leave out what _skipped.json lists) and rerun.")
+    damage = DamageBudget(
+        sum(len(scan_keys(sh)) for sh in shards),
+        "latents encode",
+        "Re-copy the shards (or score them and leave out what _skipped.json lists) and rerun.",
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -147,7 +159,9 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
         if target.exists():  # finished earlier: only feed the statistics
             samples = [s for s in iter_shard(target)]
             for i in range(0, len(samples), batch_size):
-                stats.update(torch.stack([latent_from_bytes(s.members[LATENT_MEMBER]) for s in samples[i:i + batch_size]]))
+                stats.update(
+                    torch.stack([latent_from_bytes(s.members[LATENT_MEMBER]) for s in samples[i : i + batch_size]])
+                )
             count += len(samples)
         else:
             samples, before = list(iter_shard(shard)), len(damage.skipped)
@@ -155,7 +169,7 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
                 w.prefix = shard.stem[: len(shard.stem) - len(f"{int(shard.stem):05d}")]
                 for i in range(0, len(samples), batch_size):
                     chunk, items = [], []
-                    for s in samples[i:i + batch_size]:
+                    for s in samples[i : i + batch_size]:
                         ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in s.members), None)
                         if ext is None:
                             raise ValueError(f"{shard.name}: sample {s.key} has no image member")
@@ -173,8 +187,12 @@ def encode_shards(data_dir, out_dir, encoder, batch_size: int = 32, image_size: 
                     for s, zi in zip(chunk, z):
                         zs = zi.to(store_dtype)
                         meta = json.loads(s.members.get("json", b"{}") or b"{}")
-                        meta["latent"] = {"dtype": str(zs.dtype).replace("torch.", ""), "shape": list(zs.shape),
-                                          "vae": vae_name, "member": LATENT_MEMBER}
+                        meta["latent"] = {
+                            "dtype": str(zs.dtype).replace("torch.", ""),
+                            "shape": list(zs.shape),
+                            "vae": vae_name,
+                            "member": LATENT_MEMBER,
+                        }
                         members = dict(s.members, json=json.dumps(meta))
                         members[LATENT_MEMBER] = latent_to_bytes(zs)
                         w.write(s.key, members)

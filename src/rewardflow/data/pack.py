@@ -39,8 +39,10 @@ class PackReport:
     corrupt_files: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"packed {self.written} images into {len(self.shards)} shard(s); skipped {self.corrupt} "
-                f"unreadable image(s) and {self.missing_caption} without caption")
+        return (
+            f"packed {self.written} images into {len(self.shards)} shard(s); skipped {self.corrupt} "
+            f"unreadable image(s) and {self.missing_caption} without caption"
+        )
 
 
 def _folder_items(images: Path) -> list[tuple[Path, str | None]]:
@@ -101,10 +103,18 @@ def _prepare(path: Path, size: int | None) -> tuple[str, bytes, tuple[int, int]]
         return "png", buf.getvalue(), rgb.size
 
 
-def pack(out: str | os.PathLike, images: str | os.PathLike | None = None, table: str | os.PathLike | None = None,
-         shard_size: int = 1000, size: int | None = None, missing_caption: str = "error",
-         path_column: str = "path", caption_column: str = "caption", progress: bool = True,
-         max_bad_fraction: float = 0.01) -> PackReport:
+def pack(
+    out: str | os.PathLike,
+    images: str | os.PathLike | None = None,
+    table: str | os.PathLike | None = None,
+    shard_size: int = 1000,
+    size: int | None = None,
+    missing_caption: str = "error",
+    path_column: str = "path",
+    caption_column: str = "caption",
+    progress: bool = True,
+    max_bad_fraction: float = 0.01,
+) -> PackReport:
     if missing_caption not in MISSING_CAPTION:
         raise ValueError(f"missing_caption must be one of {MISSING_CAPTION}, got {missing_caption!r}")
     if size is not None and size < 1:
@@ -123,8 +133,10 @@ def pack(out: str | os.PathLike, images: str | os.PathLike | None = None, table:
     lacking = [p for p, c in items if c is None]
     if lacking and missing_caption == "error":
         shown = ", ".join(str(p) for p in lacking[:5])
-        raise ValueError(f"{len(lacking)} image(s) have no caption (a same-name .txt file or a table entry), "
-                         f"e.g. {shown}; pass --missing-caption skip or --missing-caption empty")
+        raise ValueError(
+            f"{len(lacking)} image(s) have no caption (a same-name .txt file or a table entry), "
+            f"e.g. {shown}; pass --missing-caption skip or --missing-caption empty"
+        )
     it = items
     if progress:
         from tqdm.auto import tqdm
@@ -139,7 +151,7 @@ def pack(out: str | os.PathLike, images: str | os.PathLike | None = None, table:
                 caption = ""
             try:
                 ext, data, (w, h) = _prepare(path, size)
-            except Exception:  # noqa: BLE001 -- any undecodable file is counted, not fatal
+            except Exception as exc:  # noqa: BLE001 -- any undecodable file is counted, not fatal
                 report.corrupt += 1
                 report.corrupt_files.append(str(path))
                 if report.corrupt > max(1, int(max_bad_fraction * len(items))):
@@ -147,7 +159,7 @@ def pack(out: str | os.PathLike, images: str | os.PathLike | None = None, table:
                         f"{report.corrupt} images cannot be read (e.g. {report.corrupt_files[:3]}), more than "
                         f"{max_bad_fraction:.0%} of {len(items)}: stopped. Fix or remove them and pack again into an "
                         f"empty folder (the finished shards in {out} are complete), or pass --max-bad-fraction"
-                    )
+                    ) from exc
                 continue
             key = f"{report.written:09d}"
             src = str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)

@@ -22,8 +22,9 @@ def drop_skipped(shards, keys, scores_dir: Path) -> list[list[str]]:
     return out
 
 
-def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys,
-                 nonfinite: str = "error") -> list[np.ndarray]:
+def load_rewards(
+    shards, keys_per_shard, scores_dir, bins_path, reward_keys, nonfinite: str = "error"
+) -> list[np.ndarray]:
     """Per shard, (n_i, N) float32 model inputs in [0, 1] aligned with the shard's key order."""
     import pyarrow.parquet as pq
 
@@ -37,8 +38,9 @@ def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys,
         table = pq.read_table(pq_path)
         missing = [k for k in reward_keys if k not in table.column_names]
         if missing:
-            raise ValueError(f"scores {pq_path} for shard {shard.name} lack reward(s) {missing}; "
-                             f"run `rewardflow score` with them")
+            raise ValueError(
+                f"scores {pq_path} for shard {shard.name} lack reward(s) {missing}; run `rewardflow score` with them"
+            )
         row = {k: i for i, k in enumerate(table.column("key").to_pylist())}
         lost = [k for k in keys if k not in row]
         if lost:
@@ -57,8 +59,14 @@ def load_rewards(shards, keys_per_shard, scores_dir, bins_path, reward_keys,
     bins = RewardBins.load(bins_path)
     absent = [k for k in reward_keys if k not in bins.keys]
     if absent:
-        raise ValueError(f"bins {bins_path} have no edges for reward(s) {absent} (they know {bins.keys}); "
-                         "re-run `rewardflow bins fit` including them")
-    mine = RewardBins(keys=list(reward_keys), edges={k: bins.edges[k] for k in reward_keys},
-                      num_bins=bins.num_bins, method=bins.method)
+        raise ValueError(
+            f"bins {bins_path} have no edges for reward(s) {absent} (they know {bins.keys}); "
+            "re-run `rewardflow bins fit` including them"
+        )
+    mine = RewardBins(
+        keys=list(reward_keys),
+        edges={k: bins.edges[k] for k in reward_keys},
+        num_bins=bins.num_bins,
+        method=bins.method,
+    )
     return [np.ascontiguousarray(mine.transform(raw, nonfinite=nonfinite)) for raw in tables]

@@ -225,7 +225,7 @@ class ShardWriter:
         self._close_current()
         return self.written
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -58,9 +58,13 @@ def _load(load_path: str, model_id: str, allow_download: bool):
         config = AutoConfig.from_pretrained(load_path, **kw)
         tokenizer = AutoTokenizer.from_pretrained(load_path, **kw)
     except OSError as exc:
-        hint = "" if allow_download else (
-            " Downloads are off by default; pass allow_download=True (CLI: --allow-download) or "
-            "give a local directory saved with save_pretrained."
+        hint = (
+            ""
+            if allow_download
+            else (
+                " Downloads are off by default; pass allow_download=True (CLI: --allow-download) or "
+                "give a local directory saved with save_pretrained."
+            )
         )
         raise FileNotFoundError(f"text encoder {model_id!r} could not be loaded: {exc}.{hint}") from None
     mtype = getattr(config, "model_type", "")
@@ -101,7 +105,7 @@ class TextEncoder:
         self.tokenizer, model = _load(self._load_path, self.model_id, allow_download)
         self.model = model.to(device=self.device, dtype=_dtype(dtype)).eval().requires_grad_(False)
         cfg = self.model.config
-        self.dim = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model"))
+        self.dim = int(getattr(cfg, "hidden_size", None) or cfg.d_model)
         limit = getattr(cfg, "max_position_embeddings", None)
         if limit is not None and self.max_length > limit:
             raise ValueError(f"max_length {self.max_length} exceeds {self.model_id}'s {limit} positions")

@@ -19,9 +19,27 @@ import yaml
 
 REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
 # The DemoConfig fields a trained model depends on: the training stages' cache signature.
-TRAIN_KEYS = ("model_preset", "model_overrides", "steps", "batch_size", "lr", "warmup_steps", "time_kind",
-              "time_mean", "time_std", "text_dropout", "text_dropout_rewards", "reward_dropout", "ema_decay",
-              "eval_every", "eval_prompts", "eval_steps", "guidance", "rewards", "seed")
+TRAIN_KEYS = (
+    "model_preset",
+    "model_overrides",
+    "steps",
+    "batch_size",
+    "lr",
+    "warmup_steps",
+    "time_kind",
+    "time_mean",
+    "time_std",
+    "text_dropout",
+    "text_dropout_rewards",
+    "reward_dropout",
+    "ema_decay",
+    "eval_every",
+    "eval_prompts",
+    "eval_steps",
+    "guidance",
+    "rewards",
+    "seed",
+)
 
 
 @dataclass
@@ -39,9 +57,17 @@ class DemoConfig:
     # unet-demo at full resolution (patch_size 1) and 16 base channels: the preset's 2x
     # pixel-unshuffle stem leaves a 2-pixel checkerboard that reads as noise to `cleanliness`
     # (docs/DEMO.md, "How the settings were chosen").
-    model_overrides: dict[str, Any] = field(default_factory=lambda: {
-        "patch_size": 1, "hidden_size": 16, "channel_mult": [1, 2, 4], "attn_resolutions": [8],
-        "time_embed_dim": 128, "context_dim": 64, "num_heads": 4})
+    model_overrides: dict[str, Any] = field(
+        default_factory=lambda: {
+            "patch_size": 1,
+            "hidden_size": 16,
+            "channel_mult": [1, 2, 4],
+            "attn_resolutions": [8],
+            "time_embed_dim": 128,
+            "context_dim": 64,
+            "num_heads": 4,
+        }
+    )
     steps: int = 2400  # 1400 learns the quality rewards; alignment control needs ~2400 (docs/INFERENCE.md)
     batch_size: int = 16
     lr: float = 1.5e-3
@@ -92,15 +118,22 @@ class DemoConfig:
 
         need(self.num_images >= 1 and self.steps >= 1, "num_images and steps must be >= 1")
         need(0.0 <= self.reward_dropout <= 1.0, f"reward_dropout must be in [0, 1], got {self.reward_dropout}")
-        need(self.control_reward in self.rewards, f"control_reward {self.control_reward!r} is not in rewards {self.rewards}")
+        need(
+            self.control_reward in self.rewards,
+            f"control_reward {self.control_reward!r} is not in rewards {self.rewards}",
+        )
         need(all(0.0 <= v <= 1.0 for v in self.control_levels), "control_levels must lie in [0, 1]")
         need(len(self.control_levels) >= 2, "control_levels needs at least two levels")
         need(self.eval_every >= 0 and self.eval_prompts >= 1, "eval_every must be >= 0 and eval_prompts >= 1")
         need(len(self.sweep_scales) >= 1, "sweep_scales needs at least one scale")
-        need(all(len(iv) == 2 and 0.0 <= iv[0] < iv[1] <= 1.0 for iv in self.sweep_intervals),
-             f"sweep_intervals must be [lo, hi] pairs with 0 <= lo < hi <= 1, got {self.sweep_intervals}")
-        need(min(self.sweep_scales + self.sweep_text_scales + self.sweep_reward_scales) >= 0.0,
-             "sweep_scales, sweep_text_scales and sweep_reward_scales must be >= 0")
+        need(
+            all(len(iv) == 2 and 0.0 <= iv[0] < iv[1] <= 1.0 for iv in self.sweep_intervals),
+            f"sweep_intervals must be [lo, hi] pairs with 0 <= lo < hi <= 1, got {self.sweep_intervals}",
+        )
+        need(
+            min(self.sweep_scales + self.sweep_text_scales + self.sweep_reward_scales) >= 0.0,
+            "sweep_scales, sweep_text_scales and sweep_reward_scales must be >= 0",
+        )
 
     # --- conversions ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +149,7 @@ class DemoConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DemoConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DemoConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -124,8 +157,9 @@ class DemoConfig:
         return cls(**d)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None,
-             base: "DemoConfig | None" = None) -> "DemoConfig":
+    def load(
+        cls, path: str | Path | None = None, overrides: list[str] | None = None, base: DemoConfig | None = None
+    ) -> DemoConfig:
         """`base` (default settings), then the YAML file, then `key=value` overrides."""
         d = (base or cls()).to_dict()
         if path is not None:
@@ -151,8 +185,26 @@ class DemoConfig:
 def quick() -> DemoConfig:
     """The whole demo at toy size (a minute on a CPU): for smoke tests, not for looking at."""
     return DemoConfig(
-        num_images=96, shard_size=48, data_workers=1, num_bins=8, model_preset="unet-tiny", steps=4,
-        batch_size=8, warmup_steps=1, eval_every=2, eval_prompts=6, eval_steps=2, sample_steps=2,
-        geneval_per_category=2, grid_prompts=3, grid_seeds=2, control_levels=[0.0, 0.5, 1.0], control_images=4,
-        sweep_scales=[0.0, 3.0], sweep_text_scales=[1.0], sweep_reward_scales=[1.0], sweep_images=6, sample_batch=16,
+        num_images=96,
+        shard_size=48,
+        data_workers=1,
+        num_bins=8,
+        model_preset="unet-tiny",
+        steps=4,
+        batch_size=8,
+        warmup_steps=1,
+        eval_every=2,
+        eval_prompts=6,
+        eval_steps=2,
+        sample_steps=2,
+        geneval_per_category=2,
+        grid_prompts=3,
+        grid_seeds=2,
+        control_levels=[0.0, 0.5, 1.0],
+        control_images=4,
+        sweep_scales=[0.0, 3.0],
+        sweep_text_scales=[1.0],
+        sweep_reward_scales=[1.0],
+        sweep_images=6,
+        sample_batch=16,
     )

@@ -48,11 +48,13 @@ def summarize(images: np.ndarray, entries: Sequence[dict], rewards: Sequence[str
     scores = reward_scores(images, prompts, rewards)
     ge = geneval_evaluate(images, list(entries))
     correct = np.array([float(r["correct"]) for r in ge.per_image])
-    return {"rewards": {k: float(v.mean()) for k, v in scores.items()},
-            "rewards_sem": {k: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0 for k, v in scores.items()},
-            "geneval": ge.to_dict(),
-            # per image, for paired differences between models sampled with the same prompts and seeds
-            "per_image": {"geneval_correct": correct.tolist(), **{k: v.tolist() for k, v in scores.items()}}}
+    return {
+        "rewards": {k: float(v.mean()) for k, v in scores.items()},
+        "rewards_sem": {k: float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0 for k, v in scores.items()},
+        "geneval": ge.to_dict(),
+        # per image, for paired differences between models sampled with the same prompts and seeds
+        "per_image": {"geneval_correct": correct.tolist(), **{k: v.tolist() for k, v in scores.items()}},
+    }
 
 
 def paired_difference(a: Mapping, b: Mapping, key: str) -> tuple[float, float]:
@@ -83,14 +85,31 @@ def guidance_label(g: Mapping) -> str:
     return text if not iv else text + f", t in [{iv[0]:g}, {iv[1]:g}]"
 
 
-def sample(pipe, prompts: Sequence[str], seed: int, guidance: float | Mapping | None, steps: int, batch: int,
-           targets: dict | None = None, desc: str | None = None, progress: bool = True) -> np.ndarray:
+def sample(
+    pipe,
+    prompts: Sequence[str],
+    seed: int,
+    guidance: float | Mapping | None,
+    steps: int,
+    batch: int,
+    targets: dict | None = None,
+    desc: str | None = None,
+    progress: bool = True,
+) -> np.ndarray:
     """uint8 (B, H, W, 3); image i has seed `seed + i`. A baseline takes no reward targets; a
     MIRO model given none samples at the paper's default s+ = all 1, s- = all 0. `guidance`:
     see `guidance_kwargs`."""
     kw = {"reward_targets": targets} if targets else {}
-    out = pipe(list(prompts), seed=seed, num_inference_steps=steps, output_type="np", batch_size=batch,
-               progress=False, **guidance_kwargs(guidance), **kw)
+    out = pipe(
+        list(prompts),
+        seed=seed,
+        num_inference_steps=steps,
+        output_type="np",
+        batch_size=batch,
+        progress=False,
+        **guidance_kwargs(guidance),
+        **kw,
+    )
     if progress and desc:
         print(f"    {desc}: {len(prompts)} images", flush=True)
     return out.images
@@ -106,8 +125,18 @@ class DemoEvalCallback(Callback):
 
     kind = "eval"
 
-    def __init__(self, text_encoder, entries: Sequence[dict], rewards: Sequence[str], every: int,
-                 steps: int, guidance: float, seed: int, batch: int, variants: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        text_encoder,
+        entries: Sequence[dict],
+        rewards: Sequence[str],
+        every: int,
+        steps: int,
+        guidance: float,
+        seed: int,
+        batch: int,
+        variants: dict[str, dict] | None = None,
+    ):
         self.text_encoder, self.entries, self.rewards, self.every = text_encoder, list(entries), list(rewards), every
         self.steps, self.guidance, self.seed, self.batch = steps, guidance, seed, batch
         self.variants = dict(variants or {})
@@ -134,8 +163,17 @@ def _metrics(s: dict) -> dict[str, float]:
     return out
 
 
-def control_sweep(pipe, entries: Sequence[dict], key: str, levels: Sequence[float], rewards: Sequence[str],
-                  guidance: float, steps: int, seed: int, batch: int) -> tuple[dict, np.ndarray]:
+def control_sweep(
+    pipe,
+    entries: Sequence[dict],
+    key: str,
+    levels: Sequence[float],
+    rewards: Sequence[str],
+    guidance: float,
+    steps: int,
+    seed: int,
+    batch: int,
+) -> tuple[dict, np.ndarray]:
     """Dial reward `key`'s positive target over `levels`, the other targets fixed at 1 (s- = 0).
 
     Returns per-level means (and standard errors) of every reward, the Spearman correlation of
@@ -144,25 +182,47 @@ def control_sweep(pipe, entries: Sequence[dict], key: str, levels: Sequence[floa
     prompts = [e["prompt"] for e in entries]
     rows, stacks = [], []
     for level in levels:
-        images = sample(pipe, prompts, seed, guidance, steps, batch, targets={key: float(level)},
-                        desc=f"{key} target {level:.2f}")
+        images = sample(
+            pipe, prompts, seed, guidance, steps, batch, targets={key: float(level)}, desc=f"{key} target {level:.2f}"
+        )
         s = summarize(images, entries, rewards)
         rows.append({"level": float(level), **s})
         stacks.append(images)
     means = [r["rewards"][key] for r in rows]
-    return {"reward": key, "levels": [float(v) for v in levels], "rows": rows,
-            "spearman": spearman(list(levels), means)}, np.stack(stacks)
+    return {
+        "reward": key,
+        "levels": [float(v) for v in levels],
+        "rows": rows,
+        "spearman": spearman(list(levels), means),
+    }, np.stack(stacks)
 
 
-def guidance_grid(scales: Sequence[float], text_scales: Sequence[float] = (), reward_scales: Sequence[float] = (),
-                  intervals: Sequence[Sequence[float]] = ()) -> list[dict]:
+def guidance_grid(
+    scales: Sequence[float],
+    text_scales: Sequence[float] = (),
+    reward_scales: Sequence[float] = (),
+    intervals: Sequence[Sequence[float]] = (),
+) -> list[dict]:
     """One scale on text and rewards together for every model, the nonzero ones again inside
     each guidance interval, plus (text, reward) pairs for a reward-conditioned model."""
     one = [{"guidance_scale": float(w), "text_guidance_scale": None, "guidance_interval": None} for w in scales]
-    limited = [dict(g, guidance_interval=[float(v) for v in iv]) for iv in intervals for g in one
-               if g["guidance_scale"] > 0]
-    return one + limited + [{"guidance_scale": float(wr), "text_guidance_scale": float(wt), "guidance_interval": None,
-                             "three_branch": True} for wt in text_scales for wr in reward_scales]
+    limited = [
+        dict(g, guidance_interval=[float(v) for v in iv]) for iv in intervals for g in one if g["guidance_scale"] > 0
+    ]
+    return (
+        one
+        + limited
+        + [
+            {
+                "guidance_scale": float(wr),
+                "text_guidance_scale": float(wt),
+                "guidance_interval": None,
+                "three_branch": True,
+            }
+            for wt in text_scales
+            for wr in reward_scales
+        ]
+    )
 
 
 def selection_objective(summary: Mapping) -> float:
@@ -171,8 +231,15 @@ def selection_objective(summary: Mapping) -> float:
     return float(summary["geneval"]["overall"] + summary["rewards"]["shapes_alignment"])
 
 
-def guidance_sweep(pipes: dict[str, Any], entries: Sequence[dict], grid: Sequence[dict], rewards: Sequence[str],
-                   steps: int, seed: int, batch: int) -> dict[str, dict]:
+def guidance_sweep(
+    pipes: dict[str, Any],
+    entries: Sequence[dict],
+    grid: Sequence[dict],
+    rewards: Sequence[str],
+    steps: int,
+    seed: int,
+    batch: int,
+) -> dict[str, dict]:
     """Every model over the grid on the same (held-out) prompts and seeds, and the setting with
     the best `selection_objective` per model (the first of equals, so the smaller scale):
     {model: {"rows": [{scale, text_scale, objective, rewards, geneval}], "best": {...}}}."""
@@ -185,11 +252,24 @@ def guidance_sweep(pipes: dict[str, Any], entries: Sequence[dict], grid: Sequenc
                 continue
             images = sample(pipe, prompts, seed, g, steps, batch, desc=f"{name} {guidance_label(g)}")
             s = summarize(images, entries, rewards)
-            rows.append({"scale": g["guidance_scale"], "text_scale": g["text_guidance_scale"],
-                         "interval": g["guidance_interval"], "objective": selection_objective(s), **s})
+            rows.append(
+                {
+                    "scale": g["guidance_scale"],
+                    "text_scale": g["text_guidance_scale"],
+                    "interval": g["guidance_interval"],
+                    "objective": selection_objective(s),
+                    **s,
+                }
+            )
         best = max(rows, key=lambda r: r["objective"])
-        out[name] = {"rows": rows, "best": {"guidance_scale": best["scale"], "text_guidance_scale": best["text_scale"],
-                                            "guidance_interval": best["interval"]}}
+        out[name] = {
+            "rows": rows,
+            "best": {
+                "guidance_scale": best["scale"],
+                "text_guidance_scale": best["text_scale"],
+                "guidance_interval": best["interval"],
+            },
+        }
     return out
 
 
@@ -208,6 +288,7 @@ def save_default_guidance(model_dir: str | Path, result: Mapping, images: int, s
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Rank correlation (average ranks for ties), without scipy."""
+
     def ranks(v):
         v = np.asarray(v, dtype=np.float64)
         order = np.argsort(v, kind="mergesort")

@@ -65,8 +65,9 @@ def sample_grid(images: dict[str, np.ndarray], prompts: Sequence[str], seeds: in
     for j, m in enumerate(models):
         arr = images[m].reshape(p, seeds, *images[m].shape[1:])
         for i in range(p):
-            strip = np.concatenate([np.pad(_upscale(a, 3), ((2, 2), (2, 2), (0, 0)), constant_values=255)
-                                    for a in arr[i]], axis=1)
+            strip = np.concatenate(
+                [np.pad(_upscale(a, 3), ((2, 2), (2, 2), (0, 0)), constant_values=255) for a in arr[i]], axis=1
+            )
             ax = axes[i, j]
             ax.imshow(strip)
             ax.set_xticks([])
@@ -91,19 +92,30 @@ def control_figure(result: dict, images: np.ndarray, prompts: Sequence[str], pat
         y = [r["rewards"][name] for r in rows]
         e = [r["rewards_sem"][name] for r in rows]
         bold = name == key
-        ax.errorbar(levels, y, yerr=e, marker="o", ms=5 if bold else 3, lw=2.5 if bold else 1,
-                    alpha=1.0 if bold else 0.55, capsize=3, label=name + (" (dialled)" if bold else ""))
+        ax.errorbar(
+            levels,
+            y,
+            yerr=e,
+            marker="o",
+            ms=5 if bold else 3,
+            lw=2.5 if bold else 1,
+            alpha=1.0 if bold else 0.55,
+            capsize=3,
+            label=name + (" (dialled)" if bold else ""),
+        )
     ax.set_xlabel(f"target for {key} (others fixed at 1)")
     ax.set_ylabel("measured reward (mean ± s.e.)")
     ax.set_title(f"Control: {key}, Spearman {result['spearman']:.2f}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     k = min(n_show, images.shape[1])
+
     def cell(img):
         return np.pad(_upscale(img, 2), ((2, 2), (2, 2), (0, 0)), constant_values=255)
 
-    grid = np.concatenate([np.concatenate([cell(images[li, i]) for li in range(len(levels))], axis=1)
-                           for i in range(k)], axis=0)
+    grid = np.concatenate(
+        [np.concatenate([cell(images[li, i]) for li in range(len(levels))], axis=1) for i in range(k)], axis=0
+    )
     ax2 = fig.add_axes([0.47, 0.05, 0.52, 0.88])
     ax2.imshow(grid)
     h = images.shape[2] * 2 + 4
@@ -119,7 +131,7 @@ def guidance_figure(sweep: dict[str, list[dict]], keys: Sequence[str], path: Pat
     ncol = 3
     nrow = int(np.ceil(len(panels) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 3.0 * nrow), squeeze=False)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     for ax, key in zip(axes.flat, panels):
         for model, rows in sweep.items():
@@ -135,8 +147,9 @@ def guidance_figure(sweep: dict[str, list[dict]], keys: Sequence[str], path: Pat
     return _save(fig, path)
 
 
-def geneval_bars(results: dict[str, dict], path: Path, color_of=None, figsize=(9, 3.2),
-                 legend_kw: dict | None = None) -> Path:
+def geneval_bars(
+    results: dict[str, dict], path: Path, color_of=None, figsize=(9, 3.2), legend_kw: dict | None = None
+) -> Path:
     """Per-category GenEval-style accuracy, grouped bars per model.
 
     color_of(model, i) picks a bar colour (default: the demo's two-model palette)."""

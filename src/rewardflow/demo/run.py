@@ -29,21 +29,47 @@ MODELS = ("baseline", "miro")
 def train_config(cfg: DemoConfig, data_dir: Path, out_dir: Path, mode: str, text_cache: Path):
     from rewardflow.training import TrainConfig
 
-    return TrainConfig.from_dict(dict(
-        model=dict(preset=cfg.model_preset, overrides=dict(cfg.model_overrides)),
-        data=dict(path=str(data_dir), mode=mode, reward_keys=list(cfg.rewards) if mode == "miro" else [],
-                  image_size=ShapesWorld.size(cfg), batch_size=cfg.batch_size, workers=0, in_memory=True,
-                  shuffle=True, text_cache=str(text_cache)),
-        optim=dict(optimizer="adamw", lr=cfg.lr, betas=[0.9, 0.99], weight_decay=0.0, warmup_steps=cfg.warmup_steps,
-                   schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0),
-        time=dict(kind=cfg.time_kind, mean=cfg.time_mean, std=cfg.time_std, shift=1.0),
-        text_dropout=cfg.text_dropout, text_dropout_rewards=cfg.text_dropout_rewards,
-        reward_dropout=cfg.reward_dropout, ema=dict(decay=cfg.ema_decay, warmup=True),
-        # A few checkpoints make an interrupted demo resume mid-training instead of restarting.
-        checkpoint=dict(every=max(1, cfg.steps // 3), keep_last=1), log_every=max(1, cfg.steps // 40),
-        progress=True, tensorboard=False, sample=dict(every=0), eval=dict(every=0, at_start=True),
-        seed=cfg.seed, max_steps=cfg.steps, out_dir=str(out_dir),
-    ))
+    return TrainConfig.from_dict(
+        dict(
+            model=dict(preset=cfg.model_preset, overrides=dict(cfg.model_overrides)),
+            data=dict(
+                path=str(data_dir),
+                mode=mode,
+                reward_keys=list(cfg.rewards) if mode == "miro" else [],
+                image_size=ShapesWorld.size(cfg),
+                batch_size=cfg.batch_size,
+                workers=0,
+                in_memory=True,
+                shuffle=True,
+                text_cache=str(text_cache),
+            ),
+            optim=dict(
+                optimizer="adamw",
+                lr=cfg.lr,
+                betas=[0.9, 0.99],
+                weight_decay=0.0,
+                warmup_steps=cfg.warmup_steps,
+                schedule="cosine",
+                min_lr_ratio=0.1,
+                grad_clip=1.0,
+            ),
+            time=dict(kind=cfg.time_kind, mean=cfg.time_mean, std=cfg.time_std, shift=1.0),
+            text_dropout=cfg.text_dropout,
+            text_dropout_rewards=cfg.text_dropout_rewards,
+            reward_dropout=cfg.reward_dropout,
+            ema=dict(decay=cfg.ema_decay, warmup=True),
+            # A few checkpoints make an interrupted demo resume mid-training instead of restarting.
+            checkpoint=dict(every=max(1, cfg.steps // 3), keep_last=1),
+            log_every=max(1, cfg.steps // 40),
+            progress=True,
+            tensorboard=False,
+            sample=dict(every=0),
+            eval=dict(every=0, at_start=True),
+            seed=cfg.seed,
+            max_steps=cfg.steps,
+            out_dir=str(out_dir),
+        )
+    )
 
 
 class ShapesWorld:
@@ -75,7 +101,11 @@ def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
     model = build_model(mc).train()
     b = min(cfg.batch_size, 32)
     x, t = torch.randn(b, mc.in_channels, mc.image_size, mc.image_size), torch.rand(b)
-    text, mask, r = torch.randn(b, 32, mc.text_dim), torch.ones(b, 32, dtype=torch.bool), torch.rand(b, len(cfg.rewards))
+    text, mask, r = (
+        torch.randn(b, 32, mc.text_dim),
+        torch.ones(b, 32, dtype=torch.bool),
+        torch.rand(b, len(cfg.rewards)),
+    )
     best: dict[int, float] = {}
     for k in (1, n):
         torch.set_num_threads(k)
@@ -89,13 +119,17 @@ def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
     # step degrades 7-10x (measured) as soon as any other job starts, 1 thread only ~2x.
     idle = os.getloadavg()[0] < 1.0
     choice = n if idle and best[n] < 0.75 * best[1] else 1
-    print(f"torch threads: {choice} (one step {best[1] * 1e3:.0f} ms with 1 thread, "
-          f"{best[n] * 1e3:.0f} ms with {n}; load average {os.getloadavg()[0]:.1f})", flush=True)
+    print(
+        f"torch threads: {choice} (one step {best[1] * 1e3:.0f} ms with 1 thread, "
+        f"{best[n] * 1e3:.0f} ms with {n}; load average {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
     return choice
 
 
-def train_model(cfg_dict: dict, out: Path, data_dir: Path, text_cache: Path, mode: str, progress: bool,
-                threads: int) -> dict:
+def train_model(
+    cfg_dict: dict, out: Path, data_dir: Path, text_cache: Path, mode: str, progress: bool, threads: int
+) -> dict:
     """Train one demo model and save its pipeline to OUT/models/MODE (a stage of the demo; a
     module-level function so it can run in a child process beside the other model)."""
     import torch
@@ -111,8 +145,17 @@ def train_model(cfg_dict: dict, out: Path, data_dir: Path, text_cache: Path, mod
     tc.progress = progress  # --no-progress also hides the training bar
     enc = build_text_encoder(tc)
     curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
-    cb = ev.PeriodicEval(enc, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps, last=cfg.steps,
-                         steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000, batch=cfg.sample_batch)
+    cb = ev.PeriodicEval(
+        enc,
+        curve_entries,
+        cfg.rewards,
+        period=cfg.eval_every or cfg.steps,
+        last=cfg.steps,
+        steps=cfg.eval_steps,
+        guidance=cfg.guidance,
+        seed=cfg.seed + 1000,
+        batch=cfg.sample_batch,
+    )
     t0 = time.perf_counter()
     summary = Trainer(tc, callbacks=[cb]).train()
     wall = time.perf_counter() - t0
@@ -120,10 +163,19 @@ def train_model(cfg_dict: dict, out: Path, data_dir: Path, text_cache: Path, mod
     RewardFlowPipeline.from_checkpoint(ck, text_encoder=enc).save_pretrained(out / "models" / mode)
     recs = [r for r in read_jsonl(run_dir / "log.jsonl", "train") if "images_per_s" in r]
     ips = float(np.median([r["images_per_s"] for r in recs])) if recs else float("nan")
-    params = sum(p.numel() for p in RewardFlowPipeline.from_pretrained(out / "models" / mode,
-                                                                        text_encoder=enc).model.parameters())
-    return {"steps": summary["step"], "images_seen": summary["images_seen"], "wall_s": wall,
-            "train_images_per_s": ips, "checkpoint": str(ck), "params": params, "torch_threads": threads}
+    params = sum(
+        p.numel()
+        for p in RewardFlowPipeline.from_pretrained(out / "models" / mode, text_encoder=enc).model.parameters()
+    )
+    return {
+        "steps": summary["step"],
+        "images_seen": summary["images_seen"],
+        "wall_s": wall,
+        "train_images_per_s": ips,
+        "checkpoint": str(ck),
+        "params": params,
+        "torch_threads": threads,
+    }
 
 
 def _eval_curves(run_dir: Path) -> list[dict]:
@@ -161,12 +213,25 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     def make_data():
         from rewardflow.data.shapes import generate_dataset
 
-        shards = generate_dataset(shapes_cfg, cfg.num_images, data_dir, seed=cfg.seed, shard_size=cfg.shard_size,
-                                  workers=cfg.data_workers, progress=progress)
+        shards = generate_dataset(
+            shapes_cfg,
+            cfg.num_images,
+            data_dir,
+            seed=cfg.seed,
+            shard_size=cfg.shard_size,
+            workers=cfg.data_workers,
+            progress=progress,
+        )
         return {"shards": len(shards), "images": cfg.num_images}
 
-    runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
-               outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
+    runner.run(
+        "data",
+        f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)",
+        sig_data,
+        make_data,
+        outputs=(data_dir / "shapes_config.json",),
+        clean=(data_dir, text_cache),
+    )
 
     from rewardflow.rewards.binning import QUANTILE_RULE
     from rewardflow.rewards.registry import reward_versions
@@ -189,11 +254,16 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
 
         scores = read_scores(data_dir, cfg.rewards)
         RewardBins.fit(scores, num_bins=cfg.num_bins, seed=cfg.seed).save(data_dir / "bins.json")
-        return {"data_rewards": {k: {"mean": float(np.mean(v)), "p10": float(np.quantile(v, 0.1)),
-                                     "p90": float(np.quantile(v, 0.9))} for k, v in scores.items()}}
+        return {
+            "data_rewards": {
+                k: {"mean": float(np.mean(v)), "p10": float(np.quantile(v, 0.1)), "p90": float(np.quantile(v, 0.9))}
+                for k, v in scores.items()
+            }
+        }
 
-    bins_info = runner.run("bins", f"fit {cfg.num_bins} quantile bins per reward", sig_bins, fit_bins,
-                           outputs=(data_dir / "bins.json",))
+    bins_info = runner.run(
+        "bins", f"fit {cfg.num_bins} quantile bins per reward", sig_bins, fit_bins, outputs=(data_dir / "bins.json",)
+    )
 
     # ---------------------------------------------------------------- training
     sig_train = digest([sig_bins, cfg.section(*TRAIN_KEYS)])
@@ -204,13 +274,27 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     # threads=1 keeps everything to one thread.
     parallel = cfg.parallel_train and (os.cpu_count() or 1) >= 2 and cfg.threads != 1
     per = max(1, threads // len(MODELS)) if parallel else threads
-    stages = [Stage(f"train_{mode}", f"train {mode} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)",
-                    digest([sig_train, mode]),
-                    # in parallel only MIRO draws a progress bar: two would overwrite each other
-                    partial(train_model, cfg.to_dict(), out, data_dir, text_cache, mode,
-                            progress and (mode == "miro" or not parallel), per),
-                    outputs=(out / "models" / mode / "pipeline_config.json",), clean=(out / "runs" / mode,))
-              for mode in MODELS]
+    stages = [
+        Stage(
+            f"train_{mode}",
+            f"train {mode} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)",
+            digest([sig_train, mode]),
+            # in parallel only MIRO draws a progress bar: two would overwrite each other
+            partial(
+                train_model,
+                cfg.to_dict(),
+                out,
+                data_dir,
+                text_cache,
+                mode,
+                progress and (mode == "miro" or not parallel),
+                per,
+            ),
+            outputs=(out / "models" / mode / "pipeline_config.json",),
+            clean=(out / "runs" / mode,),
+        )
+        for mode in MODELS
+    ]
     if parallel:
         infos = runner.run_parallel(stages, workers=len(MODELS))
     else:
@@ -234,14 +318,19 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     grid = ev.guidance_grid(cfg.sweep_scales, cfg.sweep_text_scales, cfg.sweep_reward_scales, cfg.sweep_intervals)
     held_out = cfg.geneval_per_category + max(1, cfg.eval_prompts // 6)
     sweep_entries = _interleave(ev.prompt_entries(math.ceil(cfg.sweep_images / 6), offset=held_out))
-    sweep_entries = sweep_entries[:cfg.sweep_images]
+    sweep_entries = sweep_entries[: cfg.sweep_images]
 
     def sweep():
-        return ev.guidance_sweep(pipes(), sweep_entries, grid, cfg.rewards, cfg.sample_steps, cfg.seed + 3000,
-                                 cfg.sample_batch)
+        return ev.guidance_sweep(
+            pipes(), sweep_entries, grid, cfg.rewards, cfg.sample_steps, cfg.seed + 3000, cfg.sample_batch
+        )
 
-    sw = runner.run("sweep", f"guidance sweep on {len(sweep_entries)} held-out prompts: choose each model's default",
-                    digest([sig_train, grid, sweep_entries, cfg.sample_steps, cfg.sample_batch, cfg.seed]), sweep)
+    sw = runner.run(
+        "sweep",
+        f"guidance sweep on {len(sweep_entries)} held-out prompts: choose each model's default",
+        digest([sig_train, grid, sweep_entries, cfg.sample_steps, cfg.sample_batch, cfg.seed]),
+        sweep,
+    )
     for m, r in sw.items():  # saved every time: a folder rewritten by a retraining keeps its default
         ev.save_default_guidance(out / "models" / m, r, len(sweep_entries), cfg.sample_steps)
         if _pipes:  # pipelines loaded before the sweep
@@ -255,42 +344,71 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
         res: dict[str, dict] = {"own": {}, "shared": {}}
         for m, pipe in pipes().items():
             for which, g in (("own", None), ("shared", cfg.guidance)):
-                imgs = ev.sample(pipe, [e["prompt"] for e in entries], cfg.seed, g, cfg.sample_steps,
-                                 cfg.sample_batch, desc=f"{m}: GenEval-style prompts, {which} guidance")
+                imgs = ev.sample(
+                    pipe,
+                    [e["prompt"] for e in entries],
+                    cfg.seed,
+                    g,
+                    cfg.sample_steps,
+                    cfg.sample_batch,
+                    desc=f"{m}: GenEval-style prompts, {which} guidance",
+                )
                 _save_images(eval_dir / f"geneval_{m}{'' if which == 'own' else '_shared'}.npz", images=imgs)
                 res[which][m] = ev.summarize(imgs, entries, cfg.rewards)
         return res
 
-    final_all = runner.run("geneval", f"sample {len(entries)} GenEval-style prompts per model at its own and the "
-                           "shared guidance, score, evaluate", digest([sig_eval, cfg.geneval_per_category]), geneval)
+    final_all = runner.run(
+        "geneval",
+        f"sample {len(entries)} GenEval-style prompts per model at its own and the shared guidance, score, evaluate",
+        digest([sig_eval, cfg.geneval_per_category]),
+        geneval,
+    )
     final = final_all["own"]
 
-    grid_entries = _interleave(ev.prompt_entries(math.ceil(cfg.grid_prompts / 6), offset=7))[:cfg.grid_prompts]
+    grid_entries = _interleave(ev.prompt_entries(math.ceil(cfg.grid_prompts / 6), offset=7))[: cfg.grid_prompts]
     grid_prompts = [e["prompt"] for e in grid_entries]
 
     def grids():
         items = [p for p in grid_prompts for _ in range(cfg.grid_seeds)]
         for m, pipe in pipes().items():
-            imgs = ev.sample(pipe, items, cfg.seed + 500, None, cfg.sample_steps, cfg.sample_batch,
-                             desc=f"{m}: sample grid")
+            imgs = ev.sample(
+                pipe, items, cfg.seed + 500, None, cfg.sample_steps, cfg.sample_batch, desc=f"{m}: sample grid"
+            )
             _save_images(eval_dir / f"grid_{m}.npz", images=imgs)
         return {"prompts": grid_prompts, "seeds": cfg.grid_seeds}
 
-    runner.run("grids", f"sample grids: {len(grid_prompts)} prompts x {cfg.grid_seeds} seeds, both models",
-               digest([sig_eval, cfg.grid_prompts, cfg.grid_seeds]), grids,
-               outputs=tuple(eval_dir / f"grid_{m}.npz" for m in MODELS))
+    runner.run(
+        "grids",
+        f"sample grids: {len(grid_prompts)} prompts x {cfg.grid_seeds} seeds, both models",
+        digest([sig_eval, cfg.grid_prompts, cfg.grid_seeds]),
+        grids,
+        outputs=tuple(eval_dir / f"grid_{m}.npz" for m in MODELS),
+    )
 
-    control_entries = _interleave(ev.prompt_entries(math.ceil(cfg.control_images / 6), offset=3))[:cfg.control_images]
+    control_entries = _interleave(ev.prompt_entries(math.ceil(cfg.control_images / 6), offset=3))[: cfg.control_images]
 
     def control():
-        res, imgs = ev.control_sweep(pipes()["miro"], control_entries, cfg.control_reward, cfg.control_levels,
-                                     cfg.rewards, None, cfg.sample_steps, cfg.seed + 2000, cfg.sample_batch)
+        res, imgs = ev.control_sweep(
+            pipes()["miro"],
+            control_entries,
+            cfg.control_reward,
+            cfg.control_levels,
+            cfg.rewards,
+            None,
+            cfg.sample_steps,
+            cfg.seed + 2000,
+            cfg.sample_batch,
+        )
         _save_images(eval_dir / "control.npz", images=imgs)
         return dict(res, prompts=[e["prompt"] for e in control_entries])
 
-    ctrl = runner.run("control", f"control: dial {cfg.control_reward} over {len(cfg.control_levels)} levels (MIRO)",
-                      digest([sig_eval, cfg.control_reward, cfg.control_levels, cfg.control_images]), control,
-                      outputs=(eval_dir / "control.npz",))
+    ctrl = runner.run(
+        "control",
+        f"control: dial {cfg.control_reward} over {len(cfg.control_levels)} levels (MIRO)",
+        digest([sig_eval, cfg.control_reward, cfg.control_levels, cfg.control_images]),
+        control,
+        outputs=(eval_dir / "control.npz",),
+    )
 
     # ---------------------------------------------------------------- report (always rewritten)
     from . import report
@@ -298,15 +416,37 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     runner.index += 1
     runner.banner("write report.html and report.md")
     curves = {m: _eval_curves(out / "runs" / m) for m in MODELS}
-    ctx = dict(cfg=cfg, out=out, timings=runner.timings, total_s=runner.elapsed(), final=final,
-               final_shared=final_all["shared"], control=ctrl,
-               sweep=sw, curves=curves, train=train_info, bins=bins_info, grid_prompts=grid_prompts,
-               machine=dict(cpus=os.cpu_count(), torch_threads=threads, load_start=load_start,
-                            load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
+    ctx = dict(
+        cfg=cfg,
+        out=out,
+        timings=runner.timings,
+        total_s=runner.elapsed(),
+        final=final,
+        final_shared=final_all["shared"],
+        control=ctrl,
+        sweep=sw,
+        curves=curves,
+        train=train_info,
+        bins=bins_info,
+        grid_prompts=grid_prompts,
+        machine=dict(
+            cpus=os.cpu_count(),
+            torch_threads=threads,
+            load_start=load_start,
+            load_end=os.getloadavg(),
+            platform=platform.platform(),
+            torch=torch.__version__,
+        ),
+    )
     paths = report.write_report(ctx)
     print(f"\nreport: {paths['html']}\n        {paths['md']}  (demo time {runner.elapsed():.0f} s)", flush=True)
-    return {"report": str(paths["html"]), "markdown": str(paths["md"]), "seconds": runner.elapsed(),
-            "final": final, "control": ctrl}
+    return {
+        "report": str(paths["html"]),
+        "markdown": str(paths["md"]),
+        "seconds": runner.elapsed(),
+        "final": final,
+        "control": ctrl,
+    }
 
 
 def sw_best(sweep: dict) -> dict:

@@ -54,8 +54,15 @@ class StageRunner:
         s = int(time.perf_counter() - self.t0)
         return f"{s // 60}:{s % 60:02d}"
 
-    def run(self, name: str, title: str, signature: str, fn: Callable[[], dict],
-            outputs: tuple[str | Path, ...] = (), clean: tuple[str | Path, ...] = ()) -> dict:
+    def run(
+        self,
+        name: str,
+        title: str,
+        signature: str,
+        fn: Callable[[], dict],
+        outputs: tuple[str | Path, ...] = (),
+        clean: tuple[str | Path, ...] = (),
+    ) -> dict:
         """Run `fn` (returning a JSON-able dict) unless a finished run with `signature` exists.
 
         outputs: paths that must exist for a finished stage to count as done.
@@ -81,8 +88,11 @@ class StageRunner:
             for i, st in todo:
                 results[i] = self._execute(st)
             return results  # type: ignore[return-value]
-        print(f"--- {len(todo)} stages in parallel, one process each: {', '.join(st.name for _, st in todo)}",
-              file=self.stream, flush=True)
+        print(
+            f"--- {len(todo)} stages in parallel, one process each: {', '.join(st.name for _, st in todo)}",
+            file=self.stream,
+            flush=True,
+        )
         failed = []
         # The children import what this process can (a source tree put on sys.path, say), as
         # multiprocessing's spawn does.
@@ -90,7 +100,7 @@ class StageRunner:
         with tempfile.TemporaryDirectory(prefix="stages-") as tmp:
             for w in range(0, len(todo), workers):
                 procs = []
-                for i, st in todo[w:w + workers]:
+                for i, st in todo[w : w + workers]:
                     src, dst = Path(tmp) / f"{st.name}.in.pkl", Path(tmp) / f"{st.name}.out.pkl"
                     src.write_bytes(pickle.dumps(st.fn))
                     # A fresh interpreter, not multiprocessing: spawn would re-run an unguarded
@@ -110,8 +120,10 @@ class StageRunner:
                         if proc.poll() is None:
                             proc.kill()
         if failed:
-            raise RuntimeError(f"stage(s) failed: {', '.join(failed)}; their output is above. Rerun the same "
-                               "command to resume (finished stages are skipped)")
+            raise RuntimeError(
+                f"stage(s) failed: {', '.join(failed)}; their output is above. Rerun the same "
+                "command to resume (finished stages are skipped)"
+            )
         return results  # type: ignore[return-value]
 
     def _done_or_start(self, st: Stage) -> dict | None:
@@ -144,8 +156,10 @@ class StageRunner:
         return self._finish(st, result, time.perf_counter() - t)
 
     def _finish(self, st: Stage, result: dict, seconds: float) -> dict:
-        atomic_write_json(self.dir / f"{st.name}.json", {"signature": st.signature, "seconds": seconds,
-                                                          "finished": time.time(), "result": result})
+        atomic_write_json(
+            self.dir / f"{st.name}.json",
+            {"signature": st.signature, "seconds": seconds, "finished": time.time(), "result": result},
+        )
         print(f"--- {st.title}: done in {seconds:.1f} s", file=self.stream, flush=True)
         self.timings.append({"stage": st.name, "title": st.title, "seconds": seconds, "skipped": False})
         return result

@@ -50,7 +50,7 @@ class ControlSettings:
     sections: tuple[str, ...] = SECTIONS
 
     @classmethod
-    def quick(cls, **kw) -> "ControlSettings":
+    def quick(cls, **kw) -> ControlSettings:
         """Toy counts for smoke tests: the mechanics, not the figures."""
         base = dict(images_per_level=6, steps=4, scales=(0.0, 3.0), sweep_images=6, bon_prompts=3, bon_ns=(1, 2, 4))
         return cls(**{**base, **kw})
@@ -92,8 +92,14 @@ class Sampler:
         prompts = tuple(e["prompt"] if isinstance(e, dict) else e for e in entries)
         seeds = tuple(seeds if seeds is not None else range(self.s.seed, self.s.seed + len(prompts)))
         w = float(self.s.guidance if w is None else w)
-        return Job(prompts, seeds, tuple(tg.positive.items()), tuple(tg.negative.items()), w,
-                   None if w == 0 else self.s.text_guidance)
+        return Job(
+            prompts,
+            seeds,
+            tuple(tg.positive.items()),
+            tuple(tg.negative.items()),
+            w,
+            None if w == 0 else self.s.text_guidance,
+        )
 
     def start(self, jobs) -> None:
         if self.progress:
@@ -104,13 +110,23 @@ class Sampler:
 
     def get(self, job: Job):
         if job not in self.cache:
-            out = self.pipe(list(job.prompts), reward_targets=dict(job.positive),
-                            negative_reward_targets=dict(job.negative), guidance_scale=job.w,
-                            text_guidance_scale=job.wt,
-                            num_inference_steps=self.s.steps, solver=self.s.solver, seed=list(job.seeds),
-                            output_type="np", batch_size=self.s.batch_size, progress=False)
-            scores = {k: np.asarray(r.score(out.images, list(job.prompts)), dtype=np.float64).reshape(-1)
-                      for k, r in self.rewards.items()}
+            out = self.pipe(
+                list(job.prompts),
+                reward_targets=dict(job.positive),
+                negative_reward_targets=dict(job.negative),
+                guidance_scale=job.w,
+                text_guidance_scale=job.wt,
+                num_inference_steps=self.s.steps,
+                solver=self.s.solver,
+                seed=list(job.seeds),
+                output_type="np",
+                batch_size=self.s.batch_size,
+                progress=False,
+            )
+            scores = {
+                k: np.asarray(r.score(out.images, list(job.prompts)), dtype=np.float64).reshape(-1)
+                for k, r in self.rewards.items()
+            }
             self.cache[job] = (out.images, scores)
             if self.bar is not None:
                 self.bar.update(len(job.prompts))
@@ -146,8 +162,10 @@ def _held(S: Sampler, key: str | None) -> dict[str, float]:
 
 def _control_jobs(S: Sampler, key: str) -> list[Job]:
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
-    return [S.job(entries, targets=T.custom(S.pipe.reward_keys, {**_held(S, key), key: lv}, default=S.s.others))
-            for lv in S.s.levels]
+    return [
+        S.job(entries, targets=T.custom(S.pipe.reward_keys, {**_held(S, key), key: lv}, default=S.s.others))
+        for lv in S.s.levels
+    ]
 
 
 def control(S: Sampler) -> dict[str, Any]:
@@ -156,8 +174,13 @@ def control(S: Sampler) -> dict[str, Any]:
         scores = [S.get(j)[1][k] for j in _control_jobs(S, k)]
         means = [float(v.mean()) for v in scores]
         rho = spearman(S.s.levels, means)
-        rows[k] = {"levels": list(S.s.levels), "means": means, "sems": [_sem(v) for v in scores],
-                   "spearman": rho, "pass": spearman_passes(rho)}
+        rows[k] = {
+            "levels": list(S.s.levels),
+            "means": means,
+            "sems": [_sem(v) for v in scores],
+            "spearman": rho,
+            "pass": spearman_passes(rho),
+        }
     return rows
 
 
@@ -168,8 +191,11 @@ def _reference_jobs(S: Sampler, key: str | None = None) -> list[Job]:
     entries = balanced_entries(S.s.images_per_level, S.s.max_count)
     keys, held = S.pipe.reward_keys, _held(S, key)
     pos = {k: held.get(k, 1.0) for k in keys}
-    return [S.job(entries, targets=T.custom(keys, held)), S.job(entries, targets=T.RewardTargets(pos, dict(pos))),
-            S.job(entries, targets=T.custom(keys, held), w=0.0)]
+    return [
+        S.job(entries, targets=T.custom(keys, held)),
+        S.job(entries, targets=T.RewardTargets(pos, dict(pos))),
+        S.job(entries, targets=T.custom(keys, held), w=0.0),
+    ]
 
 
 def _isolate_jobs(S: Sampler, key: str) -> list[Job]:
@@ -184,10 +210,20 @@ def isolate(S: Sampler) -> dict[str, Any]:
     for k in S.keys:
         hq, iso, txt, plain = (S.get(j)[1][k] for j in _isolate_jobs(S, k))
         d, dp, dt = iso - hq, iso - plain, iso - txt  # same prompts and seeds: paired differences
-        rows[k] = {"high_quality": float(hq.mean()), "isolate": float(iso.mean()), "text_only": float(txt.mean()),
-                   "plain": float(plain.mean()), "delta": float(d.mean()), "delta_sem": _sem(d),
-                   "pass": bool(d.mean() > 0), "over_text_only": float(dt.mean()), "over_text_only_sem": _sem(dt),
-                   "over_plain": float(dp.mean()), "over_plain_sem": _sem(dp), "pass_over_plain": bool(dp.mean() > 0)}
+        rows[k] = {
+            "high_quality": float(hq.mean()),
+            "isolate": float(iso.mean()),
+            "text_only": float(txt.mean()),
+            "plain": float(plain.mean()),
+            "delta": float(d.mean()),
+            "delta_sem": _sem(d),
+            "pass": bool(d.mean() > 0),
+            "over_text_only": float(dt.mean()),
+            "over_text_only_sem": _sem(dt),
+            "over_plain": float(dp.mean()),
+            "over_plain_sem": _sem(dp),
+            "pass_over_plain": bool(dp.mean() > 0),
+        }
     return rows
 
 
@@ -219,8 +255,14 @@ def guidance(S: Sampler) -> dict[str, Any]:
     for w, job in zip(S.s.scales, _guidance_jobs(S)):
         images, scores = S.get(job)
         ge = evaluate(images, entries)
-        rows.append({"w": float(w), "overall": ge.overall, "per_category": ge.per_category,
-                     "rewards": {k: float(v.mean()) for k, v in scores.items()}})
+        rows.append(
+            {
+                "w": float(w),
+                "overall": ge.overall,
+                "per_category": ge.per_category,
+                "rewards": {k: float(v.mean()) for k, v in scores.items()},
+            }
+        )
     by_w = {r["w"]: r["overall"] for r in rows}
     ref = by_w.get(float(S.s.guidance), max((v for w, v in by_w.items() if w > 0), default=float("nan")))
     return {"rows": rows, "images": len(entries), "pass": bool(0.0 in by_w and ref > by_w[0.0])}
@@ -232,16 +274,26 @@ def seeds(pipe, settings: ControlSettings, batch: int = 8) -> dict[str, Any]:
     ``batch_invariant=True`` (must be bit-identical: the acceptance check)."""
     entries = balanced_entries(batch, settings.max_count)
     prompts, sd = [e["prompt"] for e in entries], [settings.seed + 1000 + i for i in range(batch)]
-    kw = dict(guidance_scale=settings.guidance, num_inference_steps=settings.steps, solver=settings.solver,
-              output_type="pt", progress=False)
+    kw = dict(
+        guidance_scale=settings.guidance,
+        num_inference_steps=settings.steps,
+        solver=settings.solver,
+        output_type="pt",
+        progress=False,
+    )
     alone = [pipe([p], seed=[s], batch_size=1, **kw).images[0] for p, s in zip(prompts, sd)]
     together = pipe(prompts, seed=sd, batch_size=batch, **kw).images
     invariant = pipe(prompts, seed=sd, batch_invariant=True, **kw).images
     diffs = [float((together[i] - a).abs().max()) for i, a in enumerate(alone)]
     u8 = [bool(np.array_equal(_u8(together[i]), _u8(a))) for i, a in enumerate(alone)]
     exact = [bool(torch.equal(invariant[i], a)) for i, a in enumerate(alone)]
-    return {"batch": batch, "max_abs_diff": max(diffs), "uint8_identical": sum(u8),
-            "invariant_identical": sum(exact), "pass": all(exact)}
+    return {
+        "batch": batch,
+        "max_abs_diff": max(diffs),
+        "uint8_identical": sum(u8),
+        "invariant_identical": sum(exact),
+        "pass": all(exact),
+    }
 
 
 def _bon_job(S: Sampler) -> Job:
@@ -261,8 +313,9 @@ def best_of_n(S: Sampler) -> dict[str, Any]:
     sel = {k: v.reshape(n, P) for k, v in scores.items()}
     bins = getattr(S.pipe, "bins", None)
     if bins is not None and all(k in bins.keys for k in S.keys):  # quantile positions: one scale
-        sel["sum_of_bin_positions"] = sum(bins.bin_index(k, v.reshape(-1)).reshape(n, P) / (bins.num_bins - 1)
-                                          for k, v in scores.items())
+        sel["sum_of_bin_positions"] = sum(
+            bins.bin_index(k, v.reshape(-1)).reshape(n, P) / (bins.num_bins - 1) for k, v in scores.items()
+        )
     rows = {}
     for k, v in sel.items():
         curve = [float(v[:m].max(axis=0).mean()) for m in S.s.bon_ns]
@@ -287,69 +340,105 @@ class ControlReport:
         s, r = self.settings, self.results
         wt = s.get("text_guidance")
         mode = "" if wt is None else f" (reward scale; three branches, text scale w_t = {wt:g})"
-        out = [f"Model: `{self.model}`; {s['steps']} {s['solver']} steps, w = {s['guidance']:g}{mode} unless swept, "
-               f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")]
+        out = [
+            f"Model: `{self.model}`; {s['steps']} {s['solver']} steps, w = {s['guidance']:g}{mode} unless swept, "
+            f"seed {s['seed']}." + (f" Command: `{self.command}`" if self.command else "")
+        ]
         if "control" in r:
             lv = s["levels"]
             fx = "".join(f", {k} {T.format_target(v)}" for k, v in s.get("fixed") or ())
-            out += ["", f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others "
-                    f"{s.get('others', 1.0):g}{fx}, s- = 0; mean measured reward +- s.e.)", "",
-                    "| reward | " + " | ".join(f"{v:g}" for v in lv) + " | Spearman | >= 0.9 |",
-                    "|---|" + "---|" * (len(lv) + 2)]
+            out += [
+                "",
+                f"**Control** ({s['images_per_level']} images per level; s+ of one reward swept, others "
+                f"{s.get('others', 1.0):g}{fx}, s- = 0; mean measured reward +- s.e.)",
+                "",
+                "| reward | " + " | ".join(f"{v:g}" for v in lv) + " | Spearman | >= 0.9 |",
+                "|---|" + "---|" * (len(lv) + 2),
+            ]
             for k, row in r["control"].items():
                 cells = " | ".join(f"{m:.3f} +- {e:.3f}" for m, e in zip(row["means"], row["sems"]))
                 out.append(f"| {k} | {cells} | {row['spearman']:.2f} | {_ok(row['pass'])} |")
         if "isolate" in r:
             anc = ", ".join(f"{k} {T.format_target(v)}" for k, v in s.get("fixed") or ())
             base = f"all 1 but {anc}" if anc else "all 1"
-            out += ["", "**isolate(k) vs plain sampling and high quality** (same prompts and seeds; paired "
-                    f"difference +- s.e.; anchor: s+ = {base}, the anchored rewards equal in s- too except in "
-                    f"high quality (s- = 0); text only = s+ = s- = anchor, the text contrast without any reward "
-                    "contrast; plain = s+ = anchor at w = 0, no guidance)", "",
-                    "| reward | plain | text only | high quality | isolate(k) | isolate - high quality | raised | "
-                    "isolate - text only | isolate - plain | raised |", "|---|---|---|---|---|---|---|---|---|---|"]
+            out += [
+                "",
+                "**isolate(k) vs plain sampling and high quality** (same prompts and seeds; paired "
+                f"difference +- s.e.; anchor: s+ = {base}, the anchored rewards equal in s- too except in "
+                f"high quality (s- = 0); text only = s+ = s- = anchor, the text contrast without any reward "
+                "contrast; plain = s+ = anchor at w = 0, no guidance)",
+                "",
+                "| reward | plain | text only | high quality | isolate(k) | isolate - high quality | raised | "
+                "isolate - text only | isolate - plain | raised |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+            ]
             for k, row in r["isolate"].items():
-                out.append(f"| {k} | {row['plain']:.3f} | {row['text_only']:.3f} | "
-                           f"{row['high_quality']:.3f} | {row['isolate']:.3f} | "
-                           f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
-                           f"{row['over_text_only']:+.3f} +- {row.get('over_text_only_sem', 0.0):.3f} | "
-                           f"{row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} | "
-                           f"{_ok(row.get('pass_over_plain', row['over_plain'] > 0))} |")
+                out.append(
+                    f"| {k} | {row['plain']:.3f} | {row['text_only']:.3f} | "
+                    f"{row['high_quality']:.3f} | {row['isolate']:.3f} | "
+                    f"{row['delta']:+.3f} +- {row['delta_sem']:.3f} | {_ok(row['pass'])} | "
+                    f"{row['over_text_only']:+.3f} +- {row.get('over_text_only_sem', 0.0):.3f} | "
+                    f"{row['over_plain']:+.3f} +- {row['over_plain_sem']:.3f} | "
+                    f"{_ok(row.get('pass_over_plain', row['over_plain'] > 0))} |"
+                )
         if "isolate_cross" in r:
-            out += ["", "**Every reward under each isolate(j)** (mean; the same images as above)", "",
-                    "| condition | " + " | ".join(self.keys) + " |", "|---|" + "---|" * len(self.keys)]
+            out += [
+                "",
+                "**Every reward under each isolate(j)** (mean; the same images as above)",
+                "",
+                "| condition | " + " | ".join(self.keys) + " |",
+                "|---|" + "---|" * len(self.keys),
+            ]
             for name, row in r["isolate_cross"].items():
                 out.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in self.keys) + " |")
         if "guidance" in r:
             g = r["guidance"]
             cats = list(g["rows"][0]["per_category"]) if g["rows"] else []
             st = s.get("sweep_targets") or ()
-            tgt = ("s+ " + ", ".join(f"{k} = {T.format_target(v)}" for k, v in st) + ", others 1, s- = 0") if st \
+            tgt = (
+                ("s+ " + ", ".join(f"{k} = {T.format_target(v)}" for k, v in st) + ", others 1, s- = 0")
+                if st
                 else "high-quality targets"
+            )
             p0 = g["rows"][0]["overall"] if g["rows"] else 0.0
             se = (p0 * (1 - p0) / max(1, g["images"])) ** 0.5  # binomial s.e. of one overall, for scale
-            out += ["", f"**Guidance sweep** ({g['images']} GenEval-style prompts, {tgt}; s.e. of an overall "
-                    f"~{se:.3f}; CFG at w = {s['guidance']:g} beats w = 0: {_ok(g['pass'])})", "",
-                    "| w | overall | " + " | ".join(cats) + " | " + " | ".join(self.keys) + " |",
-                    "|---|---|" + "---|" * (len(cats) + len(self.keys))]
+            out += [
+                "",
+                f"**Guidance sweep** ({g['images']} GenEval-style prompts, {tgt}; s.e. of an overall "
+                f"~{se:.3f}; CFG at w = {s['guidance']:g} beats w = 0: {_ok(g['pass'])})",
+                "",
+                "| w | overall | " + " | ".join(cats) + " | " + " | ".join(self.keys) + " |",
+                "|---|---|" + "---|" * (len(cats) + len(self.keys)),
+            ]
             for row in g["rows"]:
-                out.append(f"| {row['w']:g} | **{row['overall']:.3f}** | "
-                           + " | ".join(f"{row['per_category'][c]:.2f}" for c in cats) + " | "
-                           + " | ".join(f"{row['rewards'][k]:.3f}" for k in self.keys) + " |")
+                out.append(
+                    f"| {row['w']:g} | **{row['overall']:.3f}** | "
+                    + " | ".join(f"{row['per_category'][c]:.2f}" for c in cats)
+                    + " | "
+                    + " | ".join(f"{row['rewards'][k]:.3f}" for k in self.keys)
+                    + " |"
+                )
         if "seeds" in r:
             d = r["seeds"]
-            out += ["", f"**Seeds**: {d['batch']} (prompt, seed) pairs sampled in one batch of {d['batch']} and "
-                    f"each alone: max |diff| = {d['max_abs_diff']:.2e} (images in [-1, 1]); "
-                    f"{d['uint8_identical']}/{d['batch']} identical as uint8 images (default batched network); "
-                    f"with `batch_invariant=True` {d.get('invariant_identical', 0)}/{d['batch']} bit-identical; "
-                    f"{_ok(d['pass'])}"]
+            out += [
+                "",
+                f"**Seeds**: {d['batch']} (prompt, seed) pairs sampled in one batch of {d['batch']} and "
+                f"each alone: max |diff| = {d['max_abs_diff']:.2e} (images in [-1, 1]); "
+                f"{d['uint8_identical']}/{d['batch']} identical as uint8 images (default batched network); "
+                f"with `batch_invariant=True` {d.get('invariant_identical', 0)}/{d['batch']} bit-identical; "
+                f"{_ok(d['pass'])}",
+            ]
         if "best_of_n" in r:
             rows = r["best_of_n"]
             ns = next(iter(rows.values()))["ns"] if rows else []
-            out += ["", f"**Best-of-N** ({s['bon_prompts']} prompts, high quality; mean selected score, "
-                    "each reward its own selector)", "",
-                    "| selector | " + " | ".join(f"N={n}" for n in ns) + " | non-decreasing |",
-                    "|---|" + "---|" * (len(ns) + 1)]
+            out += [
+                "",
+                f"**Best-of-N** ({s['bon_prompts']} prompts, high quality; mean selected score, "
+                "each reward its own selector)",
+                "",
+                "| selector | " + " | ".join(f"N={n}" for n in ns) + " | non-decreasing |",
+                "|---|" + "---|" * (len(ns) + 1),
+            ]
             for k, row in rows.items():
                 out.append(f"| {k} | " + " | ".join(f"{m:.3f}" for m in row["means"]) + f" | {_ok(row['pass'])} |")
         if self.timings_s:
@@ -365,8 +454,9 @@ def _u8(x) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
 
-def run_control(pipe, settings: ControlSettings | None = None, keys=None, model: str = "",
-                progress: bool = True, command: str = "") -> ControlReport:
+def run_control(
+    pipe, settings: ControlSettings | None = None, keys=None, model: str = "", progress: bool = True, command: str = ""
+) -> ControlReport:
     """All requested sections on one pipeline; `keys` defaults to the model's reward keys."""
     s = settings or ControlSettings()
     unknown = set(s.sections) - set(SECTIONS)
@@ -379,13 +469,21 @@ def run_control(pipe, settings: ControlSettings | None = None, keys=None, model:
     if bad:
         raise ValueError(f"reward(s) {bad} are not among the model's keys {list(pipe.reward_keys)}")
     S = Sampler(pipe, s, keys, progress)
-    plan = {"control": lambda: [j for k in keys for j in _control_jobs(S, k)],
-            "isolate": lambda: [j for k in keys for j in _isolate_jobs(S, k)] + _reference_jobs(S),
-            "guidance": lambda: _guidance_jobs(S), "best_of_n": lambda: [_bon_job(S)]}
+    plan = {
+        "control": lambda: [j for k in keys for j in _control_jobs(S, k)],
+        "isolate": lambda: [j for k in keys for j in _isolate_jobs(S, k)] + _reference_jobs(S),
+        "guidance": lambda: _guidance_jobs(S),
+        "best_of_n": lambda: [_bon_job(S)],
+    }
     S.start([j for name in s.sections if name in plan for j in plan[name]()])
     report = ControlReport(model, asdict(s), keys, command=command)
-    funcs = {"control": control, "isolate": isolate, "guidance": guidance, "best_of_n": best_of_n,
-             "seeds": lambda _: seeds(pipe, s)}
+    funcs = {
+        "control": control,
+        "isolate": isolate,
+        "guidance": guidance,
+        "best_of_n": best_of_n,
+        "seeds": lambda _: seeds(pipe, s),
+    }
     try:
         for name in SECTIONS:
             if name in s.sections:

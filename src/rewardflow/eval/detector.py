@@ -119,8 +119,9 @@ def classify_shape(fill: float, skew: float) -> str:
     return "square" if fill >= FILL_SQUARE else "circle"
 
 
-def detect_objects(image, colors: tuple[str, ...] = DEFAULT_COLORS, min_area_frac: float = 0.008,
-                   max_residual: float = 0.5) -> list[Detection]:
+def detect_objects(
+    image, colors: tuple[str, ...] = DEFAULT_COLORS, min_area_frac: float = 0.008, max_residual: float = 0.5
+) -> list[Detection]:
     """Detect coloured circles, squares and triangles in one image; largest first."""
     img = to_uint8_image(image).astype(np.float32)
     h, w, _ = img.shape
@@ -164,7 +165,16 @@ def detect_objects(image, colors: tuple[str, ...] = DEFAULT_COLORS, min_area_fra
             peak = float(np.median(alpha_k[comp]))
             a = np.minimum(np.where(region, alpha_k, 0.0)[sy0:sy1, sx0:sx1] / max(peak, 1e-6), 1.0)
             area, fill, skew, (cx, cy) = _shape_features(a)
-            dets.append(Detection(classify_shape(fill, skew), name, (int(x0), int(y0), int(x1), int(y1)),
-                                  (cx + sx0, cy + sy0), area, fill, skew))
+            dets.append(
+                Detection(
+                    classify_shape(fill, skew),
+                    name,
+                    (int(x0), int(y0), int(x1), int(y1)),
+                    (cx + sx0, cy + sy0),
+                    area,
+                    fill,
+                    skew,
+                )
+            )
     dets.sort(key=lambda d: -d.area)
     return dets

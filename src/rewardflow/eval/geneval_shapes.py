@@ -92,8 +92,13 @@ def check_detections(dets: list[Detection], entry: dict, exact_counts: bool = Tr
 def evaluate_image(image, entry: dict, exact_counts: bool = True, colors: tuple[str, ...] = DEFAULT_COLORS) -> dict:
     dets = detect_objects(image, colors=colors)
     correct, reason = check_detections(dets, entry, exact_counts)
-    return {"tag": entry["tag"], "prompt": entry["prompt"], "correct": correct, "reason": reason,
-            "detections": [(d.shape, d.color, d.bbox) for d in dets]}
+    return {
+        "tag": entry["tag"],
+        "prompt": entry["prompt"],
+        "correct": correct,
+        "reason": reason,
+        "detections": [(d.shape, d.color, d.bbox) for d in dets],
+    }
 
 
 @dataclass
@@ -111,8 +116,9 @@ class GenEvalResult:
         return "\n".join(lines + [f"{'overall':14s} {self.overall:6.3f}"])
 
 
-def evaluate(images, entries: list[dict], exact_counts: bool = True,
-             colors: tuple[str, ...] = DEFAULT_COLORS) -> GenEvalResult:
+def evaluate(
+    images, entries: list[dict], exact_counts: bool = True, colors: tuple[str, ...] = DEFAULT_COLORS
+) -> GenEvalResult:
     """Strict GenEval-style scores of `images[i]` against `entries[i]` (equal lengths)."""
     images = list(images)
     if len(images) != len(entries):

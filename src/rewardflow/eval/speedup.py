@@ -33,11 +33,11 @@ __all__ = ["SpeedupResult", "first_crossing", "training_speedup", "format_speedu
 class SpeedupResult:
     metric: str
     higher_is_better: bool
-    target: float                 # the baseline's final score
-    baseline_steps: float         # step of the baseline's final evaluation
-    miro_steps: float | None      # interpolated first crossing (None: never reached)
+    target: float  # the baseline's final score
+    baseline_steps: float  # step of the baseline's final evaluation
+    miro_steps: float | None  # interpolated first crossing (None: never reached)
     speedup: float | None
-    lower_bound: bool = False     # speedup is only known to be >= `speedup`
+    lower_bound: bool = False  # speedup is only known to be >= `speedup`
     upper_bound: float | None = None  # set when MIRO never reached the target
     miro_final: float | None = None
     reason: str = ""
@@ -59,8 +59,9 @@ def _check(steps: Sequence[float], values: Sequence[float], what: str) -> tuple[
     return s, v
 
 
-def first_crossing(steps: Sequence[float], values: Sequence[float], target: float,
-                   higher_is_better: bool = True) -> tuple[float | None, bool]:
+def first_crossing(
+    steps: Sequence[float], values: Sequence[float], target: float, higher_is_better: bool = True
+) -> tuple[float | None, bool]:
     """(step at which the curve first reaches `target`, reached_at_first_point).
 
     Linear interpolation between the last point short of the target and the first point at or
@@ -78,9 +79,16 @@ def first_crossing(steps: Sequence[float], values: Sequence[float], target: floa
     return None, False
 
 
-def training_speedup(base_steps: Sequence[float], base_values: Sequence[float], miro_steps: Sequence[float],
-                     miro_values: Sequence[float], higher_is_better: bool = True, metric: str = "",
-                     final_window: int = 1, ignore_degenerate_start: bool = True) -> SpeedupResult:
+def training_speedup(
+    base_steps: Sequence[float],
+    base_values: Sequence[float],
+    miro_steps: Sequence[float],
+    miro_values: Sequence[float],
+    higher_is_better: bool = True,
+    metric: str = "",
+    final_window: int = 1,
+    ignore_degenerate_start: bool = True,
+) -> SpeedupResult:
     """Speedup of MIRO over the baseline on one metric, from the two evaluation curves.
 
     final_window: the target is the mean of the baseline's last `final_window` evaluations (1 is
@@ -99,19 +107,23 @@ def training_speedup(base_steps: Sequence[float], base_values: Sequence[float], 
     if ignore_degenerate_start and bs[0] <= 0 and sign * (bv[0] - target) >= 0 and any(x > 0 for x in ms):
         keep = [i for i, x in enumerate(ms) if x > 0]
         ms, mv = [ms[i] for i in keep], [mv[i] for i in keep]
-        note = (f"step 0 ignored: the untrained baseline ({bv[0]:.4g}) already passes its final score; ")
+        note = f"step 0 ignored: the untrained baseline ({bv[0]:.4g}) already passes its final score; "
     cross, at_first = first_crossing(ms, mv, target, higher_is_better)
     if cross is None:
         res.upper_bound = 1.0 if ms[-1] >= base_n else base_n / ms[-1]
-        res.reason = note + (f"MIRO never reached the baseline's final {target:.4g} in {ms[-1]:g} steps "
-                             f"(its last value {mv[-1]:.4g}): speedup < {res.upper_bound:g}x")
+        res.reason = note + (
+            f"MIRO never reached the baseline's final {target:.4g} in {ms[-1]:g} steps "
+            f"(its last value {mv[-1]:.4g}): speedup < {res.upper_bound:g}x"
+        )
         return res
     res.miro_steps = cross
     if at_first:
         res.lower_bound = True
         if cross <= 0:
-            res.reason = ("MIRO's first evaluation (step 0) already matches the baseline's final score: "
-                          "speedup unbounded by these curves")
+            res.reason = (
+                "MIRO's first evaluation (step 0) already matches the baseline's final score: "
+                "speedup unbounded by these curves"
+            )
             return res
         res.reason = f"reached at MIRO's first evaluated point (step {cross:g}): speedup is a lower bound"
     res.speedup = base_n / cross if cross > 0 else None

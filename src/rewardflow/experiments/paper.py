@@ -52,8 +52,11 @@ def read_curves(run_dir: Path) -> list[dict]:
 def variant_curves(rows: list[dict], name: str) -> list[dict]:
     """The eval rows a `variants` callback logged under `<name>/...`, prefix removed."""
     pre = name + "/"
-    return [{"step": r["step"], **{k[len(pre):]: v for k, v in r.items() if k.startswith(pre)}}
-            for r in rows if any(k.startswith(pre) for k in r)]
+    return [
+        {"step": r["step"], **{k[len(pre) :]: v for k, v in r.items() if k.startswith(pre)}}
+        for r in rows
+        if any(k.startswith(pre) for k in r)
+    ]
 
 
 def tts_curves(reward_scores: dict[str, np.ndarray], max_n: int) -> dict[str, list[float]]:
@@ -62,12 +65,17 @@ def tts_curves(reward_scores: dict[str, np.ndarray], max_n: int) -> dict[str, li
     reward_scores[r] is (P, max_n); seeds are nested in N, so best-of-N for every N comes from
     one pool of max_n candidates (the first N columns).
     """
-    return {r: [float(np.max(s[:, :n], axis=1).mean()) for n in range(1, max_n + 1)]
-            for r, s in reward_scores.items()}
+    return {r: [float(np.max(s[:, :n], axis=1).mean()) for n in range(1, max_n + 1)] for r, s in reward_scores.items()}
 
 
-def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, command: str = "",
-              results_md: str | Path | None = None) -> dict[str, Any]:
+def run_paper(
+    cfg,
+    paper: PaperConfig,
+    out: str | Path,
+    progress: bool = True,
+    command: str = "",
+    results_md: str | Path | None = None,
+) -> dict[str, Any]:
     import torch
 
     from rewardflow.data.shapes import ShapesConfig
@@ -84,7 +92,7 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     load_start = os.getloadavg()
     specs = model_specs(cfg, paper)
     runner = StageRunner(out, total=3 + 3 * len(specs) + 2 + bool(paper.tuned_targets))
-    data_dir, text_cache, eval_dir = out / "data", out / "text_cache", out / "eval"
+    data_dir, text_cache = out / "data", out / "text_cache"
     digest = type(cfg).digest
     (out / "experiment_config.json").write_text(json.dumps({"demo": cfg.to_dict(), "paper": vars(paper)}, indent=2))
     shapes_cfg = ShapesConfig.from_preset(cfg.shapes_preset, **cfg.shapes_overrides)
@@ -95,12 +103,25 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
     def make_data():
         from rewardflow.data.shapes import generate_dataset
 
-        shards = generate_dataset(shapes_cfg, cfg.num_images, data_dir, seed=cfg.seed, shard_size=cfg.shard_size,
-                                  workers=cfg.data_workers, progress=progress)
+        shards = generate_dataset(
+            shapes_cfg,
+            cfg.num_images,
+            data_dir,
+            seed=cfg.seed,
+            shard_size=cfg.shard_size,
+            workers=cfg.data_workers,
+            progress=progress,
+        )
         return {"shards": len(shards)}
 
-    runner.run("data", f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)", sig_data, make_data,
-               outputs=(data_dir / "shapes_config.json",), clean=(data_dir, text_cache))
+    runner.run(
+        "data",
+        f"generate ShapesWorld ({cfg.shapes_preset}, {cfg.num_images} images)",
+        sig_data,
+        make_data,
+        outputs=(data_dir / "shapes_config.json",),
+        clean=(data_dir, text_cache),
+    )
     from rewardflow.rewards.binning import QUANTILE_RULE
     from rewardflow.rewards.registry import reward_versions
 
@@ -115,8 +136,9 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
         RewardBins.fit(scores, num_bins=cfg.num_bins, seed=cfg.seed).save(data_dir / "bins.json")
         return {k: {"mean": float(np.mean(v)), "p90": float(np.quantile(v, 0.9))} for k, v in scores.items()}
 
-    data_rewards = runner.run("bins", "score every image and fit reward bins", sig_bins, score_and_bin,
-                              outputs=(data_dir / "bins.json",))
+    data_rewards = runner.run(
+        "bins", "score every image and fit reward bins", sig_bins, score_and_bin, outputs=(data_dir / "bins.json",)
+    )
 
     # ------------------------------------------------------------ training
     curve_entries = ev.prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
@@ -132,22 +154,43 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
             tc = _train_config(cfg, data_dir, run_dir, mode, keys, text_cache)
             tc.progress = progress  # --no-progress also hides the training bar
             encoder = build_text_encoder(tc)
-            cb = ev.PeriodicEval(encoder, curve_entries, cfg.rewards, period=cfg.eval_every or cfg.steps,
-                               last=cfg.steps, steps=cfg.eval_steps, guidance=cfg.guidance, seed=cfg.seed + 1000,
-                               batch=cfg.sample_batch, variants={"tuned": tuned} if tuned and name == "miro" else None)
+            cb = ev.PeriodicEval(
+                encoder,
+                curve_entries,
+                cfg.rewards,
+                period=cfg.eval_every or cfg.steps,
+                last=cfg.steps,
+                steps=cfg.eval_steps,
+                guidance=cfg.guidance,
+                seed=cfg.seed + 1000,
+                batch=cfg.sample_batch,
+                variants={"tuned": tuned} if tuned and name == "miro" else None,
+            )
             t0 = time.perf_counter()
             summary = Trainer(tc, callbacks=[cb]).train()
             wall = time.perf_counter() - t0
             RewardFlowPipeline.from_checkpoint(latest_checkpoint(run_dir), text_encoder=encoder).save_pretrained(
-                out / "models" / name)
-            return {"steps": summary["step"], "images_seen": summary["images_seen"], "wall_s": wall,
-                    "mode": mode, "reward_keys": keys}
+                out / "models" / name
+            )
+            return {
+                "steps": summary["step"],
+                "images_seen": summary["images_seen"],
+                "wall_s": wall,
+                "mode": mode,
+                "reward_keys": keys,
+            }
 
         title = f"train {name} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)"
         # Tuned curves only change MIRO's stage, and only when asked for (earlier runs stay valid).
         sig = [sig_train, name, mode, keys] + ([tuned] if tuned and name == "miro" else [])
-        train_info[name] = runner.run(f"train_{name}", title, digest(sig), train,
-                                      outputs=(out / "models" / name / "pipeline_config.json",), clean=(run_dir,))
+        train_info[name] = runner.run(
+            f"train_{name}",
+            title,
+            digest(sig),
+            train,
+            outputs=(out / "models" / name / "pipeline_config.json",),
+            clean=(run_dir,),
+        )
 
     # Baseline and MIRO are trained and evaluated first: the paper's main claims are ready (and
     # written) before the single-reward models, which only add the reward-hacking comparison.
@@ -171,13 +214,18 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
     def choose_guidance(name: str) -> None:
         """The model's default guidance on held-out prompts, saved in its folder (as the demo does)."""
-        def sweep():
-            return ev.guidance_sweep({name: pipe(name)}, held_out, grid, cfg.rewards, cfg.sample_steps,
-                                     cfg.seed + 3000, cfg.sample_batch)[name]
 
-        guidance[name] = runner.run(f"guidance_{name}", f"{name}: choose its default guidance on {len(held_out)} "
-                                    "held-out prompts", digest([sig_train, name, grid, held_out, cfg.sample_steps,
-                                                                cfg.sample_batch, cfg.seed]), sweep)
+        def sweep():
+            return ev.guidance_sweep(
+                {name: pipe(name)}, held_out, grid, cfg.rewards, cfg.sample_steps, cfg.seed + 3000, cfg.sample_batch
+            )[name]
+
+        guidance[name] = runner.run(
+            f"guidance_{name}",
+            f"{name}: choose its default guidance on {len(held_out)} held-out prompts",
+            digest([sig_train, name, grid, held_out, cfg.sample_steps, cfg.sample_batch, cfg.seed]),
+            sweep,
+        )
         # Re-saved every time: a retrained folder (same settings) must not lose its default.
         ev.save_default_guidance(out / "models" / name, guidance[name], len(held_out), cfg.sample_steps)
         pipe(name).config.update(guidance[name]["best"])
@@ -190,14 +238,26 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
         def geneval():
             res = {}
             for which, g in (("own", None), ("shared", cfg.guidance)):
-                imgs = ev.sample(pipe(name), [e["prompt"] for e in entries], cfg.seed, g, cfg.sample_steps,
-                                 cfg.sample_batch, targets=targets, desc=f"{label}: GenEval-style prompts ({which})")
+                imgs = ev.sample(
+                    pipe(name),
+                    [e["prompt"] for e in entries],
+                    cfg.seed,
+                    g,
+                    cfg.sample_steps,
+                    cfg.sample_batch,
+                    targets=targets,
+                    desc=f"{label}: GenEval-style prompts ({which})",
+                )
                 res[which] = ev.summarize(imgs, entries, cfg.rewards)
             return res
 
         sig = [sig_eval, name, cfg.geneval_per_category, guidance[name]["best"]] + ([targets] if targets else [])
-        both = runner.run(f"geneval_{label}", f"{label}: GenEval-style table and rewards, {len(entries)} "
-                          "prompts, own and shared guidance", digest(sig), geneval)
+        both = runner.run(
+            f"geneval_{label}",
+            f"{label}: GenEval-style table and rewards, {len(entries)} prompts, own and shared guidance",
+            digest(sig),
+            geneval,
+        )
         final[label], final_shared[label] = both["own"], both["shared"]
 
     for name in ("baseline", "miro"):
@@ -211,30 +271,53 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
 
         res = {}
         for name in ("baseline", "miro"):
-            r = best_of_n(pipe(name), [e["prompt"] for e in tts_entries], paper.tts_max_n,
-                          {k: 1.0 for k in cfg.rewards}, seed=cfg.seed + 4000, output_type="np",
-                          batch_size=cfg.sample_batch, progress=False, num_inference_steps=cfg.sample_steps)
+            r = best_of_n(
+                pipe(name),
+                [e["prompt"] for e in tts_entries],
+                paper.tts_max_n,
+                {k: 1.0 for k in cfg.rewards},
+                seed=cfg.seed + 4000,
+                output_type="np",
+                batch_size=cfg.sample_batch,
+                progress=False,
+                num_inference_steps=cfg.sample_steps,
+            )
             res[name] = tts_curves({k: v.numpy() for k, v in r.reward_scores.items()}, paper.tts_max_n)
             print(f"    {name}: best-of-{paper.tts_max_n} on {len(tts_entries)} prompts", flush=True)
         return res
 
-    tts_res = runner.run("tts", f"test-time scaling N = 1..{paper.tts_max_n}, {len(tts_entries)} prompts",
-                         digest([sig_eval, paper.tts_per_category, paper.tts_max_n,
-                                 {n: guidance[n]["best"] for n in ("baseline", "miro")}]), tts)
+    tts_res = runner.run(
+        "tts",
+        f"test-time scaling N = 1..{paper.tts_max_n}, {len(tts_entries)} prompts",
+        digest(
+            [sig_eval, paper.tts_per_category, paper.tts_max_n, {n: guidance[n]["best"] for n in ("baseline", "miro")}]
+        ),
+        tts,
+    )
     sweep_entries = ev.prompt_entries(paper.sweep_per_category, offset=2 * cfg.geneval_per_category)
 
     def sweep():
         rows = []
         for level in paper.sweep_levels:
-            imgs = ev.sample(pipe("miro"), [e["prompt"] for e in sweep_entries], cfg.seed + 5000, None,
-                             cfg.sample_steps, cfg.sample_batch, targets={paper.sweep_reward: float(level)},
-                             desc=f"miro: {paper.sweep_reward} target {level:g}")
+            imgs = ev.sample(
+                pipe("miro"),
+                [e["prompt"] for e in sweep_entries],
+                cfg.seed + 5000,
+                None,
+                cfg.sample_steps,
+                cfg.sample_batch,
+                targets={paper.sweep_reward: float(level)},
+                desc=f"miro: {paper.sweep_reward} target {level:g}",
+            )
             rows.append({"level": float(level), **ev.summarize(imgs, sweep_entries, cfg.rewards)})
         return {"reward": paper.sweep_reward, "rows": rows}
 
-    sweep_res = runner.run("sweep", f"target sweep of {paper.sweep_reward} ({len(paper.sweep_levels)} levels, MIRO)",
-                           digest([sig_eval, paper.sweep_reward, paper.sweep_levels, paper.sweep_per_category,
-                                   guidance["miro"]["best"]]), sweep)
+    sweep_res = runner.run(
+        "sweep",
+        f"target sweep of {paper.sweep_reward} ({len(paper.sweep_levels)} levels, MIRO)",
+        digest([sig_eval, paper.sweep_reward, paper.sweep_levels, paper.sweep_per_category, guidance["miro"]["best"]]),
+        sweep,
+    )
 
     from .results import write_results
 
@@ -245,13 +328,32 @@ def run_paper(cfg, paper: PaperConfig, out: str | Path, progress: bool = True, c
         return c
 
     def write() -> Path:
-        ctx = dict(cfg=cfg, paper=paper, out=out, command=command or "rewardflow experiment paper",
-                   timings=runner.timings, total_s=runner.elapsed(), final=dict(final), tts=tts_res, sweep=sweep_res,
-                   final_shared=dict(final_shared), guidance=dict(guidance),
-                   train=train_info, data_rewards=data_rewards, pending=[n for n in specs if n not in final],
-                   curves=curves(), tuned=tuned,
-                   machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), load_start=load_start,
-                                load_end=os.getloadavg(), platform=platform.platform(), torch=torch.__version__))
+        ctx = dict(
+            cfg=cfg,
+            paper=paper,
+            out=out,
+            command=command or "rewardflow experiment paper",
+            timings=runner.timings,
+            total_s=runner.elapsed(),
+            final=dict(final),
+            tts=tts_res,
+            sweep=sweep_res,
+            final_shared=dict(final_shared),
+            guidance=dict(guidance),
+            train=train_info,
+            data_rewards=data_rewards,
+            pending=[n for n in specs if n not in final],
+            curves=curves(),
+            tuned=tuned,
+            machine=dict(
+                cpus=os.cpu_count(),
+                torch_threads=torch.get_num_threads(),
+                load_start=load_start,
+                load_end=os.getloadavg(),
+                platform=platform.platform(),
+                torch=torch.__version__,
+            ),
+        )
         md = write_results(ctx, extra=results_md)
         done = len([n for n in final if n in specs])  # not counting the miro_tuned table
         print(f"results: {md} ({done}/{len(specs)} models; experiment time {runner.elapsed():.0f} s)", flush=True)

@@ -28,10 +28,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def speedup_curves(curves: dict[str, list[dict]], metrics: Sequence[tuple[str, bool]], targets: dict[str, float],
-                   path: Path) -> Path:
-    """Baseline vs MIRO (and tuned-target MIRO, if any) eval curves per metric, with the baseline's final score as a dashed line
-    (where MIRO's curve first crosses it gives the speedup)."""
+def speedup_curves(
+    curves: dict[str, list[dict]], metrics: Sequence[tuple[str, bool]], targets: dict[str, float], path: Path
+) -> Path:
+    """Baseline vs MIRO (and tuned-target MIRO, if any) eval curves per metric, with the baseline's
+    final score as a dashed line (where MIRO's curve first crosses it gives the speedup)."""
     n, ncol = len(metrics), 3
     nrow = int(np.ceil(n / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
@@ -55,12 +56,12 @@ def speedup_curves(curves: dict[str, list[dict]], metrics: Sequence[tuple[str, b
 
 def geneval_bars(results: dict[str, dict], path: Path) -> Path:
     # The demo's chart, with a palette for more than two models.
-    return _demo_geneval_bars(results, path, color_of=color, figsize=(10, 3.4),
-                              legend_kw={"fontsize": 7, "ncol": 2})
+    return _demo_geneval_bars(results, path, color_of=color, figsize=(10, 3.4), legend_kw={"fontsize": 7, "ncol": 2})
 
 
-def radar(scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path,
-          lower_better: Sequence[str] = ("noise_sigma",)) -> Path:
+def radar(
+    scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path, lower_better: Sequence[str] = ("noise_sigma",)
+) -> Path:
     """scores: {model: {reward: mean}}. Each axis is min-max scaled over the models (raw reward
     scales differ by orders of magnitude), so the plot shows ranking and balance, not absolutes.
     Outward is better on every axis: lower-is-better metrics are flipped."""
@@ -73,8 +74,15 @@ def radar(scores: dict[str, dict[str, float]], keys: Sequence[str], path: Path,
     for i, (model, s) in enumerate(scores.items()):
         frac = [(s[k] - lo[k]) / (hi[k] - lo[k]) if hi[k] > lo[k] else 0.5 for k in keys]
         v = [0.1 + 0.9 * (1 - f if k in lower_better else f) for k, f in zip(keys, frac)]
-        ax.plot(angles + angles[:1], v + v[:1], "o-", ms=3, lw=2 if model in COLORS else 1.2,
-                color=color(model, i), label=model)
+        ax.plot(
+            angles + angles[:1],
+            v + v[:1],
+            "o-",
+            ms=3,
+            lw=2 if model in COLORS else 1.2,
+            color=color(model, i),
+            label=model,
+        )
     ax.set_xticks(angles, [f"{k} (flipped)" if k in lower_better else k for k in keys], fontsize=8)
     ax.set_yticklabels([])
     ax.set_ylim(0, 1.05)

@@ -14,9 +14,14 @@ from rewardflow.eval.speedup import format_speedup, training_speedup
 from . import plots
 
 PAPER_SPEEDUP = "aesthetic 19.1x, HPSv2 6.3x, PickScore 3.5x, ImageReward 3.5-3.7x"
-PAPER_GENEVAL = {"baseline": [55.3, 94.1, 28.5, 49.1, 68.1, 18.0, 52.2], "miro": [67.7, 92.2, 37.5, 55.3, 69.1, 19.0, 56.8]}
-PAPER_TTS = ("aesthetic: baseline 5.36 -> 5.87 (N=128), MIRO N=1 6.39; HPSv2: baseline .2469 -> .2858, "
-             "MIRO N=1 .2907; ImageReward: baseline 0.52 -> 1.40, MIRO N=1 1.04")
+PAPER_GENEVAL = {
+    "baseline": [55.3, 94.1, 28.5, 49.1, 68.1, 18.0, 52.2],
+    "miro": [67.7, 92.2, 37.5, 55.3, 69.1, 19.0, 56.8],
+}
+PAPER_TTS = (
+    "aesthetic: baseline 5.36 -> 5.87 (N=128), MIRO N=1 6.39; HPSv2: baseline .2469 -> .2858, "
+    "MIRO N=1 .2907; ImageReward: baseline 0.52 -> 1.40, MIRO N=1 1.04"
+)
 PAPER_SWEEP = "aesthetic target 0 / .5 / .625 / .75 / 1: GenEval 71.3 / 72.9 / 74.9 / 71.1 / 67.7"
 NOTES = re.compile(r"<!-- notes -->.*?<!-- /notes -->", re.S)
 
@@ -26,7 +31,9 @@ def _f(v, nd=3) -> str:
 
 
 def _table(head: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(map(str, r)) + " |" for r in rows
+    ]
 
 
 def speedups(curves: dict, rewards: list[str], window: int = 1, model: str = "miro") -> list:
@@ -39,8 +46,7 @@ def speedups(curves: dict, rewards: list[str], window: int = 1, model: str = "mi
         b = [(r["step"], r[key]) for r in curves.get("baseline", []) if key in r]
         m = [(r["step"], r[key]) for r in curves.get(model, []) if key in r]
         if len(b) >= 1 and len(m) >= 1:
-            out.append(training_speedup(*zip(*b), *zip(*m), higher_is_better=higher, metric=key,
-                                        final_window=window))
+            out.append(training_speedup(*zip(*b), *zip(*m), higher_is_better=higher, metric=key, final_window=window))
     return out
 
 
@@ -54,8 +60,12 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     models = ["miro"] + (["miro_tuned"] if "miro_tuned" in ctx["curves"] else [])
     sp_by = {m: speedups(ctx["curves"], rewards, paper.speedup_final_window, m) for m in models}
     sp = sp_by["miro"]
-    f_curves = plots.speedup_curves(ctx["curves"], [(s.metric, s.higher_is_better) for s in sp],
-                                    {s.metric: s.target for s in sp}, figs / "speedup_curves.png")
+    f_curves = plots.speedup_curves(
+        ctx["curves"],
+        [(s.metric, s.higher_is_better) for s in sp],
+        {s.metric: s.target for s in sp},
+        figs / "speedup_curves.png",
+    )
     f_gen = plots.geneval_bars({m: r["geneval"] for m, r in final.items()}, figs / "geneval.png")
     f_radar = plots.radar({m: r["rewards"] for m, r in final.items()}, rewards + ["noise_sigma"], figs / "radar.png")
     f_tts = plots.tts_curves(ctx["tts"], rewards, figs / "tts.png")
@@ -64,26 +74,40 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     t = ctx["total_s"]
     m = ctx["machine"]
     stages_s = sum(x["seconds"] for x in ctx["timings"])
-    L += [f"Regenerate everything on this page: `{cmd}`", "",
-          f"Sum of stage times {stages_s / 60:.1f} min (this invocation {t / 60:.1f} min; stages finished by an "
-          f"earlier invocation are reused, see Timings) on {m['cpus']} CPU cores ({m['torch_threads']} torch threads, load average "
-          f"{m['load_start'][0]:.1f} at start, {m['load_end'][0]:.1f} at end; torch {m['torch']}). Settings: "
-          f"`{out}/experiment_config.json`. Every model: {cfg.model_preset}, {cfg.steps} steps x batch "
-          f"{cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, on {cfg.num_images} ShapesWorld images "
-          f"({cfg.shapes_preset}); sampling {cfg.sample_steps} Euler steps, each model at its own default "
-          f"guidance chosen on held-out prompts (below), the shared CFG w = {cfg.guidance} beside it; training "
-          f"curves at the shared w.", "",
-          "<!-- notes -->", "<!-- /notes -->", ""]
+    L += [
+        f"Regenerate everything on this page: `{cmd}`",
+        "",
+        f"Sum of stage times {stages_s / 60:.1f} min (this invocation {t / 60:.1f} min; stages finished by an "
+        f"earlier invocation are reused, see Timings) on {m['cpus']} CPU cores "
+        f"({m['torch_threads']} torch threads, load average "
+        f"{m['load_start'][0]:.1f} at start, {m['load_end'][0]:.1f} at end; torch {m['torch']}). Settings: "
+        f"`{out}/experiment_config.json`. Every model: {cfg.model_preset}, {cfg.steps} steps x batch "
+        f"{cfg.batch_size}, lr {cfg.lr}, seed {cfg.seed}, on {cfg.num_images} ShapesWorld images "
+        f"({cfg.shapes_preset}); sampling {cfg.sample_steps} Euler steps, each model at its own default "
+        f"guidance chosen on held-out prompts (below), the shared CFG w = {cfg.guidance} beside it; training "
+        f"curves at the shared w.",
+        "",
+        "<!-- notes -->",
+        "<!-- /notes -->",
+        "",
+    ]
     if ctx.get("pending"):
         L += [f"**Partial results**: still to train and evaluate: {', '.join(ctx['pending'])}.", ""]
     # --- (a) speedup
-    L += ["## (a) Training speedup", "",
-          f"Steps the baseline trained ({cfg.steps}) over the steps MIRO needs to reach the baseline's final score, "
-          f"first crossing, linear interpolation between evaluations every {cfg.eval_every} steps "
-          f"({cfg.eval_prompts} images per point, {cfg.eval_steps} sampling steps). Paper: {PAPER_SPEEDUP}.", ""]
+    L += [
+        "## (a) Training speedup",
+        "",
+        f"Steps the baseline trained ({cfg.steps}) over the steps MIRO needs to reach the baseline's final score, "
+        f"first crossing, linear interpolation between evaluations every {cfg.eval_every} steps "
+        f"({cfg.eval_prompts} images per point, {cfg.eval_steps} sampling steps). Paper: {PAPER_SPEEDUP}.",
+        "",
+    ]
     if tuned:
-        L += [f"`miro_tuned` is the same MIRO model evaluated at s+ = {_targets(tuned)} (others 1), on the same "
-              "prompts and seeds at every evaluation: the paper's tuned target vector.", ""]
+        L += [
+            f"`miro_tuned` is the same MIRO model evaluated at s+ = {_targets(tuned)} (others 1), on the same "
+            "prompts and seeds at every evaluation: the paper's tuned target vector.",
+            "",
+        ]
     rows = []
     for m in models:
         for s in sp_by[m]:
@@ -91,71 +115,140 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
                 goal = "undetermined (baseline never beat MIRO's step-0 value)"
             else:
                 goal = "met" if s.speedup is not None and s.speedup >= 3 else "missed"
-            rows.append([m, s.metric, _f(s.target), _f(s.miro_final), _f(s.miro_steps, 0), format_speedup(s), goal,
-                         s.reason or ""])
-    L += _table(["model", "metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x",
-                 "note"], rows)
+            rows.append(
+                [
+                    m,
+                    s.metric,
+                    _f(s.target),
+                    _f(s.miro_final),
+                    _f(s.miro_steps, 0),
+                    format_speedup(s),
+                    goal,
+                    s.reason or "",
+                ]
+            )
+    L += _table(
+        ["model", "metric", "baseline final", "MIRO final", "MIRO steps to reach it", "speedup", "goal >= 3x", "note"],
+        rows,
+    )
     L += ["", f"![eval curves]({_rel(f_curves, out)})", ""]
     # --- (b) GenEval
     cats = list(next(iter(final.values()))["geneval"]["per_category"])
-    L += ["## (b) GenEval-style accuracy per category", "",
-          f"{6 * cfg.geneval_per_category} prompts ({cfg.geneval_per_category} per category, counting prompts "
-          "limited to what the world shows), one image each, same seeds for every model; MIRO and single-reward "
-          "models at s+ = 1, s- = 0" + (f"; miro_tuned at s+ = {_targets(tuned)}, others 1" if tuned else "")
-          + ".", ""]
-    rows = [[name] + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
-            + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"] for name, r in final.items()]
+    L += [
+        "## (b) GenEval-style accuracy per category",
+        "",
+        f"{6 * cfg.geneval_per_category} prompts ({cfg.geneval_per_category} per category, counting prompts "
+        "limited to what the world shows), one image each, same seeds for every model; MIRO and single-reward "
+        "models at s+ = 1, s- = 0" + (f"; miro_tuned at s+ = {_targets(tuned)}, others 1" if tuned else "") + ".",
+        "",
+    ]
+    rows = [
+        [name]
+        + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
+        + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"]
+        for name, r in final.items()
+    ]
     L += _table(["model"] + cats + ["overall ± s.e."], rows)
     L += [""] + _geneval_goals(final, cats)
     shared = ctx.get("final_shared") or {}
     if shared:
         L += [f"The same table with every model at the shared w = {cfg.guidance:g}:", ""]
-        L += _table(["model"] + cats + ["overall ± s.e."],
-                    [[name] + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
-                     + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"]
-                     for name, r in shared.items()])
+        L += _table(
+            ["model"] + cats + ["overall ± s.e."],
+            [
+                [name]
+                + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
+                + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"]
+                for name, r in shared.items()
+            ],
+        )
         L += [""] + _geneval_goals(shared, cats)
     if ctx.get("guidance"):
-        L += ["Default guidance per model (chosen on held-out prompts by GenEval-style overall + mean alignment, "
-              "saved in the model folder): " + "; ".join(f"{n} {guidance_label(g['best'])}"
-                                                          for n, g in ctx["guidance"].items()) + ".", ""]
-    L += [f"Paper (two / single / attr / count / colours / position / overall): baseline "
-          f"{PAPER_GENEVAL['baseline']}, MIRO {PAPER_GENEVAL['miro']}.", "", f"![GenEval]({_rel(f_gen, out)})", ""]
+        L += [
+            "Default guidance per model (chosen on held-out prompts by GenEval-style overall + mean alignment, "
+            "saved in the model folder): "
+            + "; ".join(f"{n} {guidance_label(g['best'])}" for n, g in ctx["guidance"].items())
+            + ".",
+            "",
+        ]
+    L += [
+        f"Paper (two / single / attr / count / colours / position / overall): baseline "
+        f"{PAPER_GENEVAL['baseline']}, MIRO {PAPER_GENEVAL['miro']}.",
+        "",
+        f"![GenEval]({_rel(f_gen, out)})",
+        "",
+    ]
     # --- (c) radar
     keys = rewards + ["noise_sigma"]
-    L += ["## (c) Reward radar: every model on every reward", "",
-          "Mean reward of the GenEval-style images above (noise_sigma: lower is better).", ""]
+    L += [
+        "## (c) Reward radar: every model on every reward",
+        "",
+        "Mean reward of the GenEval-style images above (noise_sigma: lower is better).",
+        "",
+    ]
     L += _table(["model"] + keys, [[n] + [_f(r["rewards"][k], 4) for k in keys] for n, r in final.items()])
     L += [""] + _hacking(final, rewards) + ["", f"![radar]({_rel(f_radar, out)})", ""]
     # --- (d) TTS
     tts, n = ctx["tts"], paper.tts_max_n
-    L += ["## (d) Test-time scaling", "",
-          f"Best-of-N selecting by each reward, N = 1..{n} (nested seeds, one pool of {n} candidates per prompt), "
-          f"{6 * paper.tts_per_category} prompts. Paper: {PAPER_TTS}.", ""]
+    L += [
+        "## (d) Test-time scaling",
+        "",
+        f"Best-of-N selecting by each reward, N = 1..{n} (nested seeds, one pool of {n} candidates per prompt), "
+        f"{6 * paper.tts_per_category} prompts. Paper: {PAPER_TTS}.",
+        "",
+    ]
     rows = []
     n8 = min(8, n)
     for k in rewards:
         bc, mc = tts["baseline"][k], tts["miro"][k]
         match = next((i + 1 for i, v in enumerate(bc) if v >= mc[0]), None)
-        note = ("baseline N=1 already >= MIRO N=1" if match == 1 else f"N = {match}" if match
-                else f"not within N = {n}")
-        rows.append([k, _f(bc[0], 4), _f(bc[n8 - 1], 4), _f(bc[-1], 4), _f(mc[0], 4), _f(mc[-1], 4), note,
-                     "met" if mc[0] >= bc[n8 - 1] else "missed"])
-    L += _table(["reward", "baseline N=1", f"baseline N={n8}", f"baseline N={n}", "MIRO N=1", f"MIRO N={n}",
-                 "baseline best-of-N matching MIRO N=1", f"goal: MIRO N=1 >= baseline N={n8}"], rows)
+        note = "baseline N=1 already >= MIRO N=1" if match == 1 else f"N = {match}" if match else f"not within N = {n}"
+        rows.append(
+            [
+                k,
+                _f(bc[0], 4),
+                _f(bc[n8 - 1], 4),
+                _f(bc[-1], 4),
+                _f(mc[0], 4),
+                _f(mc[-1], 4),
+                note,
+                "met" if mc[0] >= bc[n8 - 1] else "missed",
+            ]
+        )
+    L += _table(
+        [
+            "reward",
+            "baseline N=1",
+            f"baseline N={n8}",
+            f"baseline N={n}",
+            "MIRO N=1",
+            f"MIRO N={n}",
+            "baseline best-of-N matching MIRO N=1",
+            f"goal: MIRO N=1 >= baseline N={n8}",
+        ],
+        rows,
+    )
     L += ["", f"![TTS]({_rel(f_tts, out)})", ""]
     # --- (e) sweep
     sw = ctx["sweep"]
-    L += ["## (e) Target sweep", "",
-          f"MIRO, s+ = 1 except {sw['reward']} = w, {6 * paper.sweep_per_category} GenEval-style prompts per level. "
-          f"Paper: {PAPER_SWEEP}.", ""]
-    L += _table(["w", "GenEval-style overall", f"measured {sw['reward']}"],
-                [[f"{r['level']:g}", _f(r["geneval"]["overall"]), _f(r["rewards"][sw["reward"]], 4)] for r in sw["rows"]])
+    L += [
+        "## (e) Target sweep",
+        "",
+        f"MIRO, s+ = 1 except {sw['reward']} = w, {6 * paper.sweep_per_category} GenEval-style prompts per level. "
+        f"Paper: {PAPER_SWEEP}.",
+        "",
+    ]
+    L += _table(
+        ["w", "GenEval-style overall", f"measured {sw['reward']}"],
+        [[f"{r['level']:g}", _f(r["geneval"]["overall"]), _f(r["rewards"][sw["reward"]], 4)] for r in sw["rows"]],
+    )
     best = max(sw["rows"], key=lambda r: r["geneval"]["overall"])
     L += ["", f"Best GenEval-style overall at w = {best['level']:g}.", "", f"![sweep]({_rel(f_sweep, out)})", ""]
     # --- timings
-    L += ["## Timings", ""] + _table(["stage", "seconds", "note"], [
-        [x["title"], f"{x['seconds']:.0f}", "from an earlier run" if x["skipped"] else ""] for x in ctx["timings"]])
+    L += ["## Timings", ""] + _table(
+        ["stage", "seconds", "note"],
+        [[x["title"], f"{x['seconds']:.0f}", "from an earlier run" if x["skipped"] else ""] for x in ctx["timings"]],
+    )
     text = "\n".join(L) + "\n"
     path = out / "results.md"
     path.write_text(_keep_notes(text, path))
@@ -178,10 +271,13 @@ def _geneval_goals(final: dict, cats: list[str]) -> list[str]:
         ahead = [c for c in cats if mi["per_category"][c] > b["per_category"][c]]
         d = mi["overall"] - b["overall"]
         se = (_overall_se(mi) ** 2 + _overall_se(b) ** 2) ** 0.5
-        lines += [f"Goal ({m} ahead of the baseline overall by > 2 s.e.): **{'met' if d > 2 * se else 'missed'}** "
-                  f"({_f(mi['overall'])} vs {_f(b['overall'])}, difference {d:+.3f} ± {se:.3f}). "
-                  f"Goal (ahead in >= 4 of {len(cats)} categories): **{'met' if len(ahead) >= 4 else 'missed'}** "
-                  f"(ahead in {len(ahead)}: {', '.join(ahead) or 'none'}).", ""]
+        lines += [
+            f"Goal ({m} ahead of the baseline overall by > 2 s.e.): **{'met' if d > 2 * se else 'missed'}** "
+            f"({_f(mi['overall'])} vs {_f(b['overall'])}, difference {d:+.3f} ± {se:.3f}). "
+            f"Goal (ahead in >= 4 of {len(cats)} categories): **{'met' if len(ahead) >= 4 else 'missed'}** "
+            f"(ahead in {len(ahead)}: {', '.join(ahead) or 'none'}).",
+            "",
+        ]
     return lines
 
 
@@ -194,7 +290,7 @@ def _targets(t: dict) -> str:
 def _overall_se(ge: dict) -> float:
     """Standard error of the overall score (mean of the per-category binomial proportions)."""
     var = sum(p * (1 - p) / max(ge["counts"][c], 1) for c, p in ge["per_category"].items())
-    return var ** 0.5 / max(len(ge["per_category"]), 1)
+    return var**0.5 / max(len(ge["per_category"]), 1)
 
 
 def _rel(p: Path, out: Path) -> str:
@@ -219,7 +315,9 @@ def _hacking(final: dict, rewards: list[str]) -> list[str]:
             continue
         others = [o for o in rewards if o != k]
         lose = [o for o in others if r[o] < mi[o]]
-        lines.append(f"- only_{k}: own reward {r[k]:.4f} vs MIRO {mi[k]:.4f} "
-                     f"({'wins' if r[k] > mi[k] else 'loses'}); below MIRO on {len(lose)}/{len(others)} other "
-                     f"rewards{' (' + ', '.join(lose) + ')' if lose else ''}.")
+        lines.append(
+            f"- only_{k}: own reward {r[k]:.4f} vs MIRO {mi[k]:.4f} "
+            f"({'wins' if r[k] > mi[k] else 'loses'}); below MIRO on {len(lose)}/{len(others)} other "
+            f"rewards{' (' + ', '.join(lose) + ')' if lose else ''}."
+        )
     return lines

@@ -17,9 +17,7 @@ def expand_time(t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
     if t.ndim == 0:
         return t.to(like.dtype)
     if t.ndim != 1 or t.shape[0] != like.shape[0]:
-        raise ValueError(
-            f"t must be a scalar or have shape (B,) = ({like.shape[0]},); got {tuple(t.shape)}"
-        )
+        raise ValueError(f"t must be a scalar or have shape (B,) = ({like.shape[0]},); got {tuple(t.shape)}")
     return t.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 

@@ -138,5 +138,7 @@ class DenoiserModel(nn.Module):
 
         model = load_model(directory, device=device, dtype=dtype)
         if cls is not DenoiserModel and not isinstance(model, cls):
-            raise ValueError(f"{directory} holds a {type(model).__name__} ({model.config.backbone}), not a {cls.__name__}")
+            raise ValueError(
+                f"{directory} holds a {type(model).__name__} ({model.config.backbone}), not a {cls.__name__}"
+            )
         return model

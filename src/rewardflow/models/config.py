@@ -25,7 +25,9 @@ class DenoiserConfig:
     reward_keys: tuple[str, ...] = ()
     hidden_size: int = 128  # dit: token width; unet: base channel count
     num_heads: int = 4
-    context_dim: int | None = None  # width of cross-attention context tokens; None -> hidden_size (dit) / widest unet level
+    context_dim: int | None = (
+        None  # width of cross-attention context tokens; None -> hidden_size (dit) / widest unet level
+    )
     time_embed_dim: int | None = None  # width of the adaLN / adaptive-norm vector; None -> backbone default
     null_text_tokens: int = 4  # length L0 of the learned null text
     reward_fourier_dim: int = 64  # number of Fourier features (sin + cos) per reward value
@@ -86,7 +88,10 @@ class DenoiserConfig:
         if self.backbone == "unet":
             levels, side = len(self.channel_mult), self.image_size // self.patch_size
             if levels < 1 or side % (2 ** (levels - 1)):
-                bad(f"feature size {side} (image_size / patch_size) not divisible by 2^(levels-1) for channel_mult {self.channel_mult}")
+                bad(
+                    f"feature size {side} (image_size / patch_size) not divisible by 2^(levels-1) "
+                    f"for channel_mult {self.channel_mult}"
+                )
             for m in self.channel_mult:
                 if (self.hidden_size * m) % self.num_groups:
                     bad(f"channels {self.hidden_size * m} not divisible by num_groups {self.num_groups}")
@@ -145,4 +150,3 @@ class DenoiserConfig:
         if "num_rewards" in overrides and "reward_keys" not in overrides:
             overrides["reward_keys"] = ()
         return dataclasses.replace(self, **overrides)
-

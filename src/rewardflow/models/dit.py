@@ -125,4 +125,3 @@ class DiT(DenoiserModel):
             else:
                 h = blk(h, cond, ctx, ctx_mask)
         return self.unpatchify(self.final(h, cond))
-

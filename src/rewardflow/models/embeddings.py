@@ -109,7 +109,9 @@ class ConditionEncoder(nn.Module):
         # before projection, exactly like a real (empty) caption would.
         self.null_text = nn.Parameter(torch.randn(c.null_text_tokens, c.text_dim) * 0.02)
         if c.num_rewards > 0:
-            self.rewards = RewardEmbedder(c.num_rewards, c.ctx_dim, c.reward_fourier_dim, c.reward_max_freq, c.reward_null)
+            self.rewards = RewardEmbedder(
+                c.num_rewards, c.ctx_dim, c.reward_fourier_dim, c.reward_max_freq, c.reward_null
+            )
             # The adaLN vector reads the tokens CONCATENATED, not averaged: a mean of
             # mlp(fourier(s_k)) + pos_k depends only on the multiset of values, so the network
             # could not tell which reward holds which target (measured: dialling any one reward

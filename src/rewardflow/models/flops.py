@@ -22,7 +22,9 @@ def linear_flops(in_features: int, out_features: int, rows: int) -> int:
     return 2 * rows * in_features * out_features
 
 
-def conv2d_flops(in_ch: int, out_ch: int, kernel: tuple[int, int], out_hw: tuple[int, int], batch: int, groups: int = 1) -> int:
+def conv2d_flops(
+    in_ch: int, out_ch: int, kernel: tuple[int, int], out_hw: tuple[int, int], batch: int, groups: int = 1
+) -> int:
     return 2 * batch * out_ch * out_hw[0] * out_hw[1] * (in_ch // groups) * kernel[0] * kernel[1]
 
 
@@ -61,10 +63,18 @@ def count_module_flops(model: nn.Module, *args, **kwargs) -> FlopReport:
             elif isinstance(m, nn.Conv2d):
                 out = output
                 batch = out.shape[0] if out.ndim == 4 else 1
-                add("conv", name, conv2d_flops(m.in_channels, m.out_channels, m.kernel_size, tuple(out.shape[-2:]), batch, m.groups))
+                add(
+                    "conv",
+                    name,
+                    conv2d_flops(m.in_channels, m.out_channels, m.kernel_size, tuple(out.shape[-2:]), batch, m.groups),
+                )
             elif isinstance(m, SDPA):
                 q, k, v = inputs[:3]
-                add("attention", name, attention_flops(q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3]))
+                add(
+                    "attention",
+                    name,
+                    attention_flops(q.shape[0], q.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3]),
+                )
 
         return hook
 

@@ -127,7 +127,9 @@ def check_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], source: str)
     raise ValueError(f"weights in {source} do not match the model config: " + "; ".join(parts))
 
 
-def load_model(directory: str | os.PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+def load_model(
+    directory: str | os.PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+):
     """Rebuild the model from config.json and load model.safetensors strictly. Returns it in eval mode."""
     from .registry import build_model
 

@@ -18,14 +18,34 @@ _LATENT = dict(image_size=32, in_channels=4, text_dim=2048)
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU unit tests: a forward is a few milliseconds.
     "dit-tiny": dict(backbone="dit", **_PIXEL, hidden_size=32, depth=2, num_heads=2, patch_size=4, null_text_tokens=2),
-    "unet-tiny": dict(backbone="unet", **_PIXEL, hidden_size=8, channel_mult=(1, 2), attn_resolutions=(16,),
-                      num_heads=2, num_groups=4, time_embed_dim=32, context_dim=16, null_text_tokens=2),
+    "unet-tiny": dict(
+        backbone="unet",
+        **_PIXEL,
+        hidden_size=8,
+        channel_mult=(1, 2),
+        attn_resolutions=(16,),
+        num_heads=2,
+        num_groups=4,
+        time_embed_dim=32,
+        context_dim=16,
+        null_text_tokens=2,
+    ),
     # CPU demo (32x32 RGB). The U-Net runs behind a 2x pixel-unshuffle stem (16/8/4 feature maps):
     # the full-resolution level would cost ~60% of the FLOPs (patch_size=1 override restores it).
     # dit-demo is a DiT of about the same size and FLOPs, for comparison.
-    "unet-demo": dict(backbone="unet", **_PIXEL, patch_size=2, hidden_size=40, channel_mult=(1, 2, 2),
-                      attn_resolutions=(8, 4), num_res_blocks=1, num_heads=4, num_groups=8, time_embed_dim=160,
-                      context_dim=80),
+    "unet-demo": dict(
+        backbone="unet",
+        **_PIXEL,
+        patch_size=2,
+        hidden_size=40,
+        channel_mult=(1, 2, 2),
+        attn_resolutions=(8, 4),
+        num_res_blocks=1,
+        num_heads=4,
+        num_groups=8,
+        time_embed_dim=160,
+        context_dim=80,
+    ),
     "dit-demo": dict(backbone="dit", **_PIXEL, hidden_size=128, depth=6, num_heads=4, patch_size=4),
     # Latent-space DiTs, widths/depths/heads as DiT-S and DiT-B (our blocks add cross-attention).
     "dit-small": dict(backbone="dit", **_LATENT, hidden_size=384, depth=12, num_heads=6, patch_size=2),
@@ -50,6 +70,8 @@ def model_config_from_preset(name: str, **overrides: Any) -> DenoiserConfig:
     names = {f.name for f in dataclasses.fields(DenoiserConfig)}
     unknown = sorted(k for k in overrides if k not in names)
     if unknown:
-        raise ValueError(f"unknown DenoiserConfig field(s) {unknown} overriding preset {name!r}; valid: {sorted(names)}")
+        raise ValueError(
+            f"unknown DenoiserConfig field(s) {unknown} overriding preset {name!r}; valid: {sorted(names)}"
+        )
     fields.update(overrides)
     return DenoiserConfig(**fields)

@@ -1,8 +1,8 @@
 """Rewards: the interface and registry, built-in ShapesWorld rewards, binning, the scoring job.
 
-    from rewardflow.rewards import get_reward, list_rewards, RewardBins
-    r = get_reward("sharpness")
-    scores = r.score(images_uint8_bhwc, captions)      # float32 tensor (B,)
+from rewardflow.rewards import get_reward, list_rewards, RewardBins
+r = get_reward("sharpness")
+scores = r.score(images_uint8_bhwc, captions)      # float32 tensor (B,)
 """
 
 from rewardflow.rewards.base import Reward, to_uint8_hwc, uint8_to_float

@@ -45,7 +45,7 @@ def _finite_values(key: str, values, nonfinite: str) -> np.ndarray:
                 f"reward {key!r}: {n_bad} of {v.size} scores are NaN or inf; fix the scores or "
                 f"fit with nonfinite='drop' (`rewardflow bins fit --drop-nonfinite`) to ignore them"
             )
-        warnings.warn(f"reward {key!r}: dropping {n_bad} of {v.size} NaN/inf scores before fitting bins")
+        warnings.warn(f"reward {key!r}: dropping {n_bad} of {v.size} NaN/inf scores before fitting bins", stacklevel=3)
         v = v[~bad]
     if v.size == 0:
         raise ValueError(f"reward {key!r}: no finite scores to fit bins on")
@@ -95,9 +95,9 @@ def _merge_slivers(first: np.ndarray, start: np.ndarray, n: int, num_bins: int) 
             return  # both ends pinned: a sliver there stays
         keep_lower = x == 0 or (y != num_bins - 1 and x != b)  # the neighbour's index, ends pinned
         if keep_lower:
-            first[x + 1:y + 1] = first[y + 1]  # bins x+1..y empty: x holds both
+            first[x + 1 : y + 1] = first[y + 1]  # bins x+1..y empty: x holds both
         else:
-            first[x + 1:y + 1] = first[x]  # bins x..y-1 empty: y holds both
+            first[x + 1 : y + 1] = first[x]  # bins x..y-1 empty: y holds both
 
 
 @dataclass
@@ -140,7 +140,7 @@ class RewardBins:
         max_samples: int | None = 100_000,
         seed: int = 0,
         nonfinite: str = "error",
-    ) -> "RewardBins":
+    ) -> RewardBins:
         """Fit edges per reward on at most `max_samples` random scores (same indices for all)."""
         if method not in METHODS:
             raise ValueError(f"unknown binning method {method!r}; expected one of {METHODS}")
@@ -163,8 +163,9 @@ class RewardBins:
             e = np.maximum.accumulate(e)  # guards against 1-ulp interpolation wiggles
             if e[0] == e[-1]:
                 warnings.warn(
-                    f"reward {key!r} is constant ({e[0]!r}) on the fitted data; every value will map to "
-                    f"{NEUTRAL_VALUE}"
+                    f"reward {key!r} is constant ({e[0]!r}) on the fitted data; "
+                    f"every value will map to {NEUTRAL_VALUE}",
+                    stacklevel=2,
                 )
             edges[key] = [float(x) for x in e]
         return cls(keys=list(scores.keys()), edges=edges, num_bins=num_bins, method=method)
@@ -248,7 +249,7 @@ class RewardBins:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "RewardBins":
+    def from_dict(cls, d: Mapping) -> RewardBins:
         if d.get("format") != "rewardflow.bins":
             raise ValueError("not a rewardflow bins file (missing format: rewardflow.bins)")
         if int(d.get("version", 0)) > FORMAT_VERSION:
@@ -271,7 +272,7 @@ class RewardBins:
         atomic_write_bytes(path, data.encode("utf-8"))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "RewardBins":
+    def load(cls, path: str | os.PathLike) -> RewardBins:
         with open(path, encoding="utf-8") as fh:
             try:
                 d = json.load(fh)

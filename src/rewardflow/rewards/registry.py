@@ -57,7 +57,7 @@ def _load_providers() -> None:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
             if exc.name != mod:  # the module exists but one of its own imports is missing
-                warnings.warn(f"rewards from {mod} unavailable: {exc}")
+                warnings.warn(f"rewards from {mod} unavailable: {exc}", stacklevel=2)
     for mod in filter(None, (m.strip() for m in os.environ.get("REWARDFLOW_REWARD_MODULES", "").split(","))):
         # The user asked for this module by name: a failure is an error, not a warning.
         importlib.import_module(mod)
@@ -69,7 +69,7 @@ def _load_providers() -> None:
         try:
             importlib.import_module(ep.value.split(":")[0])
         except Exception as exc:
-            warnings.warn(f"reward plugin {ep.name!r} failed to load: {exc}")
+            warnings.warn(f"reward plugin {ep.name!r} failed to load: {exc}", stacklevel=2)
 
 
 def list_rewards() -> list[str]:
@@ -83,7 +83,9 @@ def get_reward_class(name: str) -> type[Reward]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown reward {name!r}; registered rewards: {', '.join(sorted(_REGISTRY)) or '(none)'}") from None
+        raise ValueError(
+            f"unknown reward {name!r}; registered rewards: {', '.join(sorted(_REGISTRY)) or '(none)'}"
+        ) from None
 
 
 def get_reward(name: str, **kwargs) -> Reward:

@@ -145,9 +145,13 @@ def score_shard(shard: Path, rewards: Sequence[Reward], progress=None) -> tuple[
             else:
                 table = table.append_column(name, pa.array(cols[name], pa.float32()))
     else:
-        table = pa.table({"key": pa.array(keys, pa.string()), **{n: pa.array(c, pa.float32()) for n, c in cols.items()}})
+        table = pa.table(
+            {"key": pa.array(keys, pa.string()), **{n: pa.array(c, pa.float32()) for n, c in cols.items()}}
+        )
     versions.update({r.name: str(r.version) for r in todo})
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), VERSIONS_META: json.dumps(versions).encode()})
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), VERSIONS_META: json.dumps(versions).encode()}
+    )
     atomic_write(out, lambda tmp: pq.write_table(table, tmp))
     return len(keys), skipped
 
@@ -226,9 +230,7 @@ def score_dataset(
             for shard in shards:
                 before = {r.name: dict(r.stats) for r in instances}
                 n, skipped = score_shard(shard, instances, progress=bar)
-                stats = {
-                    f"{r.name}.{k}": v - before[r.name].get(k, 0) for r in instances for k, v in r.stats.items()
-                }
+                stats = {f"{r.name}.{k}": v - before[r.name].get(k, 0) for r in instances for k, v in r.stats.items()}
                 record(shard.name, n, skipped, stats)
     finally:
         bar.close()

@@ -12,8 +12,8 @@ to the whole output tensor (every channel; DiT issue #41 guided 3 of 4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -55,26 +55,27 @@ class Condition:
         if self.text_mask.dtype != torch.bool:
             raise ValueError(f"text_mask must be bool (True = real token); got {self.text_mask.dtype}")
         if self.rewards is not None and (self.rewards.ndim != 2 or self.rewards.shape[0] != self.text.shape[0]):
+            raise ValueError(f"rewards must be (B, N) with B = {self.text.shape[0]}; got {tuple(self.rewards.shape)}")
+        if self.reward_drop is not None and (
+            self.rewards is None or self.reward_drop.shape != self.rewards.shape or self.reward_drop.dtype != torch.bool
+        ):
             raise ValueError(
-                f"rewards must be (B, N) with B = {self.text.shape[0]}; got {tuple(self.rewards.shape)}"
+                "reward_drop must be a bool tensor shaped like rewards (B, N); got "
+                f"{tuple(self.reward_drop.shape)} {self.reward_drop.dtype} for rewards "
+                f"{None if self.rewards is None else tuple(self.rewards.shape)}"
             )
-        if self.reward_drop is not None and (self.rewards is None or self.reward_drop.shape != self.rewards.shape
-                                             or self.reward_drop.dtype != torch.bool):
-            raise ValueError("reward_drop must be a bool tensor shaped like rewards (B, N); got "
-                             f"{tuple(self.reward_drop.shape)} {self.reward_drop.dtype} for rewards "
-                             f"{None if self.rewards is None else tuple(self.rewards.shape)}")
 
     @property
     def batch_size(self) -> int:
         return self.text.shape[0]
 
     @classmethod
-    def null(cls, model, batch: int, rewards: torch.Tensor | None = None) -> "Condition":
+    def null(cls, model, batch: int, rewards: torch.Tensor | None = None) -> Condition:
         """The model's learned null text (``model.null_text(B)``) as a condition."""
         text, mask = model.null_text(batch)
         return cls(text, mask, rewards)
 
-    def with_rewards(self, rewards: torch.Tensor | None, reward_drop: torch.Tensor | None = None) -> "Condition":
+    def with_rewards(self, rewards: torch.Tensor | None, reward_drop: torch.Tensor | None = None) -> Condition:
         """Same text, other reward vector (B, N) (or (1, N), broadcast to the text's batch), and
         optionally which of them are unspecified."""
         if rewards is not None and rewards.ndim == 2 and rewards.shape[0] == 1:
@@ -83,7 +84,7 @@ class Condition:
             reward_drop = reward_drop.expand(self.batch_size, -1)
         return Condition(self.text, self.text_mask, rewards, reward_drop)
 
-    def expand(self, batch: int) -> "Condition":
+    def expand(self, batch: int) -> Condition:
         """Broadcast a batch-1 condition to ``batch`` (views, no copy)."""
         if self.batch_size == batch:
             return self
@@ -114,8 +115,9 @@ def concat_conditions(conds: Sequence[Condition]) -> Condition:
     rewards = torch.cat([c.rewards for c in conds]) if all(with_r) else None
     drop = None
     if any(c.reward_drop is not None for c in conds):  # branches without a mask drop nothing
-        drop = torch.cat([torch.zeros_like(c.rewards, dtype=torch.bool) if c.reward_drop is None else c.reward_drop
-                          for c in conds])
+        drop = torch.cat(
+            [torch.zeros_like(c.rewards, dtype=torch.bool) if c.reward_drop is None else c.reward_drop for c in conds]
+        )
     return Condition(torch.cat([p[0] for p in padded]), torch.cat([p[1] for p in padded]), rewards, drop)
 
 
@@ -181,8 +183,14 @@ def guided_velocity_3(
     b = x.shape[0]
     cond, null = cond.expand(b), null.expand(b)
     v_null, v_neg, v_pos = _branches(
-        model, x, t, [null.with_rewards(rewards_neg, drop_neg), cond.with_rewards(rewards_neg, drop_neg),
-                      cond.with_rewards(rewards_pos, drop_pos)]
+        model,
+        x,
+        t,
+        [
+            null.with_rewards(rewards_neg, drop_neg),
+            cond.with_rewards(rewards_neg, drop_neg),
+            cond.with_rewards(rewards_pos, drop_pos),
+        ],
     )
     return v_null + text_scale * (v_neg - v_null) + reward_scale * (v_pos - v_neg)
 
@@ -212,8 +220,9 @@ def make_velocity_fn_3(
     """``velocity_fn(x, t)`` for the solvers, applying ``guided_velocity_3`` at every call."""
 
     def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return guided_velocity_3(model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale,
-                                 drop_pos, drop_neg)
+        return guided_velocity_3(
+            model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale, drop_pos, drop_neg
+        )
 
     return velocity_fn
 

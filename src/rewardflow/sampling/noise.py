@@ -3,7 +3,7 @@ on the batch size or its position in the batch, so results reproduce across batc
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

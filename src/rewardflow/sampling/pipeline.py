@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -45,8 +46,15 @@ from .solvers import SOLVERS, solve, time_grid
 FORMAT, VERSION = "rewardflow.pipeline", 1
 CONFIG_NAME, TEXT_NAME, BINS_NAME = "pipeline_config.json", "text_encoder.json", "bins.json"
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-DEFAULTS = dict(guidance_scale=7.0, text_guidance_scale=None, guidance_interval=None, num_inference_steps=50,
-                solver="euler", shift=1.0, batch_size=64)
+DEFAULTS = dict(
+    guidance_scale=7.0,
+    text_guidance_scale=None,
+    guidance_interval=None,
+    num_inference_steps=50,
+    solver="euler",
+    shift=1.0,
+    batch_size=64,
+)
 
 
 def to_output_type(x: torch.Tensor, output_type: str):
@@ -85,7 +93,13 @@ def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
         return p
     text = str(path_or_id)
     # A hub id is exactly "owner/name"; anything else can only have meant a local folder.
-    if Path(path_or_id).is_absolute() or text.startswith(".") or text.count("/") != 1 or os.sep != "/" and os.sep in text:
+    if (
+        Path(path_or_id).is_absolute()
+        or text.startswith(".")
+        or text.count("/") != 1
+        or os.sep != "/"
+        and os.sep in text
+    ):
         raise FileNotFoundError(f"pipeline directory not found: {p}")
     from huggingface_hub import snapshot_download
 
@@ -99,8 +113,15 @@ def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
 class RewardFlowPipeline:
     """Reward-controllable text-to-image sampling. See the module docstring for the folder format."""
 
-    def __init__(self, model, text_encoder, bins=None, reward_keys: Sequence[str] | None = None,
-                 vae=None, config: Mapping | None = None):
+    def __init__(
+        self,
+        model,
+        text_encoder,
+        bins=None,
+        reward_keys: Sequence[str] | None = None,
+        vae=None,
+        config: Mapping | None = None,
+    ):
         self.model, self.text_encoder, self.bins, self.vae = model, text_encoder, bins, vae
         self.reward_keys = tuple(model.config.reward_keys)
         if reward_keys is not None and tuple(reward_keys) != self.reward_keys:
@@ -113,7 +134,7 @@ class RewardFlowPipeline:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def to(self, device=None, dtype=None) -> "RewardFlowPipeline":
+    def to(self, device=None, dtype=None) -> RewardFlowPipeline:
         self.model.to(device=device, dtype=dtype)
         if self.vae is not None:
             self.vae.to(device=device)
@@ -124,32 +145,40 @@ class RewardFlowPipeline:
         """Partial dicts fill in: s+ missing keys -> 1.0, s- missing keys -> 0.0."""
         if not self.reward_keys:
             if reward_targets or negative_reward_targets:
-                raise ValueError("this is a baseline model (num_rewards=0, no reward conditioning): "
-                                 "reward targets cannot be used; drop reward_targets/negative_reward_targets")
+                raise ValueError(
+                    "this is a baseline model (num_rewards=0, no reward conditioning): "
+                    "reward targets cannot be used; drop reward_targets/negative_reward_targets"
+                )
             return None
         if isinstance(reward_targets, T.RewardTargets):
             if negative_reward_targets is not None:
                 raise ValueError("pass negative targets inside the RewardTargets, not separately")
             return self._check_unspecified(
-                T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative))
+                T.custom(self.reward_keys, reward_targets.positive, negative=reward_targets.negative)
+            )
         for name, d in (("reward_targets", reward_targets), ("negative_reward_targets", negative_reward_targets)):
             if d is not None and not isinstance(d, Mapping):
                 raise TypeError(f"{name} must be a dict {{reward_key: value in [0, 1]}}, got {type(d).__name__}")
         return self._check_unspecified(
-            T.custom(self.reward_keys, reward_targets or {}, negative=negative_reward_targets or None))
+            T.custom(self.reward_keys, reward_targets or {}, negative=negative_reward_targets or None)
+        )
 
     def _check_unspecified(self, tg: T.RewardTargets) -> T.RewardTargets:
         """An unspecified (None) target needs null reward tokens the model learned to use."""
         if not tg.unspecified:
             return tg
         if not getattr(self.model.config, "reward_null", False):
-            raise ValueError(f"targets {list(tg.unspecified)} are unspecified (None) but this model has no null "
-                             "reward tokens (model config reward_null=False); give every reward a value in [0, 1]")
+            raise ValueError(
+                f"targets {list(tg.unspecified)} are unspecified (None) but this model has no null "
+                "reward tokens (model config reward_null=False); give every reward a value in [0, 1]"
+            )
         dropout = (self.config.get("run_config") or {}).get("reward_dropout")
         if dropout is not None and float(dropout) <= 0:
-            raise ValueError(f"targets {list(tg.unspecified)} are unspecified (None) but this model was trained with "
-                             "reward_dropout = 0, so its null reward tokens were never trained; give every reward a "
-                             "value in [0, 1], or train with reward_dropout > 0 (e.g. 0.1)")
+            raise ValueError(
+                f"targets {list(tg.unspecified)} are unspecified (None) but this model was trained with "
+                "reward_dropout = 0, so its null reward tokens were never trained; give every reward a "
+                "value in [0, 1], or train with reward_dropout > 0 (e.g. 0.1)"
+            )
         return tg
 
     # ------------------------------------------------------------------------------- sampling
@@ -178,13 +207,26 @@ class RewardFlowPipeline:
         return [seed + i for i in range(n)]
 
     @torch.no_grad()
-    def __call__(self, prompt: str | Sequence[str], reward_targets=None, negative_reward_targets=None,
-                 negative_prompt: str | None = None, guidance_scale: float | None = None,
-                 text_guidance_scale: float | None = None, num_inference_steps: int | None = None,
-                 solver: str | None = None, shift: float | None = None, generator: torch.Generator | None = None,
-                 seed: int | Sequence[int] | None = None, num_images_per_prompt: int = 1,
-                 output_type: str = "pil", batch_size: int | None = None, progress: bool = True,
-                 batch_invariant: bool = False, guidance_interval=None) -> RewardFlowPipelineOutput:
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        reward_targets=None,
+        negative_reward_targets=None,
+        negative_prompt: str | None = None,
+        guidance_scale: float | None = None,
+        text_guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        solver: str | None = None,
+        shift: float | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | Sequence[int] | None = None,
+        num_images_per_prompt: int = 1,
+        output_type: str = "pil",
+        batch_size: int | None = None,
+        progress: bool = True,
+        batch_invariant: bool = False,
+        guidance_interval=None,
+    ) -> RewardFlowPipelineOutput:
         """Sample images; ``seed=int`` gives image i seed ``seed + i`` (prompt-major order), a list
         gives one seed per image. Returns images with the prompts, seeds and targets used.
         ``batch_invariant=True`` samples one image per network call (overriding ``batch_size``) so an
@@ -196,8 +238,9 @@ class RewardFlowPipeline:
             raise ValueError("prompt list is empty: give at least one prompt")
         if not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be strings")
-        steps = _check_int("num_inference_steps", c["num_inference_steps"] if num_inference_steps is None
-                           else num_inference_steps)
+        steps = _check_int(
+            "num_inference_steps", c["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+        )
         solver = solver or c["solver"]
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
@@ -208,13 +251,17 @@ class RewardFlowPipeline:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if output_type != "latent" and self.vae is None and self.model.config.in_channels not in (1, 3):
-            raise ValueError(f"this model makes {self.model.config.in_channels}-channel latents and the pipeline "
-                             "has no VAE: pass vae=... or use output_type='latent'")
+            raise ValueError(
+                f"this model makes {self.model.config.in_channels}-channel latents and the pipeline "
+                "has no VAE: pass vae=... or use output_type='latent'"
+            )
         _check_int("num_images_per_prompt", num_images_per_prompt)
         tg = self.resolve_targets(reward_targets, negative_reward_targets)
         if w_t is not None and tg is None:
-            raise ValueError("text_guidance_scale (3-branch mode) needs a reward-conditioned model; "
-                             "a baseline model uses guidance_scale alone")
+            raise ValueError(
+                "text_guidance_scale (3-branch mode) needs a reward-conditioned model; "
+                "a baseline model uses guidance_scale alone"
+            )
         items = [p for p in prompts for _ in range(num_images_per_prompt)]
         seeds = self._seeds(len(items), seed, generator)
         bs = _check_int("batch_size", c["batch_size"] if batch_size is None else batch_size)
@@ -225,27 +272,50 @@ class RewardFlowPipeline:
         if progress:  # advances per ODE step, so one big batch still shows movement
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=math.ceil(len(items) / bs) * steps, unit="step",
-                       desc=f"sampling {len(items)} images ({solver}, {steps} steps)")
+            bar = tqdm(
+                total=math.ceil(len(items) / bs) * steps,
+                unit="step",
+                desc=f"sampling {len(items)} images ({solver}, {steps} steps)",
+            )
         out, was_training = [], self.model.training
         self.model.eval()  # temporarily: trainers sample from models they keep training
         try:
             for s in range(0, len(items), bs):
-                x = self._sample(items[s:s + bs], seeds[s:s + bs], tg, negative_prompt, (w, w_t, interval), steps,
-                                 solver, shift, None if bar is None else (lambda *_: bar.update(1)),
-                                 output_type == "latent")
+                x = self._sample(
+                    items[s : s + bs],
+                    seeds[s : s + bs],
+                    tg,
+                    negative_prompt,
+                    (w, w_t, interval),
+                    steps,
+                    solver,
+                    shift,
+                    None if bar is None else (lambda *_: bar.update(1)),
+                    output_type == "latent",
+                )
                 out.append(x.float().cpu())
         finally:
             self.model.train(was_training)
             if bar is not None:
                 bar.close()
-        settings = dict(negative_prompt=negative_prompt, guidance_scale=w, text_guidance_scale=w_t,
-                        guidance_interval=None if interval is None else list(interval),
-                        num_inference_steps=steps, solver=solver, shift=shift, batch_invariant=bool(batch_invariant))
+        settings = dict(
+            negative_prompt=negative_prompt,
+            guidance_scale=w,
+            text_guidance_scale=w_t,
+            guidance_interval=None if interval is None else list(interval),
+            num_inference_steps=steps,
+            solver=solver,
+            shift=shift,
+            batch_invariant=bool(batch_invariant),
+        )
         return RewardFlowPipelineOutput(
-            images=to_output_type(torch.cat(out), output_type), prompts=items, seeds=seeds,
-            reward_targets=dict(tg.positive) if tg else {}, negative_reward_targets=dict(tg.negative) if tg else {},
-            settings=settings)
+            images=to_output_type(torch.cat(out), output_type),
+            prompts=items,
+            seeds=seeds,
+            reward_targets=dict(tg.positive) if tg else {},
+            negative_reward_targets=dict(tg.negative) if tg else {},
+            settings=settings,
+        )
 
     def _sample(self, prompts, seeds, tg, negative_prompt, guidance, steps, solver, shift, callback, latent_out):
         w, w_t, interval = guidance
@@ -267,8 +337,9 @@ class RewardFlowPipeline:
         if w_t is None:
             net = make_velocity_fn(self.model, pos, neg.expand(b).with_rewards(s_neg, d_neg), w)
         else:
-            net = make_velocity_fn_3(self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w,
-                                     d_pos, d_neg)
+            net = make_velocity_fn_3(
+                self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w, d_pos, d_neg
+            )
         if interval is not None:
             net = with_guidance_interval(net, make_velocity_fn(self.model, pos), interval)
         vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
@@ -322,21 +393,33 @@ class RewardFlowPipeline:
         if self.vae is not None:
             self.vae.save_pretrained(d / "vae")
         cfg = self.model.config
-        atomic_write_json(d / CONFIG_NAME, dict(
-            _format=FORMAT, _format_version=VERSION, reward_keys=list(self.reward_keys),
-            image_size=cfg.image_size, in_channels=cfg.in_channels, latent=self.vae is not None, **self.config))
+        atomic_write_json(
+            d / CONFIG_NAME,
+            dict(
+                _format=FORMAT,
+                _format_version=VERSION,
+                reward_keys=list(self.reward_keys),
+                image_size=cfg.image_size,
+                in_channels=cfg.in_channels,
+                latent=self.vae is not None,
+                **self.config,
+            ),
+        )
         return d
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | os.PathLike, device=None, dtype=None, allow_download: bool = False,
-                        text_encoder=None) -> "RewardFlowPipeline":
+    def from_pretrained(
+        cls, path_or_id: str | os.PathLike, device=None, dtype=None, allow_download: bool = False, text_encoder=None
+    ) -> RewardFlowPipeline:
         """Load a folder (or a hub id from the HF cache; downloads only with allow_download)."""
         from rewardflow.models.io import load_model
 
         d = _resolve_dir(path_or_id, allow_download)
         if not (d / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{d} is not a rewardflow pipeline (no {CONFIG_NAME}); for a training "
-                                    f"checkpoint use RewardFlowPipeline.from_checkpoint")
+            raise FileNotFoundError(
+                f"{d} is not a rewardflow pipeline (no {CONFIG_NAME}); for a training "
+                f"checkpoint use RewardFlowPipeline.from_checkpoint"
+            )
         cfg = json.loads((d / CONFIG_NAME).read_text(encoding="utf-8"))
         if cfg.pop("_format", None) != FORMAT or int(cfg.pop("_format_version", 0)) > VERSION:
             raise ValueError(f"{d / CONFIG_NAME} is not a pipeline config this rewardflow can read")
@@ -352,8 +435,9 @@ class RewardFlowPipeline:
         return cls(model, text_encoder, _bins(d / BINS_NAME), keys, vae, cfg)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint_dir: str | os.PathLike, device=None, dtype=None,
-                        allow_download: bool = False, text_encoder=None) -> "RewardFlowPipeline":
+    def from_checkpoint(
+        cls, checkpoint_dir: str | os.PathLike, device=None, dtype=None, allow_download: bool = False, text_encoder=None
+    ) -> RewardFlowPipeline:
         """A training checkpoint (step_*/ with model/ and train_config.json); bins come from
         the checkpoint folder if present, else from the run's data directory."""
         from rewardflow.models.io import load_model
@@ -394,4 +478,3 @@ def _bins(path: Path):
     from rewardflow.rewards.binning import RewardBins
 
     return RewardBins.load(path) if path.is_file() else None
-

@@ -48,15 +48,17 @@ def resolve_reward(name: str):
 
 
 def _as_1d(values, n: int, what: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(values.detach().cpu() if torch.is_tensor(values) else values),
-                        dtype=torch.float64).reshape(-1)
+    t = torch.as_tensor(
+        np.asarray(values.detach().cpu() if torch.is_tensor(values) else values), dtype=torch.float64
+    ).reshape(-1)
     if t.numel() != n:
         raise ValueError(f"{what} returned {t.numel()} scores for {n} images")
     return t
 
 
-def score_images(images: torch.Tensor, prompts: Sequence[str], names: Sequence[str],
-                 rewards: Mapping[str, object] | None = None) -> dict[str, torch.Tensor]:
+def score_images(
+    images: torch.Tensor, prompts: Sequence[str], names: Sequence[str], rewards: Mapping[str, object] | None = None
+) -> dict[str, torch.Tensor]:
     """Raw scores ``{name: (B,) float64}`` of images (B, C, H, W) in [-1, 1]."""
     out = {}
     for name in names:
@@ -70,14 +72,14 @@ def score_images(images: torch.Tensor, prompts: Sequence[str], names: Sequence[s
 class BestOfNResult:
     """Selected images (one per prompt) and the evidence behind each choice."""
 
-    images: object                      # per ``output_type``, one per prompt
+    images: object  # per ``output_type``, one per prompt
     prompts: list[str]
-    seeds: list[int]                    # seed of each selected image
-    selected_index: list[int]           # which candidate (0..N-1) won, per prompt
-    scores: torch.Tensor                # (P, N) selector value of every candidate
+    seeds: list[int]  # seed of each selected image
+    selected_index: list[int]  # which candidate (0..N-1) won, per prompt
+    scores: torch.Tensor  # (P, N) selector value of every candidate
     reward_scores: dict[str, torch.Tensor]  # raw (P, N) score per named reward
     candidate_seeds: list[list[int]]
-    candidates: object | None = None    # (P, N, C, H, W) in [-1, 1] if keep_candidates
+    candidates: object | None = None  # (P, N, C, H, W) in [-1, 1] if keep_candidates
     reward_targets: dict = field(default_factory=dict)
 
     @property
@@ -85,15 +87,18 @@ class BestOfNResult:
         return self.scores.gather(1, torch.tensor(self.selected_index).view(-1, 1)).view(-1)
 
 
-def _combine(raw: dict[str, torch.Tensor], weights: dict[str, float], normalize: str, bins,
-             shape: tuple[int, int]) -> torch.Tensor:
+def _combine(
+    raw: dict[str, torch.Tensor], weights: dict[str, float], normalize: str, bins, shape: tuple[int, int]
+) -> torch.Tensor:
     total = torch.zeros(shape, dtype=torch.float64)
     for name, w in weights.items():
         s = raw[name].view(shape)
         if normalize == "bins":
             if bins is None or name not in bins.keys:
-                raise ValueError(f"normalize='bins' needs reward {name!r} in the model's bins "
-                                 f"({None if bins is None else bins.keys})")
+                raise ValueError(
+                    f"normalize='bins' needs reward {name!r} in the model's bins "
+                    f"({None if bins is None else bins.keys})"
+                )
             s = torch.from_numpy(bins.bin_index(name, s.reshape(-1).numpy()) / (bins.num_bins - 1)).view(shape)
         elif normalize == "zscore":
             s = (s - s.mean(1, keepdim=True)) / s.std(1, keepdim=True, unbiased=False).clamp_min(1e-12)
@@ -101,10 +106,20 @@ def _combine(raw: dict[str, torch.Tensor], weights: dict[str, float], normalize:
     return total
 
 
-def best_of_n(pipe, prompt: str | Sequence[str], n: int, selector: str | Mapping[str, float] | Callable,
-              seed: int = 0, normalize: str = "none", batch_size: int | None = None,
-              output_type: str = "pil", keep_candidates: bool = False, rewards: Mapping | None = None,
-              progress: bool = True, **pipe_kwargs) -> BestOfNResult:
+def best_of_n(
+    pipe,
+    prompt: str | Sequence[str],
+    n: int,
+    selector: str | Mapping[str, float] | Callable,
+    seed: int = 0,
+    normalize: str = "none",
+    batch_size: int | None = None,
+    output_type: str = "pil",
+    keep_candidates: bool = False,
+    rewards: Mapping | None = None,
+    progress: bool = True,
+    **pipe_kwargs,
+) -> BestOfNResult:
     """Generate ``n`` candidates per prompt with ``pipe`` and keep the best under ``selector``.
 
     ``pipe_kwargs`` go to the pipeline (reward targets, guidance, steps, solver ...).
@@ -139,8 +154,7 @@ def best_of_n(pipe, prompt: str | Sequence[str], n: int, selector: str | Mapping
     flat_seeds = [seeds[i][j] for j in range(n) for i in range(P)]
     if batch_size is None:  # whole candidate groups per batch
         batch_size = P * max(1, 64 // P)
-    out = pipe(flat_prompts, seed=flat_seeds, output_type="pt", batch_size=batch_size,
-               progress=progress, **pipe_kwargs)
+    out = pipe(flat_prompts, seed=flat_seeds, output_type="pt", batch_size=batch_size, progress=progress, **pipe_kwargs)
     imgs = out.images  # (n * P, C, H, W) in [-1, 1]
 
     if weights:

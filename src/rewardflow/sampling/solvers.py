@@ -7,7 +7,7 @@ the velocity function (see ``guidance``), so solvers stay plain numerical integr
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -19,9 +19,7 @@ VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
-def time_grid(
-    num_steps: int, shift: float = 1.0, device=None, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
+def time_grid(num_steps: int, shift: float = 1.0, device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(num_steps + 1,) times from 1.0 down to 0.0, uniform then ``shift_time``-ed.
 
     shift > 1 spends more steps near t = 1 (high noise), as SD3 does for large images.

@@ -83,9 +83,9 @@ def geneval_metric(entries: Sequence[Mapping], exact_counts: bool = True) -> Met
 
 @dataclass
 class TargetSearchResult:
-    swept: list[str]            # keys that varied
-    rows: list[dict]            # {"reward_targets": full s+, "metric": float}, in sweep order
-    best: dict[str, float]      # full s+ of the best row
+    swept: list[str]  # keys that varied
+    rows: list[dict]  # {"reward_targets": full s+, "metric": float}, in sweep order
+    best: dict[str, float]  # full s+ of the best row
     best_value: float
     metric_name: str = "metric"
 
@@ -100,14 +100,25 @@ class TargetSearchResult:
         return "\n".join(lines)
 
     def to_json(self) -> str:
-        return json.dumps(dict(swept=self.swept, metric=self.metric_name, best=self.best,
-                               best_value=self.best_value, rows=self.rows), indent=2)
+        return json.dumps(
+            dict(swept=self.swept, metric=self.metric_name, best=self.best, best_value=self.best_value, rows=self.rows),
+            indent=2,
+        )
 
 
-def target_search(pipe, prompts: Sequence[str], metric: Metric, sweep: Mapping[str, Sequence[float]],
-                  base: Mapping[str, float] | None = None, negative_reward_targets: Mapping[str, float] | None = None,
-                  seed: int = 0, num_images_per_prompt: int = 1, maximize: bool = True, progress: bool = True,
-                  **pipe_kwargs) -> TargetSearchResult:
+def target_search(
+    pipe,
+    prompts: Sequence[str],
+    metric: Metric,
+    sweep: Mapping[str, Sequence[float]],
+    base: Mapping[str, float] | None = None,
+    negative_reward_targets: Mapping[str, float] | None = None,
+    seed: int = 0,
+    num_images_per_prompt: int = 1,
+    maximize: bool = True,
+    progress: bool = True,
+    **pipe_kwargs,
+) -> TargetSearchResult:
     """Evaluate ``metric(images (B,C,H,W) in [-1,1], prompts) -> float`` at every point of the
     cartesian product of ``sweep``; returns the table and the best full s+ vector."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -137,13 +148,22 @@ def target_search(pipe, prompts: Sequence[str], metric: Metric, sweep: Mapping[s
         it = tqdm(vectors, desc="target search", unit="point")
     rows = []
     for v in it:
-        out = pipe(prompts, reward_targets=v, negative_reward_targets=negative_reward_targets, seed=seed,
-                   num_images_per_prompt=num_images_per_prompt, output_type="pt", progress=False, **pipe_kwargs)
+        out = pipe(
+            prompts,
+            reward_targets=v,
+            negative_reward_targets=negative_reward_targets,
+            seed=seed,
+            num_images_per_prompt=num_images_per_prompt,
+            output_type="pt",
+            progress=False,
+            **pipe_kwargs,
+        )
         value = float(metric(out.images, out.prompts))
         if not math.isfinite(value):
             raise ValueError(f"metric returned {value} at targets {v}")
         rows.append({"reward_targets": dict(out.reward_targets), "metric": value})
     sign = 1.0 if maximize else -1.0
     best = max(range(len(rows)), key=lambda i: (sign * rows[i]["metric"], -i))  # first best wins
-    return TargetSearchResult(swept, rows, rows[best]["reward_targets"], rows[best]["metric"],
-                              getattr(metric, "__name__", "metric"))
+    return TargetSearchResult(
+        swept, rows, rows[best]["reward_targets"], rows[best]["metric"], getattr(metric, "__name__", "metric")
+    )

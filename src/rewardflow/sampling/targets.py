@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -45,8 +45,10 @@ def _check_value(key: str, value) -> float | None:
         return None  # unspecified: the reward's null token
     # Strings and bools are refused rather than converted: "0.5" or True is a caller's bug.
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise ValueError(f"target for reward {key!r} must be a number in [0, 1] (or None: unspecified); "
-                         f"got {value!r} of type {type(value).__name__}")
+        raise ValueError(
+            f"target for reward {key!r} must be a number in [0, 1] (or None: unspecified); "
+            f"got {value!r} of type {type(value).__name__}"
+        )
     v = float(value)
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
         raise ValueError(f"target for reward {key!r} must be in [0, 1]; got {value!r}")
@@ -83,6 +85,7 @@ class RewardTargets:
     def tensors(self, batch: int, device=None, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """(s+, s-), each (batch, N) with columns in ``keys`` order; an unspecified value reads 0
         (the model ignores it: ``drop_masks`` swaps in the null token)."""
+
         def row(d):
             return torch.tensor([0.0 if d[k] is None else d[k] for k in self.keys], device=device, dtype=dtype)
 
@@ -91,6 +94,7 @@ class RewardTargets:
     def drop_masks(self, batch: int, device=None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(drop+, drop-): bool (batch, N), True where a target is unspecified; None for a branch
         with every target given, so models without null tokens never see a mask."""
+
         def mask(d):
             m = [d[k] is None for k in self.keys]
             return torch.tensor(m, device=device).expand(batch, -1).clone() if any(m) else None
@@ -157,8 +161,9 @@ def isolate(keys: Sequence[str], k: str, anchor: Mapping[str, float | None] | No
     return RewardTargets({**held, k: 1.0}, {**held, k: 0.0})
 
 
-def pairwise(keys: Sequence[str], a: str, b: str, t: float,
-             anchor: Mapping[str, float | None] | None = None) -> RewardTargets:
+def pairwise(
+    keys: Sequence[str], a: str, b: str, t: float, anchor: Mapping[str, float | None] | None = None
+) -> RewardTargets:
     """A/B trade-off at t: s+_a = s+_b = 1, s-_a = t, s-_b = 1 - t, the others at ``anchor``
     (default 1) in both branches.
 

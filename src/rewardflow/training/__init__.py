@@ -1,8 +1,8 @@
 """rewardflow.training: config, trainer (the only accelerate-aware code), EMA, checkpoints, logging.
 
-    from rewardflow.training import TrainConfig, Trainer
-    cfg = TrainConfig.load("configs/shapes-miro.yaml", ["max_steps=500", "out_dir=runs/miro"])
-    Trainer(cfg).train()          # run it again to resume from the newest checkpoint
+from rewardflow.training import TrainConfig, Trainer
+cfg = TrainConfig.load("configs/shapes-miro.yaml", ["max_steps=500", "out_dir=runs/miro"])
+Trainer(cfg).train()          # run it again to resume from the newest checkpoint
 """
 
 from .callbacks import Callback, FunctionCallback, RewardEvalCallback, SampleGridCallback, default_prompts
@@ -15,8 +15,23 @@ from .optim import Lamb, build_optimizer, build_scheduler, lr_factor
 from .trainer import Trainer
 
 __all__ = [
-    "Callback", "DataContext", "EMA", "FunctionCallback", "Lamb", "RewardEvalCallback", "RunLogger",
-    "SampleGridCallback", "TrainConfig", "Trainer", "build_optimizer", "build_scheduler",
-    "check_resume_config", "config_diff", "default_prompts", "latest_checkpoint", "list_checkpoints",
-    "lr_factor", "read_jsonl",
+    "Callback",
+    "DataContext",
+    "EMA",
+    "FunctionCallback",
+    "Lamb",
+    "RewardEvalCallback",
+    "RunLogger",
+    "SampleGridCallback",
+    "TrainConfig",
+    "Trainer",
+    "build_optimizer",
+    "build_scheduler",
+    "check_resume_config",
+    "config_diff",
+    "default_prompts",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "lr_factor",
+    "read_jsonl",
 ]

@@ -64,22 +64,34 @@ def build_data(config: TrainConfig, ctx: DataContext):
         raise ValueError("data.path is not set: point it at a directory of shards (+ scores and bins.json)")
     keys = ctx.reward_keys or resolve_reward_keys(config)
     return ShardDataset(
-        d.path, keys, batch_size=ctx.per_device_batch, text_encoder=build_text_encoder(config),
-        image_size=d.image_size, latents=d.latents, seed=config.seed, shuffle=d.shuffle,
-        rank=ctx.rank, world_size=ctx.world_size, num_workers=d.workers, in_memory=d.in_memory,
+        d.path,
+        keys,
+        batch_size=ctx.per_device_batch,
+        text_encoder=build_text_encoder(config),
+        image_size=d.image_size,
+        latents=d.latents,
+        seed=config.seed,
+        shuffle=d.shuffle,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        num_workers=d.workers,
+        in_memory=d.in_memory,
         nonfinite_rewards=d.nonfinite_rewards,
     )
 
 
 def build_model(config: TrainConfig, reward_keys: list[str], data: Any = None) -> nn.Module:
-    from rewardflow.models import build_model as build, load_model, model_config_from_preset
+    from rewardflow.models import build_model as build
+    from rewardflow.models import load_model, model_config_from_preset
 
     m = config.model
     if m.init_from:
         model = load_model(m.init_from)
         if list(model.config.reward_keys) != list(reward_keys):
-            raise ValueError(f"model.init_from {m.init_from} is conditioned on {list(model.config.reward_keys)}, "
-                             f"the run on {reward_keys}")
+            raise ValueError(
+                f"model.init_from {m.init_from} is conditioned on {list(model.config.reward_keys)}, "
+                f"the run on {reward_keys}"
+            )
         return model.train()
     overrides = dict(m.overrides)
     overrides.setdefault("image_size", config.data.image_size)
@@ -100,8 +112,13 @@ def run_bins(config: TrainConfig, reward_keys: list[str]):
     from rewardflow.rewards.binning import RewardBins
 
     b = RewardBins.load(path)
-    return RewardBins(keys=list(reward_keys), edges={k: b.edges[k] for k in reward_keys},
-                      num_bins=b.num_bins, method=b.method, meta=dict(b.meta))
+    return RewardBins(
+        keys=list(reward_keys),
+        edges={k: b.edges[k] for k in reward_keys},
+        num_bins=b.num_bins,
+        method=b.method,
+        meta=dict(b.meta),
+    )
 
 
 def default_callbacks(config: TrainConfig, reward_keys: list[str]) -> list[Callback]:
@@ -125,6 +142,7 @@ def default_callbacks(config: TrainConfig, reward_keys: list[str]) -> list[Callb
         if unknown:
             raise ValueError(f"eval.rewards {unknown} are not registered rewards; known: {sorted(registered)}")
         prompts = e.prompts or default_prompts(e.num_prompts, seed=e.seed)
-        cbs.append(RewardEvalCallback(enc, prompts, names, e.every, e.num_steps, e.guidance_scale,
-                                      e.seed, e.batch_size))
+        cbs.append(
+            RewardEvalCallback(enc, prompts, names, e.every, e.num_steps, e.guidance_scale, e.seed, e.batch_size)
+        )
     return cbs

@@ -18,7 +18,9 @@ import numpy as np
 __all__ = ["Callback", "FunctionCallback", "RewardEvalCallback", "SampleGridCallback", "default_prompts", "save_grid"]
 
 _FALLBACK_PROMPTS = (
-    "a photo of a red circle", "a photo of a blue square", "a photo of two green triangles",
+    "a photo of a red circle",
+    "a photo of a blue square",
+    "a photo of two green triangles",
     "a photo of a yellow circle left of a purple square",
 )
 
@@ -35,8 +37,9 @@ class Callback:
 class FunctionCallback(Callback):
     """Wrap `fn(trainer, step) -> dict | None` (e.g. a custom evaluation for non-ShapesWorld data)."""
 
-    def __init__(self, fn: Callable[[Any, int], dict | None], every: int, kind: str = "eval",
-                 main_process_only: bool = True):
+    def __init__(
+        self, fn: Callable[[Any, int], dict | None], every: int, kind: str = "eval", main_process_only: bool = True
+    ):
         self.fn, self.every, self.kind, self.main_process_only = fn, every, kind, main_process_only
 
     def __call__(self, trainer, step: int):
@@ -51,7 +54,9 @@ def default_prompts(n: int, seed: int = 0) -> list[str]:
     except ImportError:  # ShapesWorld not installed in this build: a small fixed list
         return [_FALLBACK_PROMPTS[i % len(_FALLBACK_PROMPTS)] for i in range(n)]
     cfg, cats = ShapesConfig(), list(CATEGORIES)
-    return [sample_spec(np.random.default_rng([seed, i]), cfg, category=cats[i % len(cats)])["prompt"] for i in range(n)]
+    return [
+        sample_spec(np.random.default_rng([seed, i]), cfg, category=cats[i % len(cats)])["prompt"] for i in range(n)
+    ]
 
 
 def save_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) -> Path:
@@ -64,35 +69,60 @@ def save_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) -> 
     grid = np.full((nrow * (h + 2) + 2, ncol * (w + 2) + 2, c), 255, dtype=np.uint8)
     for i in range(b):
         r, q = divmod(i, ncol)
-        grid[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + q * (w + 2):2 + q * (w + 2) + w] = images[i]
+        grid[2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + q * (w + 2) : 2 + q * (w + 2) + w] = images[i]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
     return path
 
 
-def _sample(trainer, text_encoder, prompts: Sequence[str], seed: int, steps: int, scale: float,
-            solver: str, batch_size: int) -> np.ndarray:
+def _sample(
+    trainer, text_encoder, prompts: Sequence[str], seed: int, steps: int, scale: float, solver: str, batch_size: int
+) -> np.ndarray:
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 
     pipe = RewardFlowPipeline(trainer.ema.module, text_encoder)
     with trainer.accelerator.autocast():
-        out = pipe(list(prompts), seed=seed, guidance_scale=scale, num_inference_steps=steps, solver=solver,
-                   output_type="np", batch_size=batch_size, progress=False)
+        out = pipe(
+            list(prompts),
+            seed=seed,
+            guidance_scale=scale,
+            num_inference_steps=steps,
+            solver=solver,
+            output_type="np",
+            batch_size=batch_size,
+            progress=False,
+        )
     return out.images
 
 
 class SampleGridCallback(Callback):
     kind = "sample"
 
-    def __init__(self, text_encoder, prompts: Sequence[str], every: int, num_steps: int = 20,
-                 guidance_scale: float = 3.0, solver: str = "euler", seed: int = 0):
+    def __init__(
+        self,
+        text_encoder,
+        prompts: Sequence[str],
+        every: int,
+        num_steps: int = 20,
+        guidance_scale: float = 3.0,
+        solver: str = "euler",
+        seed: int = 0,
+    ):
         self.text_encoder, self.prompts, self.every = text_encoder, list(prompts), every
         self.num_steps, self.guidance_scale, self.solver, self.seed = num_steps, guidance_scale, solver, seed
 
     def __call__(self, trainer, step: int):
-        images = _sample(trainer, self.text_encoder, self.prompts, self.seed, self.num_steps,
-                         self.guidance_scale, self.solver, len(self.prompts))
+        images = _sample(
+            trainer,
+            self.text_encoder,
+            self.prompts,
+            self.seed,
+            self.num_steps,
+            self.guidance_scale,
+            self.solver,
+            len(self.prompts),
+        )
         path = save_grid(images, Path(trainer.config.out_dir) / "samples" / f"step_{step:07d}.png")
         return {"grid": str(path)}
 
@@ -102,9 +132,18 @@ class RewardEvalCallback(Callback):
 
     kind = "eval"
 
-    def __init__(self, text_encoder, prompts: Sequence[str], rewards: Sequence[str], every: int,
-                 num_steps: int = 20, guidance_scale: float = 3.0, seed: int = 1234, batch_size: int = 64,
-                 solver: str = "euler"):
+    def __init__(
+        self,
+        text_encoder,
+        prompts: Sequence[str],
+        rewards: Sequence[str],
+        every: int,
+        num_steps: int = 20,
+        guidance_scale: float = 3.0,
+        seed: int = 1234,
+        batch_size: int = 64,
+        solver: str = "euler",
+    ):
         from rewardflow.rewards import get_reward
 
         self.text_encoder, self.prompts, self.every = text_encoder, list(prompts), every
@@ -113,8 +152,16 @@ class RewardEvalCallback(Callback):
         self.batch_size, self.solver = batch_size, solver
 
     def __call__(self, trainer, step: int):
-        images = _sample(trainer, self.text_encoder, self.prompts, self.seed, self.num_steps,
-                         self.guidance_scale, self.solver, self.batch_size)
+        images = _sample(
+            trainer,
+            self.text_encoder,
+            self.prompts,
+            self.seed,
+            self.num_steps,
+            self.guidance_scale,
+            self.solver,
+            self.batch_size,
+        )
         metrics: dict[str, Any] = {"num_images": len(images)}
         for name, reward in self.rewards.items():
             scores = reward.score(images, self.prompts)

@@ -35,10 +35,19 @@ from torch import nn
 from rewardflow.utils.tensorfile import canonicalize_safetensors
 
 __all__ = [
-    "CKPT_RE", "checkpoint_problem", "checkpoints_root", "clean_temp", "latest_checkpoint", "list_checkpoints",
+    "CKPT_RE",
+    "checkpoint_problem",
+    "checkpoints_root",
+    "clean_temp",
+    "latest_checkpoint",
+    "list_checkpoints",
     "newest_valid_checkpoint",
-    "load_checkpoint", "load_optimizer_state", "rng_state", "save_checkpoint",
-    "save_optimizer_state", "set_rng_state",
+    "load_checkpoint",
+    "load_optimizer_state",
+    "rng_state",
+    "save_checkpoint",
+    "save_optimizer_state",
+    "set_rng_state",
 ]
 
 CKPT_RE = re.compile(r"^step_(\d+)$")
@@ -83,8 +92,14 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-CHECKPOINT_FILES = ("model/model.safetensors", "live.safetensors", "optimizer.safetensors", "optimizer.json",
-                    "trainer_state.json", "train_config.json")
+CHECKPOINT_FILES = (
+    "model/model.safetensors",
+    "live.safetensors",
+    "optimizer.safetensors",
+    "optimizer.json",
+    "trainer_state.json",
+    "train_config.json",
+)
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -121,8 +136,10 @@ def newest_valid_checkpoint(out_dir: str | os.PathLike) -> Path | None:
         warnings.warn(f"skipping damaged checkpoint {path}: {why}; trying the one before it", stacklevel=2)
         problems.append(f"{path.name}: {why}")
     if found:
-        raise ValueError(f"no checkpoint in {checkpoints_root(out_dir)} can be resumed from ({'; '.join(problems)}). "
-                         "Restore a good copy, or move the folder away to start the run over.")
+        raise ValueError(
+            f"no checkpoint in {checkpoints_root(out_dir)} can be resumed from ({'; '.join(problems)}). "
+            "Restore a good copy, or move the folder away to start the run over."
+        )
     return None
 
 
@@ -134,6 +151,7 @@ def clean_temp(out_dir: str | os.PathLike) -> None:
 
 
 # --- RNG ---------------------------------------------------------------------------------
+
 
 def _b64(t: torch.Tensor) -> str:
     return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
@@ -169,6 +187,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # --- optimizer state as safetensors + JSON ---------------------------------------------------
 
+
 def save_optimizer_state(sd: dict[str, Any], directory: Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -199,6 +218,7 @@ def load_optimizer_state(directory: Path) -> dict[str, Any]:
 
 
 # --- whole checkpoints ----------------------------------------------------------------------
+
 
 def _save_pretrained(model: nn.Module, directory: Path) -> None:
     if hasattr(model, "save_pretrained"):

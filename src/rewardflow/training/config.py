@@ -29,9 +29,15 @@ SCHEDULES = ("cosine", "linear", "constant")
 # Settings that change how a run is observed or paced, not what it computes: they may differ
 # on resume without --allow-change.
 OPERATIONAL_KEYS = (
-    "out_dir", "log_every", "progress", "tensorboard", "data.workers",
-    "checkpoint.every", "checkpoint.keep_last",
-    "sample.every", "eval.every",
+    "out_dir",
+    "log_every",
+    "progress",
+    "tensorboard",
+    "data.workers",
+    "checkpoint.every",
+    "checkpoint.keep_last",
+    "sample.every",
+    "eval.every",
 )
 
 
@@ -146,28 +152,42 @@ class TrainConfig:
         d, o = self.data, self.optim
         need(d.mode in MODES, f"data.mode must be one of {MODES}, got {d.mode!r}")
         if d.mode == "single":
-            need(len(d.reward_keys) == 1, f"data.mode=single needs exactly one data.reward_keys entry, got {d.reward_keys}")
+            need(
+                len(d.reward_keys) == 1,
+                f"data.mode=single needs exactly one data.reward_keys entry, got {d.reward_keys}",
+            )
         if d.mode == "baseline":
-            need(not d.reward_keys, f"data.mode=baseline trains without rewards; remove data.reward_keys {d.reward_keys}")
+            need(
+                not d.reward_keys, f"data.mode=baseline trains without rewards; remove data.reward_keys {d.reward_keys}"
+            )
         need(len(set(d.reward_keys)) == len(d.reward_keys), f"duplicate data.reward_keys {d.reward_keys}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         need(o.optimizer in OPTIMIZERS, f"optim.optimizer must be one of {OPTIMIZERS}, got {o.optimizer!r}")
         need(o.schedule in SCHEDULES, f"optim.schedule must be one of {SCHEDULES}, got {o.schedule!r}")
-        need(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), f"optim.betas must be two numbers in [0, 1), got {o.betas}")
+        need(
+            len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+            f"optim.betas must be two numbers in [0, 1), got {o.betas}",
+        )
         need(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
         need(o.grad_accumulation >= 1, "optim.grad_accumulation must be >= 1")
         need(o.warmup_steps >= 0 and o.grad_clip >= 0, "optim.warmup_steps and optim.grad_clip must be >= 0")
         need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1]")
         need(0 <= self.text_dropout <= 1, f"text_dropout must be in [0, 1], got {self.text_dropout}")
         need(0 <= self.reward_dropout <= 1, f"reward_dropout must be in [0, 1], got {self.reward_dropout}")
-        need(self.data.nonfinite_rewards in ("error", "neutral"),
-             f"data.nonfinite_rewards must be 'error' or 'neutral', got {self.data.nonfinite_rewards!r}")
-        need(self.text_dropout_rewards in TEXT_DROPOUT_REWARDS,
-             f"text_dropout_rewards must be one of {TEXT_DROPOUT_REWARDS}, got {self.text_dropout_rewards!r}")
+        need(
+            self.data.nonfinite_rewards in ("error", "neutral"),
+            f"data.nonfinite_rewards must be 'error' or 'neutral', got {self.data.nonfinite_rewards!r}",
+        )
+        need(
+            self.text_dropout_rewards in TEXT_DROPOUT_REWARDS,
+            f"text_dropout_rewards must be one of {TEXT_DROPOUT_REWARDS}, got {self.text_dropout_rewards!r}",
+        )
         need(0 <= self.ema.decay < 1, f"ema.decay must be in [0, 1), got {self.ema.decay}")
         need(d.batch_size >= 1 and self.max_steps >= 0, "data.batch_size must be >= 1 and max_steps >= 0")
-        need(d.batch_size % o.grad_accumulation == 0,
-             f"data.batch_size {d.batch_size} is not divisible by optim.grad_accumulation {o.grad_accumulation}")
+        need(
+            d.batch_size % o.grad_accumulation == 0,
+            f"data.batch_size {d.batch_size} is not divisible by optim.grad_accumulation {o.grad_accumulation}",
+        )
         need(self.checkpoint.keep_last >= 1, "checkpoint.keep_last must be >= 1")
         for name in ("log_every", "checkpoint.every", "sample.every", "eval.every"):
             need(get_dotted(self, name) >= 0, f"{name} must be >= 0")
@@ -224,14 +244,20 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (old, new)} for every setting that differs (missing -> '<absent>')."""
     a, b = flatten(old), flatten(new)
-    return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")}
+    return {
+        k: (a.get(k, "<absent>"), b.get(k, "<absent>"))
+        for k in sorted(set(a) | set(b))
+        if a.get(k, "<absent>") != b.get(k, "<absent>")
+    }
 
 
 # Fields added after checkpoints were first written, with the behaviour those checkpoints had.
 LEGACY_DEFAULTS: dict[str, Any] = {"text_dropout_rewards": "keep", "data.nonfinite_rewards": "error"}
 
 
-def check_resume_config(saved: dict[str, Any], current: dict[str, Any], allow: list[str] | tuple[str, ...] = ()) -> None:
+def check_resume_config(
+    saved: dict[str, Any], current: dict[str, Any], allow: list[str] | tuple[str, ...] = ()
+) -> None:
     """Raise if the run config changed since the checkpoint, naming each field and both values.
 
     `allow` lists dotted keys (or section prefixes like `optim`, or `*`) permitted to change.
@@ -254,6 +280,7 @@ def check_resume_config(saved: dict[str, Any], current: dict[str, Any], allow: l
 
 
 # --- typed construction ----------------------------------------------------------------------
+
 
 def _fields(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)

@@ -24,8 +24,16 @@ def _clean(v: Any) -> Any:
 
 
 class RunLogger:
-    def __init__(self, out_dir: str | os.PathLike, *, enabled: bool = True, tensorboard: bool = True,
-                 progress: bool = True, total_steps: int = 0, initial_step: int = 0):
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        enabled: bool = True,
+        tensorboard: bool = True,
+        progress: bool = True,
+        total_steps: int = 0,
+        initial_step: int = 0,
+    ):
         self.enabled = enabled
         self.path = Path(out_dir) / "log.jsonl"
         self._fh = None
@@ -47,8 +55,9 @@ class RunLogger:
         if progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
-                             smoothing=0.1, desc="train")
+            self._bar = tqdm(
+                total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True, smoothing=0.1, desc="train"
+            )
 
     def log(self, step: int, metrics: dict[str, Any], kind: str = "train") -> None:
         if not self.enabled:
@@ -64,8 +73,9 @@ class RunLogger:
         if self._bar is not None:
             self._bar.update(steps)
             if postfix:
-                self._bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()},
-                                      refresh=False)
+                self._bar.set_postfix(
+                    {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False
+                )
 
     def message(self, text: str) -> None:
         if not self.enabled:

@@ -17,8 +17,18 @@ __all__ = ["SyntheticData"]
 
 
 class SyntheticData:
-    def __init__(self, ctx: DataContext, *, channels: int = 3, image_size: int | None = None, text_len: int = 8,
-                 text_dim: int = 384, seed: int = 0, fixed: bool = False, reward_keys: list[str] | None = None):
+    def __init__(
+        self,
+        ctx: DataContext,
+        *,
+        channels: int = 3,
+        image_size: int | None = None,
+        text_len: int = 8,
+        text_dim: int = 384,
+        seed: int = 0,
+        fixed: bool = False,
+        reward_keys: list[str] | None = None,
+    ):
         self.ctx, self.channels = ctx, channels
         self.image_size = image_size or ctx.config.data.image_size
         self.text_len, self.text_dim, self.seed, self.fixed = text_len, text_dim, seed, fixed
@@ -35,8 +45,12 @@ class SyntheticData:
         lengths = torch.randint(1, self.text_len + 1, (b,), generator=g)
         mask = torch.arange(self.text_len)[None] < lengths[:, None]
         rows = slice(c.rank, None, c.world_size)
-        out = {"pixels": x[rows], "text": text[rows] * mask[rows, :, None], "text_mask": mask[rows],
-               "keys": [f"{index}-{j}" for j in range(b)][rows]}
+        out = {
+            "pixels": x[rows],
+            "text": text[rows] * mask[rows, :, None],
+            "text_mask": mask[rows],
+            "keys": [f"{index}-{j}" for j in range(b)][rows],
+        }
         if self.reward_keys:
             out["rewards"] = torch.rand(b, len(self.reward_keys), generator=g)[rows]
         return out
@@ -44,8 +58,9 @@ class SyntheticData:
     def __iter__(self) -> Iterator[dict]:
         while True:
             if self.fixed:  # throughput runs: no data cost at all
-                self._cached = self._cached or {k: (v.to(self.ctx.device) if torch.is_tensor(v) else v)
-                                                for k, v in self.batch(0).items()}
+                self._cached = self._cached or {
+                    k: (v.to(self.ctx.device) if torch.is_tensor(v) else v) for k, v in self.batch(0).items()
+                }
                 batch = self._cached
             else:
                 batch = self.batch(self.position)

@@ -54,9 +54,16 @@ class Trainer:
     allow_changes: config keys that may differ from the resumed checkpoint's config.
     """
 
-    def __init__(self, config: TrainConfig, *, data: DataArg = None, model: nn.Module | None = None,
-                 callbacks: Sequence[Callback] | None = None, allow_changes: Sequence[str] = (),
-                 accelerator=None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        data: DataArg = None,
+        model: nn.Module | None = None,
+        callbacks: Sequence[Callback] | None = None,
+        allow_changes: Sequence[str] = (),
+        accelerator=None,
+    ):
         from . import builders
 
         self.config = config
@@ -68,7 +75,11 @@ class Trainer:
 
         reward_keys = builders.resolve_reward_keys(config, model)
         ctx = DataContext(config, self.rank, self.world_size, self.per_device_batch, self.device, reward_keys)
-        self.data = builders.build_data(config, ctx) if data is None else (data(ctx) if callable(data) and not hasattr(data, "__iter__") else data)
+        self.data = (
+            builders.build_data(config, ctx)
+            if data is None
+            else (data(ctx) if callable(data) and not hasattr(data, "__iter__") else data)
+        )
         reward_keys = builders.resolve_reward_keys(config, model, self.data)
         self.reward_keys = reward_keys
         self.bins = builders.run_bins(config, reward_keys)
@@ -119,9 +130,15 @@ class Trainer:
         state = self._trainer_state()
         if self.accelerator.is_main_process:
             path = ckpt.save_checkpoint(
-                self.config.out_dir, self.step, ema_model=self.ema.module, live_model=self.raw_model,
-                optimizer_state=self._optimizer.state_dict(), trainer_state=state,
-                config=self.config.to_dict(), keep_last=self.config.checkpoint.keep_last, bins=self.bins,
+                self.config.out_dir,
+                self.step,
+                ema_model=self.ema.module,
+                live_model=self.raw_model,
+                optimizer_state=self._optimizer.state_dict(),
+                trainer_state=state,
+                config=self.config.to_dict(),
+                keep_last=self.config.checkpoint.keep_last,
+                bins=self.bins,
             )
             self._log_event(f"saved checkpoint {path}")
         # No rank runs ahead (or exits) while the checkpoint is half written.
@@ -142,7 +159,11 @@ class Trainer:
         ts = loaded["trainer_state"]
         saved_cfg = dict(loaded["config"])
         check_resume_config(saved_cfg, self.config.to_dict(), self.allow_changes)
-        if ts["world_size"] != self.world_size and "world_size" not in self.allow_changes and "*" not in self.allow_changes:
+        if (
+            ts["world_size"] != self.world_size
+            and "world_size" not in self.allow_changes
+            and "*" not in self.allow_changes
+        ):
             raise ValueError(
                 f"checkpoint {path} was written by {ts['world_size']} processes, this run has {self.world_size}; "
                 "the data order would change. Pass --allow-change world_size to continue anyway."
@@ -201,8 +222,10 @@ class Trainer:
             rewards = torch.where(text_drop[:, None], torch.zeros_like(rewards), rewards)
         elif mode == "null_token":
             if not getattr(getattr(self.raw_model, "config", None), "reward_null", False):
-                raise ValueError("text_dropout_rewards=null_token needs null reward tokens: set "
-                                 "model.overrides.reward_null=true or use 'keep' / 'zero'")
+                raise ValueError(
+                    "text_dropout_rewards=null_token needs null reward tokens: set "
+                    "model.overrides.reward_null=true or use 'keep' / 'zero'"
+                )
             reward_drop = reward_drop | text_drop[:, None]
         return rewards, reward_drop
 
@@ -245,8 +268,10 @@ class Trainer:
             self.skipped_steps += 1
             if getattr(acc, "scaler", None) is not None and not math.isfinite(gnorm_v):
                 self.optimizer.step()  # fp16: lets GradScaler see the overflow and lower its scale
-            self._log_event(f"step {self.step}: non-finite loss/grad (loss={loss_v}, grad_norm={gnorm_v}); "
-                            f"skipped ({self.skipped_steps} so far)")
+            self._log_event(
+                f"step {self.step}: non-finite loss/grad (loss={loss_v}, grad_norm={gnorm_v}); "
+                f"skipped ({self.skipped_steps} so far)"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()  # lr stays a function of the step count, skipped or not
         self.step += 1
@@ -296,13 +321,21 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         if self.resumed_from is None and self.step == 0:
             self.resume()
-        self.logger = RunLogger(cfg.out_dir, enabled=acc.is_main_process, tensorboard=cfg.tensorboard,
-                                progress=cfg.progress, total_steps=cfg.max_steps, initial_step=self.step)
+        self.logger = RunLogger(
+            cfg.out_dir,
+            enabled=acc.is_main_process,
+            tensorboard=cfg.tensorboard,
+            progress=cfg.progress,
+            total_steps=cfg.max_steps,
+            initial_step=self.step,
+        )
         if self.resumed_from:
             self._log_event(f"resumed from {self.resumed_from} at step {self.step}")
         else:
-            self._log_event(f"starting: {self.world_size} process(es), {self.per_device_batch} images/device "
-                            f"x {cfg.optim.grad_accumulation} accumulation, device {self.device}")
+            self._log_event(
+                f"starting: {self.world_size} process(es), {self.per_device_batch} images/device "
+                f"x {cfg.optim.grad_accumulation} accumulation, device {self.device}"
+            )
         self._iter = iter(self.data)
         if self.step == 0 and cfg.eval.at_start:
             self._run_callbacks(force=True)
@@ -325,11 +358,18 @@ class Trainer:
                 if cfg.log_every and self.step % cfg.log_every == 0:
                     mean_loss = window["loss"] / window["n"] if window["n"] else float("nan")
                     if self.logger is not None:
-                        self.logger.log(self.step, {
-                            "loss": mean_loss, "lr": out["lr"], "grad_norm": out["grad_norm"],
-                            "images_per_s": ips, "images_seen": self.images_seen,
-                            "skipped_steps": self.skipped_steps, "step_time_s": elapsed / max(window["steps"], 1),
-                        })
+                        self.logger.log(
+                            self.step,
+                            {
+                                "loss": mean_loss,
+                                "lr": out["lr"],
+                                "grad_norm": out["grad_norm"],
+                                "images_per_s": ips,
+                                "images_seen": self.images_seen,
+                                "skipped_steps": self.skipped_steps,
+                                "step_time_s": elapsed / max(window["steps"], 1),
+                            },
+                        )
                     window = {"loss": 0.0, "n": 0, "busy": 0.0, "steps": 0}
                 if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0:
                     self.save_checkpoint()
@@ -341,5 +381,10 @@ class Trainer:
             if self.logger is not None:
                 self.logger.close()
         acc.wait_for_everyone()
-        return {"step": self.step, "images_seen": self.images_seen, "skipped_steps": self.skipped_steps,
-                "out_dir": cfg.out_dir, "resumed_from": self.resumed_from}
+        return {
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "skipped_steps": self.skipped_steps,
+            "out_dir": cfg.out_dir,
+            "resumed_from": self.resumed_from,
+        }

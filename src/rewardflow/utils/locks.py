@@ -74,8 +74,14 @@ class FolderLock:
 
     def acquire(self) -> FolderLock:
         self.directory.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid()),
-              "job": self.job, "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "start": _start_time(os.getpid()),
+            "job": self.job,
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv),
+        }
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
@@ -85,8 +91,10 @@ class FolderLock:
                     continue  # released between our two calls
                 if not self._stale(owner):
                     raise FolderLockedError(self._busy_message(owner)) from None
-                warnings.warn(f"{self.path}: taking over a lock left by a process that is gone "
-                              f"({owner or 'unreadable'})", stacklevel=2)
+                warnings.warn(
+                    f"{self.path}: taking over a lock left by a process that is gone ({owner or 'unreadable'})",
+                    stacklevel=2,
+                )
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as fh:

@@ -35,8 +35,9 @@ def canonicalize_safetensors(path: str | os.PathLike) -> None:
         fh.write(header)
 
 
-def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
-                     metadata: dict[str, str] | None = None) -> Path:
+def save_safetensors(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
     """Atomically write `tensors` to `path` as safetensors with canonical bytes."""
     from safetensors.torch import save_file
 

@@ -17,11 +17,13 @@ from rewardflow.data.shapes.vocab import CATEGORIES, NUMBER_WORDS, OPPOSITE, PLU
 
 CORRUPTION_KINDS: tuple[str, ...] = ("color", "count", "shape", "relation")
 
+
 def _phrase(req: dict) -> str:
     n = int(req["count"])
     color = f"{req['color']} " if req.get("color") else ""
     noun = req["class"] if n == 1 else PLURALS[req["class"]]
     return f"{'a' if n == 1 else NUMBER_WORDS[n]} {color}{noun}"
+
 
 def caption_from_spec(spec: dict) -> str:
     inc = spec["include"]
@@ -32,6 +34,7 @@ def caption_from_spec(spec: dict) -> str:
         return f"a photo of {_phrase(subject)} {subject['position'][0]} {_phrase(ref)}"
     return "a photo of " + " and ".join(_phrase(r) for r in inc)
 
+
 def make_spec(tag: str, include: list[dict]) -> dict:
     """A complete spec (prompt and exact-count excludes filled in) from its include list."""
     spec = {"tag": tag, "include": include}
@@ -40,6 +43,7 @@ def make_spec(tag: str, include: list[dict]) -> dict:
         spec["exclude"] = exclude
     spec["prompt"] = caption_from_spec(spec)
     return spec
+
 
 def _pick(rng: np.random.Generator, seq, k: int = 1):
     """k distinct elements in random order (k <= 2 here; scalar draws beat a permutation)."""
@@ -58,6 +62,7 @@ def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
         if u < 0:
             return k
     return names[-1]
+
 
 def sample_spec(rng: np.random.Generator, cfg, category: str | None = None) -> dict:
     """Draw a caption spec of `category` (default: drawn from cfg.category_weights)."""
@@ -79,11 +84,11 @@ def sample_spec(rng: np.random.Generator, cfg, category: str | None = None) -> d
     if category == "position":
         ref, subj = _pick(rng, shapes, 2)
         rel = RELATIONS[rng.integers(len(RELATIONS))]
-        return make_spec(category, [{"class": ref, "count": 1},
-                                    {"class": subj, "count": 1, "position": [rel, 0]}])
+        return make_spec(category, [{"class": ref, "count": 1}, {"class": subj, "count": 1, "position": [rel, 0]}])
     a, b = _pick(rng, shapes, 2)
     c1, c2 = _pick(rng, colors, 2)
     return make_spec(category, [{"class": a, "count": 1, "color": c1}, {"class": b, "count": 1, "color": c2}])
+
 
 def _relation_holds(subj, ref, relation: str) -> bool:
     # GenEval's rule on bounding boxes: shrink the centre offset by 10% of both sizes, then the
@@ -96,6 +101,7 @@ def _relation_holds(subj, ref, relation: str) -> bool:
         return False
     dx, dy = rev / norm
     return {"left of": dx < -0.5, "right of": dx > 0.5, "above": dy < -0.5, "below": dy > 0.5}[relation]
+
 
 def spec_holds(spec: dict, objects) -> bool:
     """Ground truth of a spec for a list of ShapeObject (exact counts of the named classes)."""
@@ -115,6 +121,7 @@ def spec_holds(spec: dict, objects) -> bool:
         if sum(o.shape == req["class"] for o in objects) >= int(req["count"]):
             return False
     return True
+
 
 def _corrupt_once(spec: dict, kind: str, rng: np.random.Generator, cfg) -> dict | None:
     inc = [dict(r) for r in spec["include"]]  # edits below replace values, never mutate them
@@ -145,15 +152,21 @@ def _corrupt_once(spec: dict, kind: str, rng: np.random.Generator, cfg) -> dict 
         if not rel:
             return None
         old = rel[0]["position"][0]
-        new = OPPOSITE[old] if rng.random() < 0.5 else _pick(rng, [r for r in RELATIONS if r not in (old, OPPOSITE[old])])[0]
+        new = (
+            OPPOSITE[old]
+            if rng.random() < 0.5
+            else _pick(rng, [r for r in RELATIONS if r not in (old, OPPOSITE[old])])[0]
+        )
         rel[0]["position"] = [new, rel[0]["position"][1]]
     else:
         raise ValueError(f"unknown corruption kind {kind!r}; choose from {CORRUPTION_KINDS}")
     out = make_spec(spec["tag"], inc)
     return out
 
-def corrupt_caption(spec: dict, rng: np.random.Generator, cfg, kind: str | None = None,
-                    objects=None) -> tuple[dict, str | None]:
+
+def corrupt_caption(
+    spec: dict, rng: np.random.Generator, cfg, kind: str | None = None, objects=None
+) -> tuple[dict, str | None]:
     """A wrong version of `spec` (wrong colour / count / shape / relation, like web alt text).
 
     `kind=None` draws among the kinds that apply, weighted by cfg.corruption_kinds. With
@@ -176,4 +189,3 @@ def corrupt_caption(spec: dict, rng: np.random.Generator, cfg, kind: str | None 
             if out["prompt"] != spec["prompt"] and (objects is None or not spec_holds(out, objects)):
                 return out, k
     return spec, None
-

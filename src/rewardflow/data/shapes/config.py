@@ -76,26 +76,35 @@ class ShapesConfig:
             raise ValueError(f"radius_range must satisfy 0.02 <= lo <= hi <= 0.45, got {self.radius_range}")
         if self.size < 8:
             raise ValueError(f"size must be >= 8, got {self.size}")
-        for name in ("p_caption_corruption", "p_blur", "p_noise", "p_low_contrast", "p_desaturate",
-                     "p_off_frame", "distractor_prob", "texture_prob"):
+        for name in (
+            "p_caption_corruption",
+            "p_blur",
+            "p_noise",
+            "p_low_contrast",
+            "p_desaturate",
+            "p_off_frame",
+            "distractor_prob",
+            "texture_prob",
+        ):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability, got {p}")
 
-    def replace(self, **changes) -> "ShapesConfig":
+    def replace(self, **changes) -> ShapesConfig:
         return dataclasses.replace(self, **changes)
 
-    def clean(self) -> "ShapesConfig":
+    def clean(self) -> ShapesConfig:
         """The same world with every degradation switched off."""
-        return self.replace(p_caption_corruption=0.0, p_blur=0.0, p_noise=0.0, p_low_contrast=0.0,
-                            p_desaturate=0.0, p_off_frame=0.0)
+        return self.replace(
+            p_caption_corruption=0.0, p_blur=0.0, p_noise=0.0, p_low_contrast=0.0, p_desaturate=0.0, p_off_frame=0.0
+        )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ShapesConfig":
+    def from_dict(cls, d: dict) -> ShapesConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -103,7 +112,7 @@ class ShapesConfig:
         return cls(**d)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "ShapesConfig":
+    def from_preset(cls, name: str, **overrides) -> ShapesConfig:
         if name not in SHAPES_PRESETS:
             raise ValueError(f"unknown ShapesWorld preset {name!r}; choose from {sorted(SHAPES_PRESETS)}")
         return SHAPES_PRESETS[name].replace(**overrides)
@@ -112,7 +121,6 @@ class ShapesConfig:
 # "easy" is sized for the few-minute CPU demo: one or two large objects (7-10 px radius at
 # 32x32 for lone objects; pairs shrink to fit), no distractors, counting only up to two.
 SHAPES_PRESETS: dict[str, ShapesConfig] = {
-    "easy": ShapesConfig(max_objects=2, counts=(2,), radius_range=(0.22, 0.31), distractor_prob=0.0,
-                         gap=0.06),
+    "easy": ShapesConfig(max_objects=2, counts=(2,), radius_range=(0.22, 0.31), distractor_prob=0.0, gap=0.06),
     "full": ShapesConfig(),
 }

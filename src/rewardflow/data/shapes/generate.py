@@ -22,8 +22,12 @@ from rewardflow.data.shapes.config import ShapesConfig
 from rewardflow.data.shapes.render import render_scene
 from rewardflow.data.shapes.scene import scene_for_spec
 
-_DEGRADATION_PROBS = (("blur", "p_blur"), ("low_contrast", "p_low_contrast"),
-                      ("desaturate", "p_desaturate"), ("noise", "p_noise"))
+_DEGRADATION_PROBS = (
+    ("blur", "p_blur"),
+    ("low_contrast", "p_low_contrast"),
+    ("desaturate", "p_desaturate"),
+    ("noise", "p_noise"),
+)
 
 
 @dataclass
@@ -48,8 +52,9 @@ def sample_seed(seed: int, index: int) -> int:
     return _splitmix64(_splitmix64(int(seed) & _MASK64) ^ (int(index) & _MASK64))
 
 
-def generate_sample(cfg: ShapesConfig, seed: int, *, category: str | None = None, spec: dict | None = None,
-                    clean: bool = False) -> ShapesSample:
+def generate_sample(
+    cfg: ShapesConfig, seed: int, *, category: str | None = None, spec: dict | None = None, clean: bool = False
+) -> ShapesSample:
     """One sample: scene from `spec` (or a random spec of `category`), then the quality spectrum.
 
     `clean=True` skips every degradation (image and caption). meta holds the clean caption and
@@ -104,13 +109,20 @@ def encode_png(image: np.ndarray, compress_level: int = 1) -> bytes:
     raw = np.zeros((h, w * 3 + 1), dtype=np.uint8)  # leading 0 per row: filter type "None"
     raw[:, 1:] = img.reshape(h, w * 3)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def sample_members(sample: ShapesSample) -> dict[str, bytes | str]:
-    return {"png": encode_png(sample.image), "txt": sample.caption,
-            "json": json.dumps(sample.meta, separators=(",", ":"))}
+    return {
+        "png": encode_png(sample.image),
+        "txt": sample.caption,
+        "json": json.dumps(sample.meta, separators=(",", ":")),
+    }
 
 
 def _write_shard(args) -> tuple[int, int]:
@@ -125,9 +137,16 @@ def _write_shard(args) -> tuple[int, int]:
     return shard, stop - start
 
 
-def generate_dataset(cfg: ShapesConfig, num: int, out_dir: str | os.PathLike, seed: int = 0,
-                     shard_size: int = 1000, workers: int = 1, progress: bool = True,
-                     overwrite: bool = False) -> list[Path]:
+def generate_dataset(
+    cfg: ShapesConfig,
+    num: int,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    shard_size: int = 1000,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write `num` samples as `out_dir/NNNNN.tar` shards (+ `shapes_config.json`); returns the shards.
 
     A directory that already holds shards is refused unless `overwrite`, which deletes them
@@ -144,8 +163,10 @@ def generate_dataset(cfg: ShapesConfig, num: int, out_dir: str | os.PathLike, se
         raise ValueError(f"{out} already holds {len(old)} shards; choose another directory or overwrite")
     for path in old:
         path.unlink()
-    jobs = [(cfg.to_dict(), str(out), int(seed), j, s, min(s + shard_size, num))
-            for j, s in enumerate(range(0, num, shard_size))]
+    jobs = [
+        (cfg.to_dict(), str(out), int(seed), j, s, min(s + shard_size, num))
+        for j, s in enumerate(range(0, num, shard_size))
+    ]
     from tqdm import tqdm
 
     bar = tqdm(total=num, unit="img", desc="shapes", disable=not progress)
@@ -162,7 +183,12 @@ def generate_dataset(cfg: ShapesConfig, num: int, out_dir: str | os.PathLike, se
                     bar.update(n)
     finally:
         bar.close()
-    info = {"generator": "rewardflow.data.shapes", "num": num, "seed": int(seed), "shard_size": shard_size,
-            "config": cfg.to_dict()}
+    info = {
+        "generator": "rewardflow.data.shapes",
+        "num": num,
+        "seed": int(seed),
+        "shard_size": shard_size,
+        "config": cfg.to_dict(),
+    }
     (out / "shapes_config.json").write_text(json.dumps(info, indent=2))
     return [out / f"{j:05d}.tar" for j in range(len(jobs))]

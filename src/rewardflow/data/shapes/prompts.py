@@ -37,14 +37,21 @@ def _distinct(category: str, shapes, colors, counts) -> list[dict]:
     if category == "colors":
         return [make_spec(category, [{"class": s, "count": 1, "color": c}]) for s in shapes for c in colors]
     if category == "position":
-        return [make_spec(category, [{"class": ref, "count": 1}, {"class": subj, "count": 1, "position": [rel, 0]}])
-                for ref, subj in pairs for rel in RELATIONS]
-    return [make_spec(category, [{"class": a, "count": 1, "color": c1}, {"class": b, "count": 1, "color": c2}])
-            for a, b in pairs for c1, c2 in itertools.permutations(colors, 2)]
+        return [
+            make_spec(category, [{"class": ref, "count": 1}, {"class": subj, "count": 1, "position": [rel, 0]}])
+            for ref, subj in pairs
+            for rel in RELATIONS
+        ]
+    return [
+        make_spec(category, [{"class": a, "count": 1, "color": c1}, {"class": b, "count": 1, "color": c2}])
+        for a, b in pairs
+        for c1, c2 in itertools.permutations(colors, 2)
+    ]
 
 
-def build_prompt_set(per_category: int = PER_CATEGORY, seed: int = 0, shapes=SHAPES, colors=DEFAULT_COLORS,
-                     counts=(2, 3, 4)) -> list[dict]:
+def build_prompt_set(
+    per_category: int = PER_CATEGORY, seed: int = 0, shapes=SHAPES, colors=DEFAULT_COLORS, counts=(2, 3, 4)
+) -> list[dict]:
     out = []
     for k, category in enumerate(CATEGORIES):
         specs = _distinct(category, tuple(shapes), tuple(colors), tuple(counts))

@@ -36,14 +36,19 @@ class Scene:
 
     def to_dict(self) -> dict:
         return {
-            "objects": [{"shape": o.shape, "color": o.color, "cx": o.cx, "cy": o.cy, "r": o.r, "rgb": list(o.rgb)}
-                        for o in self.objects],
-            "background": {"rgb": list(self.bg_rgb), "texture_amplitude": self.texture_amplitude,
-                           "texture_seed": self.texture_seed},
+            "objects": [
+                {"shape": o.shape, "color": o.color, "cx": o.cx, "cy": o.cy, "r": o.r, "rgb": list(o.rgb)}
+                for o in self.objects
+            ],
+            "background": {
+                "rgb": list(self.bg_rgb),
+                "texture_amplitude": self.texture_amplitude,
+                "texture_seed": self.texture_seed,
+            },
         }
 
     @classmethod
-    def from_dict(cls, d: dict, spec: dict | None = None) -> "Scene":
+    def from_dict(cls, d: dict, spec: dict | None = None) -> Scene:
         objs = [ShapeObject(**{**o, "rgb": tuple(o["rgb"])}) for o in d["objects"]]
         bg = d["background"]
         return cls(objs, tuple(bg["rgb"]), bg["texture_amplitude"], bg["texture_seed"], spec or {})
@@ -141,8 +146,7 @@ def scene_for_spec(spec: dict, rng: np.random.Generator, cfg: ShapesConfig, dist
     bg = rng.uniform(lo, hi) + rng.uniform(-cfg.bg_tint, cfg.bg_tint, size=3)
     textured = rng.random() < cfg.texture_prob
     amp = float(rng.uniform(0.3, 1.0) * cfg.texture_amplitude) if textured else 0.0
-    return Scene(objects, tuple(min(255, max(0, round(v))) for v in bg.tolist()), amp,
-                 int(rng.integers(2**31)), spec)
+    return Scene(objects, tuple(min(255, max(0, round(v))) for v in bg.tolist()), amp, int(rng.integers(2**31)), spec)
 
 
 def sample_scene(rng: np.random.Generator, cfg: ShapesConfig, category: str | None = None) -> Scene:

@@ -12,8 +12,9 @@ import torch
 from rewardflow.rewards.backends.clip_common import ClipRewardBase, env_or, load_state_dict, resolve_file
 from rewardflow.rewards.registry import register_reward
 
-MLP_SOURCES = ("https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
-               "sac+logos+ava1-l14-linearMSE.pth")
+MLP_SOURCES = (
+    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth"
+)
 
 
 class AestheticMLP(torch.nn.Module):
@@ -24,8 +25,10 @@ class AestheticMLP(torch.nn.Module):
         super().__init__()
         idx = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("layers.") and k.endswith(".weight")})
         if not idx:
-            raise ValueError("aesthetic MLP checkpoint has no 'layers.N.weight' keys; expected the improved-"
-                             f"aesthetic-predictor state dict ({MLP_SOURCES}); got keys {sorted(state_dict)[:6]}")
+            raise ValueError(
+                "aesthetic MLP checkpoint has no 'layers.N.weight' keys; expected the improved-"
+                f"aesthetic-predictor state dict ({MLP_SOURCES}); got keys {sorted(state_dict)[:6]}"
+            )
         self.linears = torch.nn.ModuleList()
         for i in idx:
             w = state_dict[f"layers.{i}.weight"]
@@ -58,24 +61,37 @@ class AestheticScore(ClipRewardBase):
     batch_size = 64
     default_model = "openai/clip-vit-large-patch14"
 
-    def __init__(self, path=None, device=None, dtype=None, allow_download: bool = False,
-                 batch_size: int | None = None, mlp_path=None, processor_path=None):
-        super().__init__(env_or(path, "REWARDFLOW_AESTHETIC_CLIP"), device, dtype, allow_download, batch_size,
-                         processor_path)
+    def __init__(
+        self,
+        path=None,
+        device=None,
+        dtype=None,
+        allow_download: bool = False,
+        batch_size: int | None = None,
+        mlp_path=None,
+        processor_path=None,
+    ):
+        super().__init__(
+            env_or(path, "REWARDFLOW_AESTHETIC_CLIP"), device, dtype, allow_download, batch_size, processor_path
+        )
         self.mlp_path = env_or(mlp_path, "REWARDFLOW_AESTHETIC_MLP")
 
     def _load(self) -> None:
         if self.mlp_path is None:
-            raise FileNotFoundError("aesthetic_score needs the predictor head: pass mlp_path=<file> (or set"
-                                    " REWARDFLOW_AESTHETIC_MLP) pointing at sac+logos+ava1-l14-linearMSE.pth,"
-                                    f" downloaded on a machine with internet from {MLP_SOURCES}")
+            raise FileNotFoundError(
+                "aesthetic_score needs the predictor head: pass mlp_path=<file> (or set"
+                " REWARDFLOW_AESTHETIC_MLP) pointing at sac+logos+ava1-l14-linearMSE.pth,"
+                f" downloaded on a machine with internet from {MLP_SOURCES}"
+            )
         f = resolve_file(self.mlp_path, "aesthetic_score MLP", self.allow_download)
         mlp = AestheticMLP(load_state_dict(f)).to(self.device).eval().requires_grad_(False)
         self._load_clip(self.path, self.processor_path, "aesthetic_score CLIP")
         d = self.model.config.projection_dim
         if mlp.in_features != d:
-            raise ValueError(f"aesthetic MLP {f} expects {mlp.in_features}-d embeddings but the CLIP model gives"
-                             f" {d}-d; the public head needs CLIP ViT-L/14 (768-d)")
+            raise ValueError(
+                f"aesthetic MLP {f} expects {mlp.in_features}-d embeddings but the CLIP model gives"
+                f" {d}-d; the public head needs CLIP ViT-L/14 (768-d)"
+            )
         self.mlp = mlp
 
     @torch.no_grad()

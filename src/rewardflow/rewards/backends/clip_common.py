@@ -34,8 +34,16 @@ def pick_dtype(dtype, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "half": torch.float16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
+    names = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "half": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "float": torch.float32,
+    }
     try:
         return names[str(dtype).lower()]
     except KeyError:
@@ -46,24 +54,31 @@ def _get_hint(what: str, hub_id: str | None, filename: str | None = None) -> str
     if not hub_id:
         return ""
     cmd = f"huggingface-cli download {hub_id}" + (f" {filename}" if filename else "") + " --local-dir DIR"
-    return f" To get it: on a machine with internet run `{cmd}`, copy DIR here and pass its path" \
-           f" (or pass allow_download=True where the hub is reachable)."
+    return (
+        f" To get it: on a machine with internet run `{cmd}`, copy DIR here and pass its path"
+        f" (or pass allow_download=True where the hub is reachable)."
+    )
 
 
-def resolve_dir(spec: str | os.PathLike, what: str, allow_download: bool = False,
-                must_contain: tuple[str, ...] = ("config.json",)) -> Path:
+def resolve_dir(
+    spec: str | os.PathLike, what: str, allow_download: bool = False, must_contain: tuple[str, ...] = ("config.json",)
+) -> Path:
     """Local directory or hub id -> local directory holding `must_contain`."""
     spec_s = os.path.expanduser(str(spec))
     p = Path(spec_s)
     if p.is_dir():
         missing = [f for f in must_contain if not (p / f).exists()]
         if missing:
-            raise FileNotFoundError(f"{what}: directory {p} lacks {missing}; expected a transformers"
-                                    f" save (save_pretrained / hub snapshot) with {list(must_contain)}.")
+            raise FileNotFoundError(
+                f"{what}: directory {p} lacks {missing}; expected a transformers"
+                f" save (save_pretrained / hub snapshot) with {list(must_contain)}."
+            )
         return p
     if p.exists() or spec_s.startswith((".", "/", "~")) or spec_s.count("/") != 1:
-        raise FileNotFoundError(f"{what}: directory {spec_s!r} not found; expected a transformers model"
-                                f" directory with {list(must_contain)} or a hub id like 'owner/name'.")
+        raise FileNotFoundError(
+            f"{what}: directory {spec_s!r} not found; expected a transformers model"
+            f" directory with {list(must_contain)} or a hub id like 'owner/name'."
+        )
     from huggingface_hub import snapshot_download
 
     try:
@@ -71,9 +86,11 @@ def resolve_dir(spec: str | os.PathLike, what: str, allow_download: bool = False
     except Exception as exc:
         if allow_download:
             raise FileNotFoundError(f"{what}: could not download hub repo {spec_s!r}: {exc}") from exc
-        raise FileNotFoundError(f"{what}: hub repo {spec_s!r} is not in the Hugging Face cache"
-                                f" (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}) and"
-                                f" allow_download=False.{_get_hint(what, spec_s)}") from exc
+        raise FileNotFoundError(
+            f"{what}: hub repo {spec_s!r} is not in the Hugging Face cache"
+            f" (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}) and"
+            f" allow_download=False.{_get_hint(what, spec_s)}"
+        ) from exc
 
 
 def resolve_file(spec: str | os.PathLike, what: str, allow_download: bool = False) -> Path:
@@ -84,8 +101,10 @@ def resolve_file(spec: str | os.PathLike, what: str, allow_download: bool = Fals
         return p
     parts = spec_s.split("/")
     if p.exists() or spec_s.startswith((".", "/", "~")) or len(parts) < 3:
-        raise FileNotFoundError(f"{what}: weight file {spec_s!r} not found; pass the path of the"
-                                f" checkpoint file or 'owner/name/filename' for a hub file.")
+        raise FileNotFoundError(
+            f"{what}: weight file {spec_s!r} not found; pass the path of the"
+            f" checkpoint file or 'owner/name/filename' for a hub file."
+        )
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
     from huggingface_hub import hf_hub_download
 
@@ -94,8 +113,10 @@ def resolve_file(spec: str | os.PathLike, what: str, allow_download: bool = Fals
     except Exception as exc:
         if allow_download:
             raise FileNotFoundError(f"{what}: could not download {filename} from {repo}: {exc}") from exc
-        raise FileNotFoundError(f"{what}: hub file {filename!r} of {repo!r} is not in the Hugging Face cache"
-                                f" and allow_download=False.{_get_hint(what, repo, filename)}") from exc
+        raise FileNotFoundError(
+            f"{what}: hub file {filename!r} of {repo!r} is not in the Hugging Face cache"
+            f" and allow_download=False.{_get_hint(what, repo, filename)}"
+        ) from exc
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -113,7 +134,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(sd).__name__}")
     if sd and all(k.startswith("module.") for k in sd):  # saved from DistributedDataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -133,7 +154,7 @@ class ClipImagePreprocessor:
         self.mean, self.std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
 
     @classmethod
-    def from_dir(cls, d: Path, image_size: int | None = None) -> "ClipImagePreprocessor":
+    def from_dir(cls, d: Path, image_size: int | None = None) -> ClipImagePreprocessor:
         f = Path(d) / "preprocessor_config.json"
         if not f.exists():
             s = image_size or 224
@@ -156,8 +177,9 @@ class ClipImagePreprocessor:
         nh, nw = max(self.size, int(h * s)), max(self.size, int(w * s))
         if (nh, nw) != (h, w):
             # antialias matches PIL's bicubic on downscaling; clamp as PIL does on uint8 output
-            x = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True,
-                                                align_corners=False).clamp(0, 255)
+            x = torch.nn.functional.interpolate(
+                x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False
+            ).clamp(0, 255)
         top, left = max(0, (nh - self.crop) // 2), max(0, (nw - self.crop) // 2)
         x = x[..., top : top + self.crop, left : left + self.crop] / 255.0
         x = (x - self.mean.to(device)) / self.std.to(device)
@@ -181,8 +203,15 @@ class ClipRewardBase(Reward):
     default_model: str = ""
     default_processor: str | None = None
 
-    def __init__(self, path=None, device=None, dtype=None, allow_download: bool = False,
-                 batch_size: int | None = None, processor_path=None):
+    def __init__(
+        self,
+        path=None,
+        device=None,
+        dtype=None,
+        allow_download: bool = False,
+        batch_size: int | None = None,
+        processor_path=None,
+    ):
         dev = pick_device(device)
         super().__init__(batch_size=batch_size, device=dev)
         self.dtype = pick_dtype(dtype, dev)
@@ -197,11 +226,16 @@ class ClipRewardBase(Reward):
         d = resolve_dir(model_spec, what, self.allow_download)
         if processor_spec is None and not has_tokenizer(d):
             processor_spec = self.default_processor  # e.g. PickScore ships weights only
-        pd = resolve_dir(processor_spec, f"{what} processor", self.allow_download, must_contain=()) \
-            if processor_spec else d
+        pd = (
+            resolve_dir(processor_spec, f"{what} processor", self.allow_download, must_contain=())
+            if processor_spec
+            else d
+        )
         if self.needs_caption and not has_tokenizer(pd):
-            raise FileNotFoundError(f"{what}: no tokenizer (tokenizer.json or vocab.json + merges.txt) in {pd};"
-                                    " pass processor_path=<dir of the matching CLIP tokenizer>")
+            raise FileNotFoundError(
+                f"{what}: no tokenizer (tokenizer.json or vocab.json + merges.txt) in {pd};"
+                " pass processor_path=<dir of the matching CLIP tokenizer>"
+            )
         model = CLIPModel.from_pretrained(str(d), dtype=self.dtype).to(self.device).eval()
         self._set_model(model, pd, AutoTokenizer.from_pretrained(str(pd)) if self.needs_caption else None)
 
@@ -231,8 +265,11 @@ class ClipRewardBase(Reward):
         self.ensure_loaded()
         n_ctx = self.model.config.text_config.max_position_embeddings
         tok = self.tokenizer(list(captions), padding=True, truncation=True, max_length=n_ctx, return_tensors="pt")
-        e = _features(self.model.get_text_features(input_ids=tok["input_ids"].to(self.device),
-                                                   attention_mask=tok["attention_mask"].to(self.device))).float()
+        e = _features(
+            self.model.get_text_features(
+                input_ids=tok["input_ids"].to(self.device), attention_mask=tok["attention_mask"].to(self.device)
+            )
+        ).float()
         return e / e.norm(dim=-1, keepdim=True)
 
     def logit_scale(self) -> float:

@@ -35,10 +35,18 @@ class OpenAIClipScore(ClipRewardBase):
     batch_size = 64
     default_model = "openai/clip-vit-large-patch14"
 
-    def __init__(self, path=None, device=None, dtype=None, allow_download: bool = False,
-                 batch_size: int | None = None, processor_path=None):
-        super().__init__(env_or(path, "REWARDFLOW_OPENAI_CLIP"), device, dtype, allow_download, batch_size,
-                         processor_path)
+    def __init__(
+        self,
+        path=None,
+        device=None,
+        dtype=None,
+        allow_download: bool = False,
+        batch_size: int | None = None,
+        processor_path=None,
+    ):
+        super().__init__(
+            env_or(path, "REWARDFLOW_OPENAI_CLIP"), device, dtype, allow_download, batch_size, processor_path
+        )
 
     @torch.no_grad()
     def _score(self, images, captions):
@@ -56,8 +64,15 @@ class JinaClipScore(ClipRewardBase):
     batch_size = 32
     default_model = "jinaai/jina-clip-v2"
 
-    def __init__(self, path=None, device=None, dtype=None, allow_download: bool = False,
-                 batch_size: int | None = None, trust_remote_code: bool | None = None):
+    def __init__(
+        self,
+        path=None,
+        device=None,
+        dtype=None,
+        allow_download: bool = False,
+        batch_size: int | None = None,
+        trust_remote_code: bool | None = None,
+    ):
         super().__init__(env_or(path, "REWARDFLOW_JINA_CLIP"), device, dtype, allow_download, batch_size)
         if trust_remote_code is None:
             trust_remote_code = env_or(None, "REWARDFLOW_TRUST_REMOTE_CODE", "0").lower() in ("1", "true", "yes")

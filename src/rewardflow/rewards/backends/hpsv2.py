@@ -33,11 +33,26 @@ class HPSv2Score(ClipRewardBase):
     default_model = "xswu/HPSv2/HPS_v2.1_compressed.pt"
     default_processor = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 
-    def __init__(self, path=None, device=None, dtype=None, allow_download: bool = False,
-                 batch_size: int | None = None, processor_path=None, vision_heads: int | None = None,
-                 text_heads: int | None = None, hidden_act: str = "gelu"):
-        super().__init__(env_or(path, "REWARDFLOW_HPSV2_CKPT"), device, dtype, allow_download, batch_size,
-                         env_or(processor_path, "REWARDFLOW_HPSV2_PROCESSOR", self.default_processor))
+    def __init__(
+        self,
+        path=None,
+        device=None,
+        dtype=None,
+        allow_download: bool = False,
+        batch_size: int | None = None,
+        processor_path=None,
+        vision_heads: int | None = None,
+        text_heads: int | None = None,
+        hidden_act: str = "gelu",
+    ):
+        super().__init__(
+            env_or(path, "REWARDFLOW_HPSV2_CKPT"),
+            device,
+            dtype,
+            allow_download,
+            batch_size,
+            env_or(processor_path, "REWARDFLOW_HPSV2_PROCESSOR", self.default_processor),
+        )
         # open_clip ViT-H-14 uses exact GELU and 16 heads in both towers (inferred when None)
         self.arch = dict(vision_heads=vision_heads, text_heads=text_heads, hidden_act=hidden_act)
 
@@ -45,11 +60,14 @@ class HPSv2Score(ClipRewardBase):
         from transformers import AutoTokenizer
 
         f = resolve_file(self.path, "hpsv2_score checkpoint", self.allow_download)
-        pd = resolve_dir(self.processor_path, "hpsv2_score processor (CLIP-H tokenizer)", self.allow_download,
-                         must_contain=())
+        pd = resolve_dir(
+            self.processor_path, "hpsv2_score processor (CLIP-H tokenizer)", self.allow_download, must_contain=()
+        )
         if not has_tokenizer(pd):
-            raise FileNotFoundError(f"hpsv2_score: no CLIP tokenizer in {pd}; pass processor_path=<dir> of"
-                                    f" {self.default_processor} (tokenizer + preprocessor_config.json)")
+            raise FileNotFoundError(
+                f"hpsv2_score: no CLIP tokenizer in {pd}; pass processor_path=<dir> of"
+                f" {self.default_processor} (tokenizer + preprocessor_config.json)"
+            )
         model = clip_from_openclip(load_state_dict(f), device=self.device, dtype=self.dtype, **self.arch)
         self._set_model(model, pd, AutoTokenizer.from_pretrained(str(pd)))
 

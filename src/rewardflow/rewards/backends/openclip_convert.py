@@ -33,8 +33,7 @@ def _num_blocks(sd: dict, prefix: str) -> int:
     return max(idx) + 1
 
 
-def openclip_config(sd: dict, vision_heads: int | None = None, text_heads: int | None = None,
-                    hidden_act: str = "gelu"):
+def openclip_config(sd: dict, vision_heads: int | None = None, text_heads: int | None = None, hidden_act: str = "gelu"):
     """A ``CLIPConfig`` for the tower sizes found in an open_clip state dict."""
     from transformers import CLIPConfig
 
@@ -42,16 +41,28 @@ def openclip_config(sd: dict, vision_heads: int | None = None, text_heads: int |
     vw, patch = conv.shape[0], conv.shape[-1]
     grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     vocab, tw = sd["token_embedding.weight"].shape
-    vision = dict(hidden_size=vw, patch_size=patch, image_size=grid * patch,
-                  num_hidden_layers=_num_blocks(sd, "visual.transformer.resblocks."),
-                  intermediate_size=sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-                  num_attention_heads=vision_heads or _VISION_HEADS.get(vw, max(1, vw // 64)), hidden_act=hidden_act)
+    vision = dict(
+        hidden_size=vw,
+        patch_size=patch,
+        image_size=grid * patch,
+        num_hidden_layers=_num_blocks(sd, "visual.transformer.resblocks."),
+        intermediate_size=sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
+        num_attention_heads=vision_heads or _VISION_HEADS.get(vw, max(1, vw // 64)),
+        hidden_act=hidden_act,
+    )
     # open_clip pools text at argmax(token id): the end-of-text token is the largest id in the vocab.
-    text = dict(hidden_size=tw, vocab_size=vocab, max_position_embeddings=sd["positional_embedding"].shape[0],
-                num_hidden_layers=_num_blocks(sd, "transformer.resblocks."),
-                intermediate_size=sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-                num_attention_heads=text_heads or max(1, tw // 64), hidden_act=hidden_act,
-                bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1)
+    text = dict(
+        hidden_size=tw,
+        vocab_size=vocab,
+        max_position_embeddings=sd["positional_embedding"].shape[0],
+        num_hidden_layers=_num_blocks(sd, "transformer.resblocks."),
+        intermediate_size=sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
+        num_attention_heads=text_heads or max(1, tw // 64),
+        hidden_act=hidden_act,
+        bos_token_id=vocab - 2,
+        eos_token_id=vocab - 1,
+        pad_token_id=vocab - 1,
+    )
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=sd["visual.proj"].shape[1])
 
 
@@ -59,7 +70,7 @@ def _convert_blocks(sd: dict, src: str, dst: str, out: dict, used: set) -> None:
     for k, v in sd.items():
         if not k.startswith(src):
             continue
-        n, rest = k[len(src):].split(".", 1)
+        n, rest = k[len(src) :].split(".", 1)
         base = f"{dst}{n}."
         if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
             kind = rest.rsplit("_", 1)[1]
@@ -69,7 +80,7 @@ def _convert_blocks(sd: dict, src: str, dst: str, out: dict, used: set) -> None:
             continue
         for a, b in _BLOCK_RENAMES.items():
             if rest.startswith(a + "."):
-                out[base + b + rest[len(a):]] = v
+                out[base + b + rest[len(a) :]] = v
                 used.add(k)
                 break
 
@@ -85,9 +96,11 @@ def openclip_to_hf_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Te
         "positional_embedding": "text_model.embeddings.position_embedding.weight",
         "logit_scale": "logit_scale",
     }
-    for ln_src, ln_dst in (("visual.ln_pre", "vision_model.pre_layrnorm"),
-                           ("visual.ln_post", "vision_model.post_layernorm"),
-                           ("ln_final", "text_model.final_layer_norm")):
+    for ln_src, ln_dst in (
+        ("visual.ln_pre", "vision_model.pre_layrnorm"),
+        ("visual.ln_post", "vision_model.post_layernorm"),
+        ("ln_final", "text_model.final_layer_norm"),
+    ):
         for p in ("weight", "bias"):
             direct[f"{ln_src}.{p}"] = f"{ln_dst}.{p}"
     used = set()
@@ -112,17 +125,22 @@ def hf_to_openclip_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Te
     for k, v in sd.items():
         m = re.match(r"(vision|text)_model\.encoder\.layers\.(\d+)\.(.+)$", k)
         if m:
-            src = ("visual.transformer.resblocks." if m.group(1) == "vision" else "transformer.resblocks.") + m.group(2) + "."
+            src = (
+                ("visual.transformer.resblocks." if m.group(1) == "vision" else "transformer.resblocks.")
+                + m.group(2)
+                + "."
+            )
             rest = m.group(3)
             q = re.match(r"self_attn\.q_proj\.(weight|bias)$", rest)
             if q:
                 pre = k[: -len(rest)]
                 inv[f"{src}attn.in_proj_{q.group(1)}"] = torch.cat(
-                    [sd[f"{pre}self_attn.{p}_proj.{q.group(1)}"] for p in "qkv"], dim=0)
+                    [sd[f"{pre}self_attn.{p}_proj.{q.group(1)}"] for p in "qkv"], dim=0
+                )
             elif not re.match(r"self_attn\.[kv]_proj\.", rest):
                 for a, b in _BLOCK_RENAMES.items():
                     if rest.startswith(b + "."):
-                        inv[src + a + rest[len(b):]] = v
+                        inv[src + a + rest[len(b) :]] = v
             continue
         inv[k] = v
     fwd_names = {
@@ -132,9 +150,11 @@ def hf_to_openclip_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Te
         "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
         "text_model.embeddings.position_embedding.weight": "positional_embedding",
     }
-    for ln_dst, ln_src in (("visual.ln_pre", "vision_model.pre_layrnorm"),
-                           ("visual.ln_post", "vision_model.post_layernorm"),
-                           ("ln_final", "text_model.final_layer_norm")):
+    for ln_dst, ln_src in (
+        ("visual.ln_pre", "vision_model.pre_layrnorm"),
+        ("visual.ln_post", "vision_model.post_layernorm"),
+        ("ln_final", "text_model.final_layer_norm"),
+    ):
         for p in ("weight", "bias"):
             fwd_names[f"{ln_src}.{p}"] = f"{ln_dst}.{p}"
     out = {fwd_names.get(k, k): v for k, v in inv.items() if not k.endswith("position_ids")}

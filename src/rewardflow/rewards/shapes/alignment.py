@@ -37,7 +37,6 @@ from rewardflow.rewards.registry import register_reward
 from rewardflow.rewards.shapes.detector import PALETTE_HUES, Detection, detect, hue_distance
 from rewardflow.rewards.shapes.parse import CaptionParseError, ParsedCaption, parse_caption
 
-
 HUE_TOLERANCE = math.radians(30.0)  # half the mean gap between palette hues
 
 

@@ -129,17 +129,17 @@ CORNERS_SURE = 0.3
 def classify_shape_conf(mask: np.ndarray, soft: np.ndarray | None = None) -> tuple[str, float]:
     """(shape, confidence) of a binary mask cropped to its box: taper of the row widths, then box corners.
 
-    Confidence is the distance of the deciding test from its threshold, scaled so that clean
-    renders reach 1; the square/circle decision also needs the taper test to say "not a
-    triangle", so it takes the smaller of both margins.
- of a binary mask cropped to its box: taper of the row widths, then box corners.
+       Confidence is the distance of the deciding test from its threshold, scaled so that clean
+       renders reach 1; the square/circle decision also needs the taper test to say "not a
+       triangle", so it takes the smaller of both margins.
+    of a binary mask cropped to its box: taper of the row widths, then box corners.
 
-    `soft` (same crop, distance to background / the object's peak, in [0, 1]) measures the
-    corners: an upright triangle's rows widen from apex to base; squares and discs are
-    symmetric top-bottom, and only a square fills the corners of its box. Corners are used
-    rather than the fill ratio because a small digitised disc fills far more of its pixel box
-    than pi/4; the soft value keeps a blurred square's corner (a quarter-strength pixel at the
-    half-maximum level set) apart from a disc's empty one.
+       `soft` (same crop, distance to background / the object's peak, in [0, 1]) measures the
+       corners: an upright triangle's rows widen from apex to base; squares and discs are
+       symmetric top-bottom, and only a square fills the corners of its box. Corners are used
+       rather than the fill ratio because a small digitised disc fills far more of its pixel box
+       than pi/4; the soft value keeps a blurred square's corner (a quarter-strength pixel at the
+       half-maximum level set) apart from a disc's empty one.
     """
     h, w = mask.shape
     widths = mask.sum(axis=1).astype(np.float64)

@@ -8,7 +8,6 @@ three rewards are not one signal in three disguises. Formulas: docs/REWARDS.md.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
