@@ -37,7 +37,7 @@ def build(args):
     from rewardflow.sampling.pipeline import RewardFlowPipeline
 
     if args.model:
-        from rewardflow.commands.sample import load_pipeline
+        from rewardflow.commands._common import load_pipeline
 
         return load_pipeline(args.model, args.device)
     from rewardflow.data.text import TextEncoder

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from rewardflow.cli import main
-from rewardflow.commands.sample import load_prompts
+from rewardflow.sampling.prompts import load_prompts
 
 
 def _records(out):

@@ -129,7 +129,7 @@ def register(subparsers) -> None:
 def _setup(args):
     import torch
 
-    from rewardflow.commands.sample import load_pipeline
+    from rewardflow.commands._common import load_pipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,7 +153,7 @@ def _command() -> str:
 
 
 def run_control(args) -> int:
-    from rewardflow.commands.sample import parse_assignments
+    from rewardflow.commands._common import parse_assignments
     from rewardflow.eval.control import SECTIONS, ControlSettings, run_control
 
     given = dict(steps=args.steps, guidance=args.guidance)  # unset: the settings' (or --quick's) defaults
@@ -204,7 +204,7 @@ def _vector(t: dict) -> str:
 def run_geneval(args) -> int:
     import time
 
-    from rewardflow.commands.sample import parse_assignments
+    from rewardflow.commands._common import parse_assignments
     from rewardflow.data.shapes import CATEGORIES
     from rewardflow.eval.control import balanced_entries
     from rewardflow.eval.geneval_shapes import evaluate

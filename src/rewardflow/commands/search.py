@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from rewardflow.commands.sample import add_sampling_args
+    from rewardflow.commands._common import add_sampling_args
 
     p = subparsers.add_parser(
         "target-search",
@@ -42,7 +42,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from rewardflow.commands.sample import load_pipeline, load_prompts, parse_assignments
+    from rewardflow.commands._common import load_pipeline, parse_assignments
+    from rewardflow.sampling.prompts import load_prompts
     from rewardflow.sampling.target_search import geneval_metric, parse_sweep, reward_metric, target_search
     from rewardflow.utils.atomic import atomic_write_bytes
 

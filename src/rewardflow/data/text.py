@@ -79,6 +79,9 @@ def _load(load_path: str, model_id: str, allow_download: bool):
     return tokenizer, model
 
 
+DEFAULT_MAX_LENGTH = 32  # tokens; training uses it, so a checkpoint is sampled with it too
+
+
 class TextEncoder:
     """captions -> (text (B, L, D) float, text_mask (B, L) bool), L == max_length always.
 
@@ -89,7 +92,7 @@ class TextEncoder:
     def __init__(
         self,
         name_or_path: str | os.PathLike | None = None,
-        max_length: int = 32,
+        max_length: int = DEFAULT_MAX_LENGTH,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
         cache_dtype: str | torch.dtype = "float32",

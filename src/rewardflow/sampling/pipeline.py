@@ -451,7 +451,9 @@ class RewardFlowPipeline:
             raise FileNotFoundError(f"no {BINS_NAME} in {d} or the run's data dir {data.get('path')}")
         bins = _bins(bins_path) if model.config.num_rewards else None
         if text_encoder is None:  # the trainer builds TextEncoder with its default max_length
-            text_encoder = _text_encoder(data.get("text_encoder"), data.get("text_max_length", 32), allow_download)
+            from rewardflow.data.text import DEFAULT_MAX_LENGTH
+
+            text_encoder = _text_encoder(data.get("text_encoder"), DEFAULT_MAX_LENGTH, allow_download)
         config, vae = dict(run_config=run), None
         if data.get("latents"):  # latent runs: the data dir holds the stats and names the VAE
             from rewardflow.data.latents import LatentStats
