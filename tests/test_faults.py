@@ -385,3 +385,18 @@ def test_demo_and_experiment_refuse_a_folder_in_use(tmp_path, capsys, command):
         holder.wait()
     assert "is in use by another train" in capsys.readouterr().err
     assert not (tmp_path / "stages").exists()
+
+
+def test_canonical_safetensors_with_unusual_metadata(tmp_path):
+    from safetensors import safe_open
+
+    from rewardflow.utils.tensorfile import save_safetensors
+
+    meta = {"z": "x\x7f\u2028é\x01", "captions": json.dumps(["a\u0001b", "ü", 'q"uote']), "m": "1", "b": ""}
+    digests = set()
+    for i in range(6):
+        save_safetensors({"w": torch.arange(6.0).reshape(2, 3)}, tmp_path / f"{i}.safetensors", meta)
+        digests.add(hashlib.sha256((tmp_path / f"{i}.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
+    with safe_open(str(tmp_path / "0.safetensors"), "pt") as f:
+        assert f.metadata() == meta and f.get_tensor("w").sum() == 15

@@ -20,19 +20,22 @@ def _canonical_header(header: dict) -> bytes:
     meta = header.pop("__metadata__", None)
     out = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
     out.update(sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]))
-    text = json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return text + b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def canonicalize_safetensors(path: str | os.PathLike) -> None:
-    """Sort the metadata of the safetensors file at `path` in place (same length, so no copy)."""
+    """Sort the metadata of the safetensors file at `path`, in place.
+
+    The sorted header is minimal JSON of the same content, so it never outgrows the writer's
+    header slot; the rest of the slot is padded with spaces, as the format allows.
+    """
     with open(path, "r+b") as fh:
         n = int.from_bytes(fh.read(8), "little")
         header = _canonical_header(json.loads(fh.read(n)))
-        if len(header) != n:  # never seen: the writer pads exactly as we do; fail loudly if it changes
-            raise ValueError(f"{path}: canonical safetensors header is {len(header)} bytes, the file's is {n}")
+        if len(header) > n:  # a writer with a more compact JSON than minimal: cannot happen
+            raise ValueError(f"{path}: canonical safetensors header ({len(header)} bytes) exceeds the file's ({n})")
         fh.seek(8)
-        fh.write(header)
+        fh.write(header + b" " * (n - len(header)))
 
 
 def save_safetensors(
