@@ -252,19 +252,21 @@ def test_truncated_shard_keeps_its_intact_part_and_names_what_it_skipped(tmp_pat
 
     shard, starts = _shard_with_offsets(tmp_path, 8)
     data = shard.read_bytes()
-    shard.write_bytes(data[: starts[5] + 700])  # cut inside sample 5's PNG
+    cut = bytearray(data[: starts[5] + 700])  # cut inside sample 5's PNG ...
+    cut[starts[1] + 512 + 60 : starts[1] + 512 + 90] = b"\xff" * 30  # ... and sample 1's PNG corrupted
+    shard.write_bytes(bytes(cut))
     with pytest.warns(ShardDamageWarning, match=r"00000.tar is truncated.*'000005'"):
         keys = scan_keys(shard)
-    assert keys == [f"{i:06d}" for i in range(5)]
+    assert keys == [f"{i:06d}" for i in range(5)]  # sample 1 is whole in the tar, its PNG is not
     with pytest.warns(ShardDamageWarning):
         assert [k for k, _ in iter_records(shard)] == keys
-    # score: the intact part is scored; one damaged sample of 5 is over the 1% default, so exit 1 ...
+    # score: the intact part is scored; two damaged samples of 5 are over the 1 % default: exit 1 ...
     assert cli_main(["score", "--data", str(tmp_path), "--rewards", "sharpness", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "--max-bad-fraction" in err and "Traceback" not in err
-    assert pq.read_table(tmp_path / "00000.parquet").column("key").to_pylist() == keys
-    skipped = json.loads((tmp_path / "_skipped.json").read_text())["00000.tar"]
-    assert skipped[0]["key"] == "000005" and "truncated" in skipped[0]["reason"]
+    assert pq.read_table(tmp_path / "00000.parquet").column("key").to_pylist() == [keys[0], *keys[2:]]
+    skipped = {r["key"]: r["reason"] for r in json.loads((tmp_path / "_skipped.json").read_text())["00000.tar"]}
+    assert "truncated" in skipped["000005"] and "corrupt png" in skipped["000001"]
     # ... and accepted when the user says so. Cut exactly between samples: the same rule.
     assert (
         cli_main(

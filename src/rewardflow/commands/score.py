@@ -66,8 +66,10 @@ def run(args) -> int:
             f"{first[1][0]['reason']}); all listed in {args.data}/{SKIPPED_FILE}",
             file=sys.stderr,
         )
-    total = max(1, report.samples_total)
-    if report.num_skipped > args.max_bad_fraction * total:
+    from rewardflow.data.damage import too_many
+
+    total = report.samples_total
+    if too_many(report.num_skipped, total, args.max_bad_fraction):
         raise ValueError(
             f"{report.num_skipped} of {total} samples cannot be read, more than --max-bad-fraction "
             f"{args.max_bad_fraction}: the data looks damaged (a cut or failed copy?). The intact samples are "

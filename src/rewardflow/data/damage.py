@@ -16,6 +16,11 @@ from rewardflow.data.shards import ShardDamageWarning
 MAX_BAD_FRACTION = 0.01
 
 
+def too_many(bad: int, total: int, max_fraction: float = MAX_BAD_FRACTION) -> bool:
+    """More than `max_fraction` of `total` bad, and more than one: a single stray file never stops a job."""
+    return bad > max(1.0, max_fraction * total)
+
+
 class DamageBudget:
     def __init__(self, total: int, job: str, remedy: str, max_fraction: float = MAX_BAD_FRACTION):
         self.total, self.job, self.remedy, self.max_fraction = int(total), job, remedy, float(max_fraction)
@@ -30,7 +35,7 @@ class DamageBudget:
             ),
             stacklevel=3,
         )
-        if len(self.skipped) > max(1, int(self.max_fraction * self.total)):
+        if too_many(len(self.skipped), self.total, self.max_fraction):
             raise ValueError(
                 f"{self.job}: {len(self.skipped)} samples cannot be decoded (e.g. {self.skipped[:3]}), more than "
                 f"{self.max_fraction:.0%} of {self.total}: the data looks damaged. {self.remedy}"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from rewardflow.data.damage import too_many
 from rewardflow.data.shards import ShardWriter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -154,7 +155,7 @@ def pack(
             except Exception as exc:  # noqa: BLE001 -- any undecodable file is counted, not fatal
                 report.corrupt += 1
                 report.corrupt_files.append(str(path))
-                if report.corrupt > max(1, int(max_bad_fraction * len(items))):
+                if too_many(report.corrupt, len(items), max_bad_fraction):
                     raise ValueError(
                         f"{report.corrupt} images cannot be read (e.g. {report.corrupt_files[:3]}), more than "
                         f"{max_bad_fraction:.0%} of {len(items)}: stopped. Fix or remove them and pack again into an "
