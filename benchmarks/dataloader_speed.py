@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rewardflow.data.binning import RewardBins
 from rewardflow.data.datasets import ShardDataset
 from rewardflow.data.shards import iter_shard, list_shards
 from rewardflow.data.text import TextEncoder
-from rewardflow.rewards.binning import RewardBins
 
 REWARDS = ("r0", "r1", "r2")
 

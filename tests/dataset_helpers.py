@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from rewardflow.data.binning import RewardBins
 from rewardflow.data.shards import ShardWriter
-from rewardflow.rewards.binning import RewardBins
 
 N, PER = 120, 30  # 4 shards
 

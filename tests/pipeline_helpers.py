@@ -25,7 +25,7 @@ def tiny_model(preset: str = "dit-tiny", reward_keys=REWARD_KEYS, seed: int = 0,
 def tiny_bins(keys=REWARD_KEYS):
     import numpy as np
 
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
 
     rng = np.random.default_rng(0)
     return RewardBins.fit({k: rng.normal(size=500) for k in keys}, num_bins=8)

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rewardflow.rewards.binning import RewardBins
+from rewardflow.data.binning import RewardBins
 
 
 def _scores(n=20_000, seed=0):

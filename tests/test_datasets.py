@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from rewardflow.data.binning import RewardBins
 from rewardflow.data.datasets import ShardDataset
-from rewardflow.rewards.binning import RewardBins
 
 from dataset_helpers import PER, N, make_dataset
 

@@ -208,8 +208,8 @@ def test_cli_full_disk_is_one_line_and_a_rerun_finishes(tmp_path, monkeypatch, c
 
 
 def test_every_suggested_fix_is_a_real_key_or_flag(tmp_path, capsys):
+    from rewardflow.data.binning import RewardBins
     from rewardflow.data.datasets import ShardDataset
-    from rewardflow.rewards.binning import RewardBins
 
     d = _tiny_dataset(tmp_path)
     assert cli_main(["score", "--data", str(d), "--rewards", "sharpness,cleanliness", "--no-progress"]) == 0

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rewardflow.cli import main as cli_main
+from rewardflow.data.binning import RewardBins
 from rewardflow.data.shapes import ShapesConfig, encode_png, generate_sample
 from rewardflow.data.shards import ShardWriter
-from rewardflow.rewards.binning import RewardBins
 from rewardflow.rewards.scoring import read_scores, score_dataset
 
 SLOW_PLUGIN = '''

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from rewardflow.sampling.target_search import geneval_metric, linspace_grid, parse_sweep, reward_metric, target_search
+from rewardflow.eval.geneval_shapes import geneval_metric
+from rewardflow.sampling.target_search import linspace_grid, parse_sweep, reward_metric, target_search
 
 
 def test_grid_and_sweep_parsing():

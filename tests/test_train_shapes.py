@@ -12,8 +12,8 @@ REWARDS = ["sharpness", "cleanliness", "colorfulness"]
 
 @pytest.fixture(scope="module")
 def shapes_dir(tmp_path_factory):
+    from rewardflow.data.binning import RewardBins
     from rewardflow.data.shapes import ShapesConfig, generate_dataset
-    from rewardflow.rewards.binning import RewardBins
     from rewardflow.rewards.scoring import read_scores, score_dataset
 
     d = tmp_path_factory.mktemp("shapes")
@@ -45,8 +45,8 @@ def cfg(shapes_dir, out, *extra):
 
 @pytest.mark.slow  # loads the real MiniLM text encoder (most of the time)
 def test_miro_run_logs_reward_curve_grids_and_ships_bins(shapes_dir, tmp_path):
+    from rewardflow.data.binning import RewardBins
     from rewardflow.models import load_model
-    from rewardflow.rewards.binning import RewardBins
 
     c = cfg(
         shapes_dir,
@@ -74,7 +74,7 @@ def test_miro_run_logs_reward_curve_grids_and_ships_bins(shapes_dir, tmp_path):
 
 
 def test_single_reward_checkpoint_ships_only_its_bins(shapes_dir, tmp_path):
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
 
     tr = Trainer(cfg(shapes_dir, tmp_path, "data.mode=single", "data.reward_keys=[sharpness]", "max_steps=1"))
     tr.train()

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 def run_fit(args) -> int:
     import numpy as np
 
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
     from rewardflow.rewards.scoring import read_scores
 
     keys = [k.strip() for k in args.rewards.split(",") if k.strip()] if args.rewards else None

@@ -28,7 +28,7 @@ def load_rewards(
     """Per shard, (n_i, N) float32 model inputs in [0, 1] aligned with the shard's key order."""
     import pyarrow.parquet as pq
 
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
 
     tables = []  # scores first: a reward never scored is the root cause, bins come after
     for shard, keys in zip(shards, keys_per_shard):

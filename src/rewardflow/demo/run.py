@@ -233,7 +233,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
         clean=(data_dir, text_cache),
     )
 
-    from rewardflow.rewards.binning import QUANTILE_RULE
+    from rewardflow.data.binning import QUANTILE_RULE
     from rewardflow.rewards.registry import reward_versions
 
     sig_score = digest([sig_data, reward_versions(cfg.rewards)])
@@ -249,7 +249,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[st
     sig_bins = digest([sig_score, cfg.num_bins, QUANTILE_RULE])
 
     def fit_bins():
-        from rewardflow.rewards.binning import RewardBins
+        from rewardflow.data.binning import RewardBins
         from rewardflow.rewards.scoring import read_scores
 
         scores = read_scores(data_dir, cfg.rewards)

@@ -16,6 +16,7 @@ Detection is done by `rewardflow.eval.detector`, separate code from the training
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,3 +132,19 @@ def evaluate(
     per_category = {t: float(np.mean(by_tag[t])) for t in order}
     overall = float(np.mean(list(per_category.values()))) if per_category else float("nan")
     return GenEvalResult(per_image, per_category, {t: len(by_tag[t]) for t in order}, overall)
+
+
+def geneval_metric(entries: Sequence[Mapping], exact_counts: bool = True):
+    """A target-search metric (images, prompts) -> GenEval-style overall accuracy, from this
+    module's own detector (not a training reward). ``entries`` are GenEval metadata dicts;
+    images are matched by prompt."""
+    by_prompt = {e["prompt"]: dict(e) for e in entries}
+
+    def metric(images, prompts):
+        missing = sorted({p for p in prompts if p not in by_prompt})
+        if missing:
+            raise ValueError(f"no GenEval metadata for prompt(s) {missing[:3]}")
+        return evaluate(list(images), [by_prompt[p] for p in prompts], exact_counts).overall
+
+    metric.__name__ = "geneval_overall"
+    return metric

@@ -122,13 +122,13 @@ def run_paper(
         outputs=(data_dir / "shapes_config.json",),
         clean=(data_dir, text_cache),
     )
-    from rewardflow.rewards.binning import QUANTILE_RULE
+    from rewardflow.data.binning import QUANTILE_RULE
     from rewardflow.rewards.registry import reward_versions
 
     sig_bins = digest([sig_data, reward_versions(cfg.rewards), cfg.num_bins, QUANTILE_RULE])
 
     def score_and_bin():
-        from rewardflow.rewards.binning import RewardBins
+        from rewardflow.data.binning import RewardBins
         from rewardflow.rewards.scoring import read_scores, score_dataset
 
         score_dataset(data_dir, cfg.rewards, workers=cfg.data_workers, progress=progress)

@@ -5,8 +5,8 @@ r = get_reward("sharpness")
 scores = r.score(images_uint8_bhwc, captions)      # float32 tensor (B,)
 """
 
+from rewardflow.data.binning import RewardBins
 from rewardflow.rewards.base import Reward, to_uint8_hwc, uint8_to_float
-from rewardflow.rewards.binning import RewardBins
 from rewardflow.rewards.registry import get_reward, get_reward_class, list_rewards, register_reward
 
 __all__ = [

@@ -477,6 +477,6 @@ def _vae(src, device, allow_download: bool = False):
 
 
 def _bins(path: Path):
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
 
     return RewardBins.load(path) if path.is_file() else None

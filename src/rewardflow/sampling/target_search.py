@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TargetSearchResult", "geneval_metric", "linspace_grid", "parse_sweep", "reward_metric", "target_search"]
+__all__ = ["TargetSearchResult", "linspace_grid", "parse_sweep", "reward_metric", "target_search"]
 
 Metric = Callable[[torch.Tensor, list[str]], float]
 
@@ -61,23 +61,6 @@ def reward_metric(name: str, reward=None) -> Metric:
         return float(torch.as_tensor(reward.score(images, prompts)).double().mean())
 
     metric.__name__ = f"reward:{name}"
-    return metric
-
-
-def geneval_metric(entries: Sequence[Mapping], exact_counts: bool = True) -> Metric:
-    """GenEval-style overall accuracy (``rewardflow.eval.geneval_shapes``, its own detector, not
-    a training reward). ``entries`` are GenEval metadata dicts; images are matched by prompt."""
-    from rewardflow.eval.geneval_shapes import evaluate
-
-    by_prompt = {e["prompt"]: dict(e) for e in entries}
-
-    def metric(images, prompts):
-        missing = sorted({p for p in prompts if p not in by_prompt})
-        if missing:
-            raise ValueError(f"no GenEval metadata for prompt(s) {missing[:3]}")
-        return evaluate(list(images), [by_prompt[p] for p in prompts], exact_counts).overall
-
-    metric.__name__ = "geneval_overall"
     return metric
 
 

@@ -20,7 +20,7 @@ def _bins_keys(config: TrainConfig) -> list[str]:
     path = Path(config.data.path) / "bins.json"
     if not path.is_file():
         raise FileNotFoundError(f"data.mode=miro with no data.reward_keys needs {path} to list the rewards")
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
 
     return list(RewardBins.load(path).keys)
 
@@ -109,7 +109,7 @@ def run_bins(config: TrainConfig, reward_keys: list[str]):
     path = Path(config.data.path) / "bins.json"
     if not path.is_file():
         return None
-    from rewardflow.rewards.binning import RewardBins
+    from rewardflow.data.binning import RewardBins
 
     b = RewardBins.load(path)
     return RewardBins(
