@@ -8,7 +8,7 @@ import pytest
 
 from rewardflow.training import TrainConfig, check_resume_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
 def test_yaml_and_dotted_overrides(tmp_path):
