@@ -7,6 +7,11 @@ from rewardflow.cli import main
 from rewardflow.sampling.prompts import load_prompts
 
 
+def _sample(model, prompts, out, *extra) -> int:
+    """`rewardflow sample --model MODEL --prompts PROMPTS --out OUT EXTRA...`, its exit code."""
+    return main(["sample", "--model", model, "--prompts", prompts, *extra, "--out", str(out)])
+
+
 def _records(out):
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
 
@@ -31,31 +36,25 @@ def test_load_prompts_forms(tmp_path):
 def test_sample_writes_pngs_records_scores_grid(saved, tmp_path):
     (tmp_path / "p.txt").write_text("a red circle\ntwo squares\n")
     out = tmp_path / "out"
-    rc = main(
-        [
-            "sample",
-            "--model",
-            saved,
-            "--prompts",
-            str(tmp_path / "p.txt"),
-            "--reward",
-            "sharpness=0.5",
-            "--negative-reward",
-            "colorfulness=0.25",
-            "--steps",
-            "2",
-            "--guidance",
-            "3",
-            "--seed",
-            "4",
-            "--num-per-prompt",
-            "2",
-            "--score",
-            "colorfulness,cleanliness",
-            "--grid",
-            "--out",
-            str(out),
-        ]
+    rc = _sample(
+        saved,
+        str(tmp_path / "p.txt"),
+        out,
+        "--reward",
+        "sharpness=0.5",
+        "--negative-reward",
+        "colorfulness=0.25",
+        "--steps",
+        "2",
+        "--guidance",
+        "3",
+        "--seed",
+        "4",
+        "--num-per-prompt",
+        "2",
+        "--score",
+        "colorfulness,cleanliness",
+        "--grid",
     )
     assert rc == 0
     recs = _records(out)
@@ -71,111 +70,24 @@ def test_sample_writes_pngs_records_scores_grid(saved, tmp_path):
 
 def test_sample_modes_and_best_of(saved, tmp_path, capsys):
     out = tmp_path / "iso"
-    assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--mode",
-                "isolate:colorfulness",
-                "--steps",
-                "1",
-                "--solver",
-                "heun",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _sample(saved, "a circle", out, "--mode", "isolate:colorfulness", "--steps", "1", "--solver", "heun") == 0
     assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 1.0, "colorfulness": 0.0}
     out = tmp_path / "iso_anchor"
     assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--mode",
-                "isolate:colorfulness",
-                "--anchor",
-                "sharpness=0.25",
-                "--steps",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
+        _sample(saved, "a circle", out, "--mode", "isolate:colorfulness", "--anchor", "sharpness=0.25", "--steps", "1")
         == 0
     )
     r = _records(out)[0]
     assert r["reward_targets"] == {"sharpness": 0.25, "colorfulness": 1.0}
     assert r["negative_reward_targets"] == {"sharpness": 0.25, "colorfulness": 0.0}
-    assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--anchor",
-                "sharpness=0.25",
-                "--steps",
-                "1",
-                "--out",
-                str(tmp_path / "bad"),
-            ]
-        )
-        == 1
-    )
+    assert _sample(saved, "a circle", tmp_path / "bad", "--anchor", "sharpness=0.25", "--steps", "1") == 1
     assert "--anchor applies to --mode isolate" in capsys.readouterr().err
     out = tmp_path / "pw"
-    assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--mode",
-                "pairwise:sharpness,colorfulness,0.3",
-                "--steps",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _sample(saved, "a circle", out, "--mode", "pairwise:sharpness,colorfulness,0.3", "--steps", "1") == 0
     assert _records(out)[0]["negative_reward_targets"] == {"sharpness": 0.3, "colorfulness": 0.7}
     out = tmp_path / "bon"
     assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--best-of",
-                "3",
-                "--select",
-                "colorfulness",
-                "--steps",
-                "1",
-                "--seed",
-                "2",
-                "--out",
-                str(out),
-            ]
-        )
+        _sample(saved, "a circle", out, "--best-of", "3", "--select", "colorfulness", "--steps", "1", "--seed", "2")
         == 0
     )
     r = _records(out)[0]
@@ -185,45 +97,14 @@ def test_sample_modes_and_best_of(saved, tmp_path, capsys):
 
 def test_sample_unspecified_reward(saved, tmp_path):
     out = tmp_path / "none"
-    assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--reward",
-                "sharpness=none",
-                "--steps",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert _sample(saved, "a circle", out, "--reward", "sharpness=none", "--steps", "1") == 0
     r = _records(out)[0]
     assert r["reward_targets"] == {"sharpness": None, "colorfulness": 1.0}
     assert r["negative_reward_targets"] == {"sharpness": None, "colorfulness": 0.0}  # no contrast on it
     out = tmp_path / "contrast"
     assert (
-        main(
-            [
-                "sample",
-                "--model",
-                saved,
-                "--prompts",
-                "a circle",
-                "--reward",
-                "sharpness=None",
-                "--negative-reward",
-                "sharpness=0",
-                "--steps",
-                "1",
-                "--out",
-                str(out),
-            ]
+        _sample(
+            saved, "a circle", out, "--reward", "sharpness=None", "--negative-reward", "sharpness=0", "--steps", "1"
         )
         == 0
     )
@@ -231,14 +112,14 @@ def test_sample_unspecified_reward(saved, tmp_path):
 
 
 def test_sample_errors_are_clear(saved, tmp_path, capsys):
-    assert main(["sample", "--model", saved, "--prompts", "a", "--reward", "aesthetic=1", "--out", str(tmp_path)]) == 1
+    assert _sample(saved, "a", tmp_path, "--reward", "aesthetic=1") == 1
     err = capsys.readouterr().err
     assert "aesthetic" in err and "sharpness" in err and "colorfulness" in err
-    assert main(["sample", "--model", saved, "--prompts", "a", "--reward", "sharpness=2", "--out", str(tmp_path)]) == 1
+    assert _sample(saved, "a", tmp_path, "--reward", "sharpness=2") == 1
     assert "[0, 1]" in capsys.readouterr().err
-    assert main(["sample", "--model", saved, "--prompts", "a", "--mode", "weird", "--out", str(tmp_path)]) == 1
-    assert main(["sample", "--model", str(tmp_path / "none"), "--prompts", "a", "--out", str(tmp_path)]) == 1
-    assert main(["sample", "--model", saved, "--prompts", "a", "--num-per-prompt", "0", "--out", str(tmp_path)]) == 1
+    assert _sample(saved, "a", tmp_path, "--mode", "weird") == 1
+    assert _sample(str(tmp_path / "none"), "a", tmp_path) == 1
+    assert _sample(saved, "a", tmp_path, "--num-per-prompt", "0") == 1
     assert "--num-per-prompt must be >= 1, got 0" in capsys.readouterr().err
 
 
