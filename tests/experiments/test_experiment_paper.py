@@ -65,11 +65,14 @@ def test_experiment_paper_smoke(tmp_path):
     ):
         assert head in text
     assert "only_shapes_alignment" in text and "only_cleanliness" in text
-    for f in ("speedup_curves", "geneval", "radar", "tts", "target_sweep"):
+    assert text.count("| model | metric | baseline final |") == 2  # own default and shared w
+    assert "Each model at its own default guidance" in text
+    for f in ("speedup_curves", "speedup_curves_shared", "geneval", "radar", "tts", "target_sweep"):
         assert (out / "figures" / f"{f}.png").stat().st_size > 1000
         assert (md.parent / "results_figures" / f"{f}.png").is_file()
     assert "results_figures/radar.png" in md.read_text()
     assert "rewardflow experiment paper --quick" in md.read_text()
+    _snapshots_replay_the_logged_curve(out)
     md.write_text(md.read_text().replace("<!-- notes -->", "<!-- notes -->\nhand-written finding"))
     stages = sorted(p.name for p in (out / "stages").glob("*.json"))
     before = {p: json.loads((out / "stages" / p).read_text())["finished"] for p in stages}
@@ -92,3 +95,32 @@ def test_experiment_paper_smoke(tmp_path):
         and "Goal (miro_tuned ahead of the baseline overall by > 2 s.e.)" in text
     )
     assert "s+ = cleanliness = 0.5" in text
+
+
+def _snapshots_replay_the_logged_curve(out):
+    """The kept EMA weights, sampled again at the shared w, give the curve logged during training
+    exactly: the own-guidance curves differ from the logged ones only by the guidance."""
+    from rewardflow.demo import evaluate as ev
+    from rewardflow.experiments.paper import SNAPSHOTS, read_curves
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    cfg = json.loads((out / "experiment_config.json").read_text())["demo"]
+    run = out / "runs" / "miro"
+    logged = read_curves(run)
+    entries = ev.prompt_entries(max(1, cfg["eval_prompts"] // 6), offset=cfg["geneval_per_category"])
+    pipe = RewardFlowPipeline.from_pretrained(out / "models" / "miro")
+    again = ev.curves_from_snapshots(
+        pipe,
+        run / SNAPSHOTS,
+        entries,
+        cfg["rewards"],
+        cfg["eval_steps"],
+        cfg["seed"] + 1000,
+        cfg["sample_batch"],
+        cfg["guidance"],
+    )
+    assert [r["step"] for r in again] == [r["step"] for r in logged] == [0, 1, 2]
+    for a, b in zip(again, logged):
+        assert a["reward/shapes_alignment"] == b["reward/shapes_alignment"]
+        assert a["geneval/overall"] == b["geneval/overall"]
+    assert not (out / "runs" / "only_cleanliness" / SNAPSHOTS).exists()  # kept for the compared pair only

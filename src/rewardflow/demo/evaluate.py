@@ -121,7 +121,11 @@ class DemoEvalCallback(Callback):
 
     `variants` ({name: reward targets}) evaluates a reward-conditioned model once more per named
     target vector, on the same prompts and seeds, logged under `<name>/reward/...` (ignored for a
-    baseline model)."""
+    baseline model).
+
+    `weights_dir`: also keep the EMA weights of every evaluated step there
+    (`step_XXXXXXX.safetensors`), so the curve can be sampled again later at a guidance chosen
+    only after training (`curves_from_snapshots`)."""
 
     kind = "eval"
 
@@ -136,15 +140,19 @@ class DemoEvalCallback(Callback):
         seed: int,
         batch: int,
         variants: dict[str, dict] | None = None,
+        weights_dir: str | Path | None = None,
     ):
         self.text_encoder, self.entries, self.rewards, self.every = text_encoder, list(entries), list(rewards), every
         self.steps, self.guidance, self.seed, self.batch = steps, guidance, seed, batch
         self.variants = dict(variants or {})
+        self.weights_dir = None if weights_dir is None else Path(weights_dir)
 
     def __call__(self, trainer, step: int) -> dict[str, Any]:
         from rewardflow.sampling.pipeline import RewardFlowPipeline
 
         pipe = RewardFlowPipeline(trainer.ema.module, self.text_encoder)
+        if self.weights_dir is not None:
+            save_snapshot(trainer.ema.module, self.weights_dir / f"step_{step:07d}.safetensors")
         prompts = [e["prompt"] for e in self.entries]
         images = sample(pipe, prompts, self.seed, self.guidance, self.steps, self.batch)
         ncol = len(self.entries) // len(CATEGORIES) or 1
@@ -154,6 +162,43 @@ class DemoEvalCallback(Callback):
             imgs = sample(pipe, prompts, self.seed, self.guidance, self.steps, self.batch, targets=targets)
             metrics.update({f"{name}/{k}": v for k, v in _metrics(summarize(imgs, self.entries, self.rewards)).items()})
         return metrics
+
+
+def save_snapshot(model, path: Path) -> None:
+    from rewardflow.models.io import strip_compile_prefix, unwrap_model
+    from rewardflow.utils.tensorfile import save_safetensors
+
+    sd = strip_compile_prefix(unwrap_model(model).state_dict())
+    save_safetensors({k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}, path)
+
+
+def curves_from_snapshots(
+    pipe,
+    weights_dir: str | Path,
+    entries: Sequence[dict],
+    rewards: Sequence[str],
+    steps: int,
+    seed: int,
+    batch: int,
+    guidance: float | Mapping | None = None,
+) -> list[dict]:
+    """The training curve again, from the weights `DemoEvalCallback` kept: each snapshot loaded
+    into `pipe`'s model in turn (which is left holding the last one) and sampled with the same
+    prompts and seeds, at `guidance` (None: the pipeline's saved default). One row per step,
+    keyed as the logged curves are."""
+    from rewardflow.models.io import check_state_dict, read_weights
+
+    files = sorted(Path(weights_dir).glob("step_*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no step_*.safetensors snapshots in {weights_dir}: train with weights_dir set")
+    rows = []
+    for f in files:
+        sd = read_weights(f)
+        check_state_dict(pipe.model, sd, str(f))
+        pipe.model.load_state_dict(sd)
+        images = sample(pipe, [e["prompt"] for e in entries], seed, guidance, steps, batch)
+        rows.append({"step": int(f.stem.split("_")[1]), **_metrics(summarize(images, entries, rewards))})
+    return rows
 
 
 def _metrics(s: dict) -> dict[str, float]:

@@ -20,9 +20,15 @@ import numpy as np
 
 from rewardflow.demo import evaluate as ev
 from rewardflow.demo.config import TRAIN_KEYS
+from rewardflow.demo.evaluate import guidance_label
 from rewardflow.demo.stages import StageRunner
 
 from .config import PaperConfig
+
+# The speedup compares these two; their EMA weights are kept at every evaluation (a few MB
+# each) so their curves can be sampled again at each model's own default guidance.
+CURVE_MODELS = ("baseline", "miro")
+SNAPSHOTS = "eval_weights"
 
 
 def model_specs(cfg, paper: PaperConfig) -> dict[str, tuple[str, list[str]]]:
@@ -91,7 +97,7 @@ def run_paper(
     torch.set_num_threads(cfg.threads or choose_threads(cfg))
     load_start = os.getloadavg()
     specs = model_specs(cfg, paper)
-    runner = StageRunner(out, total=3 + 3 * len(specs) + 2 + bool(paper.tuned_targets))
+    runner = StageRunner(out, total=3 + 3 * len(specs) + len(CURVE_MODELS) + 2 + bool(paper.tuned_targets))
     data_dir, text_cache = out / "data", out / "text_cache"
     digest = type(cfg).digest
     (out / "experiment_config.json").write_text(json.dumps({"demo": cfg.to_dict(), "paper": vars(paper)}, indent=2))
@@ -165,6 +171,7 @@ def run_paper(
                 seed=cfg.seed + 1000,
                 batch=cfg.sample_batch,
                 variants={"tuned": tuned} if tuned and name == "miro" else None,
+                weights_dir=run_dir / SNAPSHOTS if name in CURVE_MODELS else None,
             )
             t0 = time.perf_counter()
             summary = Trainer(tc, callbacks=[cb]).train()
@@ -183,13 +190,12 @@ def run_paper(
         title = f"train {name} ({cfg.model_preset}, {cfg.steps} steps x {cfg.batch_size} images)"
         # Tuned curves only change MIRO's stage, and only when asked for (earlier runs stay valid).
         sig = [sig_train, name, mode, keys] + ([tuned] if tuned and name == "miro" else [])
+        outputs = [out / "models" / name / "pipeline_config.json"]
+        if name in CURVE_MODELS:  # snapshots for curves at the guidance chosen after training
+            sig.append(SNAPSHOTS)
+            outputs.append(run_dir / SNAPSHOTS)
         train_info[name] = runner.run(
-            f"train_{name}",
-            title,
-            digest(sig),
-            train,
-            outputs=(out / "models" / name / "pipeline_config.json",),
-            clean=(run_dir,),
+            f"train_{name}", title, digest(sig), train, outputs=tuple(outputs), clean=(run_dir,)
         )
 
     # Baseline and MIRO are trained and evaluated first: the paper's main claims are ready (and
@@ -260,8 +266,25 @@ def run_paper(
         )
         final[label], final_shared[label] = both["own"], both["shared"]
 
-    for name in ("baseline", "miro"):
+    own_curves: dict[str, list[dict]] = {}
+    for name in CURVE_MODELS:
         evaluate_model(name)
+        own_curves[name] = runner.run(
+            f"curves_{name}",
+            f"{name}: training curves again at its own default guidance ({guidance_label(guidance[name]['best'])})",
+            digest([sig_train, name, guidance[name]["best"], curve_entries, cfg.eval_steps, cfg.sample_batch]),
+            lambda name=name: {
+                "rows": ev.curves_from_snapshots(
+                    RewardFlowPipeline.from_pretrained(out / "models" / name, text_encoder=enc),
+                    out / "runs" / name / SNAPSHOTS,
+                    curve_entries,
+                    cfg.rewards,
+                    cfg.eval_steps,
+                    cfg.seed + 1000,
+                    cfg.sample_batch,
+                )
+            },
+        )["rows"]
     if tuned:
         evaluate_model("miro", tuned, "miro_tuned")
     tts_entries = ev.prompt_entries(paper.tts_per_category, offset=3 * cfg.geneval_per_category)
@@ -322,6 +345,7 @@ def run_paper(
     from .results import write_results
 
     def curves() -> dict[str, list[dict]]:
+        """The curves logged during training, at the shared w."""
         c = {name: read_curves(out / "runs" / name) for name in final if name != "miro_tuned"}
         if "miro_tuned" in final:
             c["miro_tuned"] = variant_curves(c.get("miro", []), "tuned")
@@ -343,7 +367,8 @@ def run_paper(
             train=train_info,
             data_rewards=data_rewards,
             pending=[n for n in specs if n not in final],
-            curves=curves(),
+            curves=dict(own_curves),
+            curves_shared=curves(),
             tuned=tuned,
             machine=dict(
                 cpus=os.cpu_count(),
