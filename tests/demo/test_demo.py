@@ -12,6 +12,8 @@ import torch
 from rewardflow.demo import DemoConfig, quick, run_demo
 from rewardflow.demo.evaluate import prompt_entries, spearman
 
+from golden_helpers import check_golden, fingerprint
+
 FIGURES = ("training_curves.png", "geneval.png", "samples.png", "control.png", "guidance_sweep.png")
 
 
@@ -77,6 +79,13 @@ def test_demo_writes_report_with_every_figure(demo_out):
 
 
 @pytest.mark.timeout(120)
+def test_results_are_the_golden_ones(demo_out):
+    """Bit-identical weights and numbers to the recorded toy run (before the other tests here
+    rerun the folder with changed settings)."""
+    out, _ = demo_out
+    check_golden("demo_tiny", fingerprint(out, json.loads((out / "results.json").read_text())))
+
+
 def test_rerun_skips_finished_stages_and_changed_setting_reruns_downstream(demo_out, capsys):
     out, _ = demo_out
     capsys.readouterr()

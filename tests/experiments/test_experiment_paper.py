@@ -5,6 +5,8 @@ import pytest
 
 from rewardflow.experiments import load_configs, model_specs, tts_curves
 
+from golden_helpers import check_golden, fingerprint
+
 TINY = [
     "rewards=[shapes_alignment, cleanliness]",
     "control_reward=cleanliness",
@@ -73,6 +75,7 @@ def test_experiment_paper_smoke(tmp_path):
     assert "results_figures/radar.png" in md.read_text()
     assert "rewardflow experiment paper --quick" in md.read_text()
     _snapshots_replay_the_logged_curve(out)
+    check_golden("paper_tiny", fingerprint(out, json.loads((out / "results.json").read_text())))
     md.write_text(md.read_text().replace("<!-- notes -->", "<!-- notes -->\nhand-written finding"))
     stages = sorted(p.name for p in (out / "stages").glob("*.json"))
     before = {p: json.loads((out / "stages" / p).read_text())["finished"] for p in stages}

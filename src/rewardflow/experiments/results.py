@@ -1,15 +1,18 @@
 """results.md of the paper experiment: measured figures beside the paper's, the command that
-regenerates them, and a verdict on each of the paper's goals. Hand-written text between
-`<!-- notes -->` and `<!-- /notes -->` in an existing file survives a rewrite."""
+regenerates them, and a verdict on each of the paper's goals; results.json beside it holds every
+measured number. Hand-written text between `<!-- notes -->` and `<!-- /notes -->` in an existing
+file survives a rewrite."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 from rewardflow.demo.evaluate import guidance_label
 from rewardflow.eval.speedup import format_speedup, training_speedup
+from rewardflow.utils.atomic import atomic_write_bytes
 
 from . import plots
 
@@ -229,6 +232,9 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
         [[x["title"], f"{x['seconds']:.0f}", "from an earlier run" if x["skipped"] else ""] for x in ctx["timings"]],
     )
     text = "\n".join(L) + "\n"
+    keys = ("final", "final_shared", "guidance", "tts", "sweep", "curves", "curves_shared", "train", "data_rewards")
+    summary = {k: ctx.get(k) for k in keys} | {"timings": ctx["timings"], "machine": ctx["machine"]}
+    atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
     path = out / "results.md"
     path.write_text(_keep_notes(text, path))
     if extra is not None:
