@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from rewardflow.demo import evaluate as ev
 from rewardflow.sampling.pipeline import RewardFlowPipeline
+from rewardflow.studies import evaluate as ev
 
 LEVELS = [0.0, 0.25, 0.5, 0.75, 1.0]
 REWARDS = ["shapes_alignment", "sharpness", "cleanliness", "colorfulness"]

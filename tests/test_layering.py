@@ -14,6 +14,7 @@ LAYERS = [
     {"sampling"},
     {"eval"},
     {"training"},
+    {"studies"},
     {"demo"},
     {"experiments"},
     {"commands"},

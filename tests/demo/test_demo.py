@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rewardflow.demo import DemoConfig, quick, run_demo
-from rewardflow.demo.evaluate import prompt_entries, spearman
+from rewardflow.studies.evaluate import prompt_entries, spearman
 
 from golden_helpers import check_golden, fingerprint
 
@@ -157,7 +157,7 @@ def test_parallel_training_gives_the_sequential_models(demo_out, tmp_path, capsy
 def test_stage_runner_parallel_skips_finished_and_records_each(tmp_path):
     from functools import partial
 
-    from rewardflow.demo.stages import Stage, StageRunner
+    from rewardflow.studies.stages import Stage, StageRunner
 
     r = StageRunner(tmp_path, total=3, stream=io.StringIO())
     r.run("a", "a", "sig-a", lambda: {"v": 0})

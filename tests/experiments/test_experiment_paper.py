@@ -103,13 +103,14 @@ def test_experiment_paper_smoke(tmp_path):
 def _snapshots_replay_the_logged_curve(out):
     """The kept EMA weights, sampled again at the shared w, give the curve logged during training
     exactly: the own-guidance curves differ from the logged ones only by the guidance."""
-    from rewardflow.demo import evaluate as ev
-    from rewardflow.experiments.paper import SNAPSHOTS, read_curves
     from rewardflow.sampling.pipeline import RewardFlowPipeline
+    from rewardflow.studies import evaluate as ev
+    from rewardflow.studies.evaluations import logged_curves
+    from rewardflow.studies.training import SNAPSHOTS
 
     cfg = json.loads((out / "experiment_config.json").read_text())["demo"]
     run = out / "runs" / "miro"
-    logged = read_curves(run)
+    logged = logged_curves(run)
     entries = ev.prompt_entries(max(1, cfg["eval_prompts"] // 6), offset=cfg["geneval_per_category"])
     pipe = RewardFlowPipeline.from_pretrained(out / "models" / "miro")
     again = ev.curves_from_snapshots(

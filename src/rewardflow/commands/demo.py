@@ -41,7 +41,9 @@ def register(subparsers) -> None:
         "faster); on >= 2 cores the two models train at once, one process each, sharing them "
         "(--threads 1 or --set parallel_train=false trains one after the other)",
     )
-    p.add_argument("--config", default=None, help="YAML file of demo settings (see rewardflow.demo.config.DemoConfig)")
+    p.add_argument(
+        "--config", default=None, help="YAML file of demo settings (see rewardflow.studies.config.DemoConfig)"
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -228,7 +228,7 @@ def run_geneval(args) -> int:
         negative_reward_targets=neg or None,
     )
     res, wall = evaluate(out.images, entries), time.perf_counter() - t0
-    from rewardflow.demo.evaluate import guidance_label
+    from rewardflow.studies.evaluate import guidance_label
 
     used = guidance_label(out.settings)
     targets = f"{_vector(out.reward_targets)}, s- = {_vector(out.negative_reward_targets)}" if tg else "none (baseline)"

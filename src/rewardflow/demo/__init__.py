@@ -6,7 +6,8 @@
 See docs/DEMO.md for what each stage does and how long it takes.
 """
 
-from .config import DemoConfig, quick
+from rewardflow.studies.config import DemoConfig, quick
+
 from .run import run_demo
 
 __all__ = ["DemoConfig", "quick", "run_demo"]

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from rewardflow.eval.control import spearman_passes
+from rewardflow.studies import evaluate as ev
 
-from . import evaluate as ev
 from . import plots
 
 QUALITY = ("sharpness", "cleanliness", "colorfulness")

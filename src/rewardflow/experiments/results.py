@@ -10,8 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
-from rewardflow.demo.evaluate import guidance_label
 from rewardflow.eval.speedup import format_speedup, training_speedup
+from rewardflow.studies.evaluate import guidance_label
 from rewardflow.utils.atomic import atomic_write_bytes
 
 from . import plots

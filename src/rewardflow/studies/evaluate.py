@@ -31,6 +31,11 @@ def prompt_entries(per_category: int, max_count: int | None = 2, offset: int = 0
     return out
 
 
+def curve_entries(cfg) -> list[dict]:
+    """The prompts of the training curves: `eval_prompts` entries, after the final table's."""
+    return prompt_entries(max(1, cfg.eval_prompts // 6), offset=cfg.geneval_per_category)
+
+
 def reward_scores(images: np.ndarray, prompts: Sequence[str], rewards: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-image scores of each reward plus `noise_sigma` (the robust noise std in uint8 units
     behind `cleanliness`, the direct "estimated noise" figure)."""

@@ -1,4 +1,4 @@
-"""Stage bookkeeping for the demo: banners, wall time per stage, and skipping finished stages.
+"""Stage bookkeeping for a study: banners, wall time per stage, and skipping finished stages.
 
 A finished stage leaves `OUT/stages/<name>.json` with its settings signature, wall time and a
 JSON result. Running the demo again skips every stage whose signature is unchanged and whose
@@ -8,6 +8,7 @@ every stage after it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -22,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.utils.atomic import atomic_write_json
+
+
+def digest(settings: Any) -> str:
+    """A short stable hash of settings: a stage reruns when the settings behind it change."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -105,7 +111,7 @@ class StageRunner:
                     src.write_bytes(pickle.dumps(st.fn))
                     # A fresh interpreter, not multiprocessing: spawn would re-run an unguarded
                     # __main__ script of the caller, and fork is unsafe once torch has threads.
-                    cmd = [sys.executable, "-m", "rewardflow.demo.stage_worker", str(src), str(dst)]
+                    cmd = [sys.executable, "-m", "rewardflow.studies.stage_worker", str(src), str(dst)]
                     procs.append((i, st, dst, subprocess.Popen(cmd, env=env)))
                 try:
                     for i, st, dst, proc in procs:

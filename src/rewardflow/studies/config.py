@@ -9,8 +9,6 @@ YAML file (`--config configs/demo.yaml`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +144,9 @@ class DemoConfig:
     @staticmethod
     def digest(d: Any) -> str:
         """A short stable hash of settings: a stage reruns when the settings behind it change."""
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        from .stages import digest
+
+        return digest(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DemoConfig:

@@ -1,4 +1,4 @@
-"""Child process of `StageRunner.run_parallel`: ``python -m rewardflow.demo.stage_worker IN OUT``.
+"""Child process of `StageRunner.run_parallel`: ``python -m rewardflow.studies.stage_worker IN OUT``.
 
 IN holds a pickled zero-argument callable written by the parent; OUT receives the pickled
 (result, seconds). Kept apart from stages.py so `-m` does not run a module its package imported.
