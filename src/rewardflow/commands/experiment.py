@@ -14,15 +14,20 @@ Train a baseline, a MIRO model and one single-reward model per built-in reward a
   (c) a reward radar of every model on every reward (reward hacking of single-reward models);
   (d) test-time scaling curves, best-of-N for N = 1..32, baseline vs MIRO, per reward;
   (e) a target sweep of one quality reward vs GenEval-style overall (the paper's 0.625 experiment).
-Writes OUT/results.md and OUT/figures/*.png (and --results-md PATH with its figures beside it).
+Writes OUT/results.md, OUT/results.json (every measured number) and OUT/figures/*.png (and
+--results-md PATH with its figures beside it).
 
 World, model, optimiser and schedule are the demo's defaults (rewardflow demo); any setting of
 either the demo or the experiment can be changed with --set KEY=VALUE. Stages finished by an
 earlier run with the same settings are skipped, so rerunning resumes.
 
-Duration (docs/RESULTS.md): --steps 2400 --set eval_prompts=96 --set 'tuned_targets={colorfulness:
-0.25}' summed to 85.8 min of stages on 2 CPU cores shared with other jobs (7-17 min of training
-per model; about 60 min expected on a quiet machine); training time scales with --steps.
+Every model samples at its own default guidance, chosen on held-out prompts after training and
+saved in its folder, with the shared w beside it. The baseline's and MIRO's EMA weights are kept
+at every evaluation (OUT/runs/NAME/eval_weights, 46 MB each at the defaults) so that their
+training curves, logged at the shared w, are sampled again at their own guidance.
+
+Duration (docs/RESULTS.md): --steps 2400 --set eval_prompts=96 summed to about 60 min of stages
+on 2 quiet CPU cores (7 min of training per model); training time scales with --steps.
 --quick runs the same stages at toy size in about a minute (figures mean
 nothing). tuned_targets ({reward: s+}, unnamed rewards 1) evaluates MIRO a second time at that
 target vector: its own curves, speedup rows and GenEval-style table (`miro_tuned`).
