@@ -86,11 +86,20 @@ def build_figures(ctx: dict) -> dict[str, str]:
 
 
 def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
-    cfg, final, ctrl, sweep = ctx["cfg"], ctx["final"], ctx["control"], ctx["sweep"]
-    b, m = final["baseline"], final["miro"]
-    rb, rm = b["rewards"], m["rewards"]
-    mach = ctx["machine"]
-    noise_ratio = rm["noise_sigma"] / rb["noise_sigma"] if rb["noise_sigma"] else float("nan")
+    """The report as a list of (kind, ...) blocks that to_markdown and to_html render."""
+    return [
+        *_intro(ctx),
+        *_checks(ctx),
+        *_rewards(ctx, figs),
+        *_samples_and_control(ctx, figs),
+        *_guidance(ctx, figs),
+        *_timings(ctx),
+        ("h2", "Settings"),
+        ("pre", json.dumps(ctx["cfg"].to_dict(), indent=1)),
+    ]
+
+
+def _timing_sentence(ctx: dict) -> str:
     reused = [t for t in ctx["timings"] if t["skipped"]]
     timing = f"This invocation took {ctx['total_s'] / 60:.1f} min"
     if reused:
@@ -100,71 +109,76 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
         )
     if any(t.get("parallel") for t in ctx["timings"]):
         timing += ", the two trainings at once, one process each"
+    return timing
+
+
+def _intro(ctx: dict) -> list[tuple]:
+    cfg, mach = ctx["cfg"], ctx["machine"]
+    g_own = {mod: ev.guidance_label(r["best"]) for mod, r in ctx["sweep"].items()}
+    text = (
+        f"Two {cfg.model_preset} denoisers ({ctx['train']['miro'].get('params', 0):,} parameters) trained for "
+        f"{cfg.steps} steps of {cfg.batch_size} images on {cfg.num_images} ShapesWorld ({cfg.shapes_preset}) "
+        f"images: a baseline (text only) and MIRO (text + one token per reward: {', '.join(cfg.rewards)}). "
+        f"Everything else is identical. Samples: {cfg.sample_steps} Euler steps, each model at its own "
+        f"default guidance, chosen on held-out prompts (baseline {g_own.get('baseline')}, MIRO "
+        f"{g_own.get('miro')}; see the guidance sweep); MIRO at high targets (s+ = all 1, s- = all 0). "
+        f"{_timing_sentence(ctx)}, on "
+        f"{mach['cpus']} CPU core(s), {mach['torch_threads']} torch threads, load average "
+        f"{mach['load_start'][0]:.1f} at start and {mach['load_end'][0]:.1f} at the end."
+    )
+    return [("h1", "rewardflow demo: MIRO vs baseline on ShapesWorld"), ("p", text)]
+
+
+def _checks(ctx: dict) -> list[tuple]:
+    """Every comparison the demo makes, passing or not, at the own and at the shared guidance."""
+    final, ctrl, cfg = ctx["final"], ctx["control"], ctx["cfg"]
+    rb, rm = final["baseline"]["rewards"], final["miro"]["rewards"]
+    noise_ratio = rm["noise_sigma"] / rb["noise_sigma"] if rb["noise_sigma"] else float("nan")
+    key = ctrl["reward"]
     checks = [
         ("MIRO estimated noise <= 0.3x baseline", f"{noise_ratio:.3g}x", noise_ratio <= 0.3),
         *comparisons(final),
         (
-            f"control figure moves ({ctrl['reward']}, Spearman over {len(ctrl['levels'])} levels >= 0.9)",
-            f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][ctrl['reward']])} -> "
-            f"{_f(ctrl['rows'][-1]['rewards'][ctrl['reward']])}",
+            f"control figure moves ({key}, Spearman over {len(ctrl['levels'])} levels >= 0.9)",
+            f"{ctrl['spearman']:.2f}, range {_f(ctrl['rows'][0]['rewards'][key])} -> "
+            f"{_f(ctrl['rows'][-1]['rewards'][key])}",
             spearman_passes(ctrl["spearman"]),
         ),
     ]
-    shared = ctx.get("final_shared") or {}
-    g_own = {mod: ev.guidance_label(r["best"]) for mod, r in sweep.items()}
+    head = ["check", "measured", "result"]
     out: list[tuple] = [
-        ("h1", "rewardflow demo: MIRO vs baseline on ShapesWorld"),
-        (
-            "p",
-            f"Two {cfg.model_preset} denoisers ({ctx['train']['miro'].get('params', 0):,} parameters) trained for "
-            f"{cfg.steps} steps of {cfg.batch_size} images on {cfg.num_images} ShapesWorld ({cfg.shapes_preset}) "
-            f"images: a baseline (text only) and MIRO (text + one token per reward: {', '.join(cfg.rewards)}). "
-            f"Everything else is identical. Samples: {cfg.sample_steps} Euler steps, each model at its own "
-            f"default guidance, chosen on held-out prompts (baseline {g_own.get('baseline')}, MIRO "
-            f"{g_own.get('miro')}; see the guidance sweep); MIRO at high targets (s+ = all 1, s- = all 0). "
-            f"{timing}, on "
-            f"{mach['cpus']} CPU core(s), {mach['torch_threads']} torch threads, load average "
-            f"{mach['load_start'][0]:.1f} at start and {mach['load_end'][0]:.1f} at the end.",
-        ),
         ("h2", "Checks"),
-        ("table", ["check", "measured", "result"], [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in checks]),
+        ("table", head, [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in checks]),
         (
             "p",
             "Differences are MIRO - baseline over the same prompts and seeds, +- the standard error of the "
             "paired difference. MIRO is 'level' on alignment when it is at most one standard error behind.",
         ),
-        *(
-            [
-                ("h3", f"The same comparisons at one shared w = {cfg.guidance:g}"),
-                (
-                    "table",
-                    ["check", "measured", "result"],
-                    [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in comparisons(shared)],
-                ),
-            ]
-            if shared
-            else []
-        ),
+    ]
+    shared = ctx.get("final_shared") or {}
+    if shared:
+        rows = [[c, v, "PASS" if ok else "FAIL"] for c, v, ok in comparisons(shared)]
+        out += [("h3", f"The same comparisons at one shared w = {cfg.guidance:g}"), ("table", head, rows)]
+    return out
+
+
+def _rewards(ctx: dict, figs: dict[str, str]) -> list[tuple]:
+    """Rewards at equal steps, training curves and the GenEval-style table."""
+    cfg, b, m = ctx["cfg"], ctx["final"]["baseline"], ctx["final"]["miro"]
+    rb, rm, gb, gm = b["rewards"], m["rewards"], b["geneval"], m["geneval"]
+    rows = [[k, _f(rb[k]), _f(rm[k]), _ratio(rm[k], rb[k])] for k in rb]
+    rows += [["GenEval-style overall", _f(gb["overall"]), _f(gm["overall"]), _ratio(gm["overall"], gb["overall"])]]
+    data_means = ", ".join(f"{k} {_f(v['mean'])}" for k, v in ctx["bins"].get("data_rewards", {}).items())
+    per_cat = [
+        [c, str(gb["counts"][c]), _f(gb["per_category"][c]), _f(gm["per_category"][c])] for c in gb["per_category"]
+    ]
+    return [
         ("h2", "Rewards at equal steps (GenEval-style prompt set, same prompts and seeds)"),
-        (
-            "table",
-            ["metric", "baseline", "MIRO", "MIRO / baseline"],
-            [[k, _f(rb[k]), _f(rm[k]), _ratio(rm[k], rb[k])] for k in rb]
-            + [
-                [
-                    "GenEval-style overall",
-                    _f(b["geneval"]["overall"]),
-                    _f(m["geneval"]["overall"]),
-                    _ratio(m["geneval"]["overall"], b["geneval"]["overall"]),
-                ]
-            ],
-        ),
+        ("table", ["metric", "baseline", "MIRO", "MIRO / baseline"], rows),
         (
             "p",
             "noise_sigma is the robust noise estimate behind `cleanliness` (uint8 units; lower is better). "
-            "Training-data reward means for reference: "
-            + ", ".join(f"{k} {_f(v['mean'])}" for k, v in ctx["bins"].get("data_rewards", {}).items())
-            + ".",
+            "Training-data reward means for reference: " + data_means + ".",
         ),
         ("h2", "Training curves"),
         (
@@ -177,16 +191,7 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
         (
             "table",
             ["category", "n", "baseline", "MIRO"],
-            [
-                [
-                    c,
-                    str(b["geneval"]["counts"][c]),
-                    _f(b["geneval"]["per_category"][c]),
-                    _f(m["geneval"]["per_category"][c]),
-                ]
-                for c in b["geneval"]["per_category"]
-            ]
-            + [["overall", "", _f(b["geneval"]["overall"]), _f(m["geneval"]["overall"])]],
+            per_cat + [["overall", "", _f(gb["overall"]), _f(gm["overall"])]],
         ),
         (
             "img",
@@ -194,6 +199,15 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
             "Strict: an image counts only if every claim of its prompt holds "
             "(the evaluator's detector is separate code from the training rewards).",
         ),
+    ]
+
+
+def _samples_and_control(ctx: dict, figs: dict[str, str]) -> list[tuple]:
+    cfg, ctrl = ctx["cfg"], ctx["control"]
+    rows = [
+        [_f(r["level"], 2), *[_f(v) for v in r["rewards"].values()], _f(r["geneval"]["overall"])] for r in ctrl["rows"]
+    ]
+    return [
         ("h2", "Samples (same prompts and seeds)"),
         (
             "img",
@@ -208,14 +222,27 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
             f"MIRO, s+ for {ctrl['reward']} set to each level, the other rewards at 1; "
             f"{len(ctrl['prompts'])} images per level, the same prompts and seeds at every level.",
         ),
-        (
-            "table",
-            ["target", *[k for k in ctrl["rows"][0]["rewards"]], "GenEval overall"],
-            [
-                [_f(r["level"], 2), *[_f(v) for v in r["rewards"].values()], _f(r["geneval"]["overall"])]
-                for r in ctrl["rows"]
-            ],
-        ),
+        ("table", ["target", *[k for k in ctrl["rows"][0]["rewards"]], "GenEval overall"], rows),
+    ]
+
+
+def _guidance(ctx: dict, figs: dict[str, str]) -> list[tuple]:
+    cfg, sweep = ctx["cfg"], ctx["sweep"]
+    rows = [
+        [
+            mod,
+            ev.guidance_label(_row_guidance(r)),
+            _f(r["objective"]),
+            _f(r["geneval"]["overall"]),
+            *[_f(r["rewards"][k]) for k in cfg.rewards],
+            _f(r["rewards"]["noise_sigma"]),
+            "yes" if _is_best(r, res["best"]) else "",
+        ]
+        for mod, res in sweep.items()
+        for r in res["rows"]
+    ]
+    head = ["model", "guidance", "objective", "GenEval overall", *cfg.rewards, "noise_sigma", "chosen"]
+    return [
         ("h2", "Guidance sweep (held-out prompts): each model's default"),
         (
             "img",
@@ -223,23 +250,7 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
             "Both models over one CFG scale w on text and rewards together (w = 0: no "
             "guidance); same held-out prompts and seeds.",
         ),
-        (
-            "table",
-            ["model", "guidance", "objective", "GenEval overall", *cfg.rewards, "noise_sigma", "chosen"],
-            [
-                [
-                    mod,
-                    ev.guidance_label(_row_guidance(r)),
-                    _f(r["objective"]),
-                    _f(r["geneval"]["overall"]),
-                    *[_f(r["rewards"][k]) for k in cfg.rewards],
-                    _f(r["rewards"]["noise_sigma"]),
-                    "yes" if _is_best(r, res["best"]) else "",
-                ]
-                for mod, res in sweep.items()
-                for r in res["rows"]
-            ],
-        ),
+        ("table", head, rows),
         (
             "p",
             f"Objective: {ev.OBJECTIVE}. The chosen setting is saved as the "
@@ -248,36 +259,24 @@ def blocks(ctx: dict, figs: dict[str, str]) -> list[tuple]:
             "w_reward (v(c, s+) - v(c, s-)); t in [lo, hi]: guidance only at those times (t = 1 is noise), the "
             "plain conditional velocity elsewhere.",
         ),
-        ("h2", "Wall time per stage"),
-        (
-            "table",
-            ["stage", "seconds", "note"],
-            [
-                [
-                    t["title"],
-                    f"{t['seconds']:.1f}",
-                    "from an earlier run"
-                    if t["skipped"]
-                    else "at once with the other training"
-                    if t.get("parallel")
-                    else "",
-                ]
-                for t in ctx["timings"]
-            ]
-            + [["total (this invocation)", f"{ctx['total_s']:.1f}", ""]],
-        ),
-        (
-            "table",
-            ["model", "train wall s", "median train img/s", "images seen"],
-            [
-                [mod, _f(t.get("wall_s"), 1), _f(t.get("train_images_per_s"), 1), str(t.get("images_seen"))]
-                for mod, t in ctx["train"].items()
-            ],
-        ),
-        ("h2", "Settings"),
-        ("pre", json.dumps(cfg.to_dict(), indent=1)),
     ]
-    return out
+
+
+def _timings(ctx: dict) -> list[tuple]:
+    def note(t: dict) -> str:
+        return "from an earlier run" if t["skipped"] else "at once with the other training" if t.get("parallel") else ""
+
+    stages = [[t["title"], f"{t['seconds']:.1f}", note(t)] for t in ctx["timings"]]
+    stages += [["total (this invocation)", f"{ctx['total_s']:.1f}", ""]]
+    models = [
+        [mod, _f(t.get("wall_s"), 1), _f(t.get("train_images_per_s"), 1), str(t.get("images_seen"))]
+        for mod, t in ctx["train"].items()
+    ]
+    return [
+        ("h2", "Wall time per stage"),
+        ("table", ["stage", "seconds", "note"], stages),
+        ("table", ["model", "train wall s", "median train img/s", "images seen"], models),
+    ]
 
 
 def to_markdown(bl: list[tuple]) -> str:

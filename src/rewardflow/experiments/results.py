@@ -54,21 +54,38 @@ def speedups(curves: dict, rewards: list[str], window: int = 1, model: str = "mi
 
 
 def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
-    """Write OUT/results.md (+ OUT/figures); `extra`: also write that markdown file with its
-    figures copied to `<extra dir>/results_figures/`."""
-    cfg, paper, out = ctx["cfg"], ctx["paper"], Path(ctx["out"])
-    rewards, final, cmd = list(cfg.rewards), ctx["final"], ctx.get("command", "rewardflow experiment paper")
-    figs = out / "figures"
-    tuned = ctx.get("tuned") or {}
-    f_gen = plots.geneval_bars({m: r["geneval"] for m, r in final.items()}, figs / "geneval.png")
-    f_radar = plots.radar({m: r["rewards"] for m, r in final.items()}, rewards + ["noise_sigma"], figs / "radar.png")
-    f_tts = plots.tts_curves(ctx["tts"], rewards, figs / "tts.png")
-    f_sweep = plots.target_sweep(ctx["sweep"]["rows"], ctx["sweep"]["reward"], figs / "target_sweep.png")
-    L: list[str] = ["# rewardflow: the MIRO paper's experiments on ShapesWorld", ""]
-    t = ctx["total_s"]
-    m = ctx["machine"]
-    stages_s = sum(x["seconds"] for x in ctx["timings"])
-    L += [
+    """Write OUT/results.md, OUT/results.json and OUT/figures; `extra`: also write that markdown
+    file with its figures copied to `<extra dir>/results_figures/`."""
+    out = Path(ctx["out"])
+    lines: list[str] = []
+    figures: list[Path] = []
+    for section in (_header, _speedup, _geneval, _radar, _tts, _target_sweep, _timings):
+        more, figs = section(ctx)
+        lines += more
+        figures += figs
+    text = "\n".join(lines) + "\n"
+    keys = ("final", "final_shared", "guidance", "tts", "sweep", "curves", "curves_shared", "train", "data_rewards")
+    summary = {k: ctx.get(k) for k in keys} | {"timings": ctx["timings"], "machine": ctx["machine"]}
+    atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
+    path = out / "results.md"
+    path.write_text(_keep_notes(text, path))
+    if extra is not None:
+        extra = Path(extra)
+        fig_dir = extra.parent / "results_figures"
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for f in figures:
+            shutil.copy(f, fig_dir / f.name)
+        extra.write_text(_keep_notes(text.replace("](figures/", "](results_figures/"), extra))
+    return path
+
+
+def _header(ctx: dict) -> tuple[list[str], list[Path]]:
+    cfg, out, m = ctx["cfg"], Path(ctx["out"]), ctx["machine"]
+    cmd = ctx.get("command", "rewardflow experiment paper")
+    t, stages_s = ctx["total_s"], sum(x["seconds"] for x in ctx["timings"])
+    L = [
+        "# rewardflow: the MIRO paper's experiments on ShapesWorld",
+        "",
         f"Regenerate everything on this page: `{cmd}`",
         "",
         f"Sum of stage times {stages_s / 60:.1f} min (this invocation {t / 60:.1f} min; stages finished by an "
@@ -87,8 +104,13 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     ]
     if ctx.get("pending"):
         L += [f"**Partial results**: still to train and evaluate: {', '.join(ctx['pending'])}.", ""]
-    # --- (a) speedup
-    L += [
+    return L, []
+
+
+def _speedup(ctx: dict) -> tuple[list[str], list[Path]]:
+    cfg, paper, out = ctx["cfg"], ctx["paper"], Path(ctx["out"])
+    rewards, tuned, figs = list(cfg.rewards), ctx.get("tuned") or {}, Path(ctx["out"]) / "figures"
+    L = [
         "## (a) Training speedup",
         "",
         f"Steps the baseline trained ({cfg.steps}) over the steps MIRO needs to reach the baseline's final score, "
@@ -96,16 +118,16 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
         f"({cfg.eval_prompts} images per point, {cfg.eval_steps} sampling steps). Paper: {PAPER_SPEEDUP}.",
         "",
     ]
-    own, shared_c = ctx["curves"], ctx.get("curves_shared") or {}
-    f_curves = []
+    own, shared = ctx["curves"], ctx.get("curves_shared") or {}
+    made = []
     if own:
         L += [
             "Each model at its own default guidance (chosen after training, below): the EMA weights kept at every "
             "evaluation are sampled again with the same prompts and seeds.",
             "",
         ]
-        f_curves.append(_speedup_section(L, own, rewards, paper, out, figs / "speedup_curves.png"))
-    if shared_c:
+        made.append(_speedup_section(L, own, rewards, paper, out, figs / "speedup_curves.png"))
+    if shared:
         L += [f"At the shared w = {cfg.guidance:g}, as evaluated during training:", ""]
         if tuned:
             L += [
@@ -113,10 +135,25 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
                 "prompts and seeds at every evaluation: the paper's tuned target vector.",
                 "",
             ]
-        f_curves.append(_speedup_section(L, shared_c, rewards, paper, out, figs / "speedup_curves_shared.png"))
-    # --- (b) GenEval
+        made.append(_speedup_section(L, shared, rewards, paper, out, figs / "speedup_curves_shared.png"))
+    return L, made
+
+
+def _geneval_table(results: dict, cats: list[str]) -> list[str]:
+    rows = [
+        [name]
+        + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
+        + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"]
+        for name, r in results.items()
+    ]
+    return _table(["model"] + cats + ["overall ± s.e."], rows) + [""] + _geneval_goals(results, cats)
+
+
+def _geneval(ctx: dict) -> tuple[list[str], list[Path]]:
+    cfg, final, out, tuned = ctx["cfg"], ctx["final"], Path(ctx["out"]), ctx.get("tuned") or {}
+    f_gen = plots.geneval_bars({m: r["geneval"] for m, r in final.items()}, out / "figures" / "geneval.png")
     cats = list(next(iter(final.values()))["geneval"]["per_category"])
-    L += [
+    L = [
         "## (b) GenEval-style accuracy per category",
         "",
         f"{6 * cfg.geneval_per_category} prompts ({cfg.geneval_per_category} per category, counting prompts "
@@ -124,33 +161,16 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
         "models at s+ = 1, s- = 0" + (f"; miro_tuned at s+ = {_targets(tuned)}, others 1" if tuned else "") + ".",
         "",
     ]
-    rows = [
-        [name]
-        + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
-        + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"]
-        for name, r in final.items()
-    ]
-    L += _table(["model"] + cats + ["overall ± s.e."], rows)
-    L += [""] + _geneval_goals(final, cats)
+    L += _geneval_table(final, cats)
     shared = ctx.get("final_shared") or {}
     if shared:
         L += [f"The same table with every model at the shared w = {cfg.guidance:g}:", ""]
-        L += _table(
-            ["model"] + cats + ["overall ± s.e."],
-            [
-                [name]
-                + [_f(r["geneval"]["per_category"][c], 2) for c in cats]
-                + [f"{_f(r['geneval']['overall'], 3)} ± {_f(_overall_se(r['geneval']), 3)}"]
-                for name, r in shared.items()
-            ],
-        )
-        L += [""] + _geneval_goals(shared, cats)
+        L += _geneval_table(shared, cats)
     if ctx.get("guidance"):
+        chosen = "; ".join(f"{n} {guidance_label(g['best'])}" for n, g in ctx["guidance"].items())
         L += [
             "Default guidance per model (chosen on held-out prompts by GenEval-style overall + mean alignment, "
-            "saved in the model folder): "
-            + "; ".join(f"{n} {guidance_label(g['best'])}" for n, g in ctx["guidance"].items())
-            + ".",
+            "saved in the model folder): " + chosen + ".",
             "",
         ]
     L += [
@@ -160,9 +180,14 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
         f"![GenEval]({_rel(f_gen, out)})",
         "",
     ]
-    # --- (c) radar
+    return L, [f_gen]
+
+
+def _radar(ctx: dict) -> tuple[list[str], list[Path]]:
+    final, out, rewards = ctx["final"], Path(ctx["out"]), list(ctx["cfg"].rewards)
     keys = rewards + ["noise_sigma"]
-    L += [
+    f_radar = plots.radar({m: r["rewards"] for m, r in final.items()}, keys, out / "figures" / "radar.png")
+    L = [
         "## (c) Reward radar: every model on every reward",
         "",
         "Mean reward of the GenEval-style images above (noise_sigma: lower is better).",
@@ -170,50 +195,37 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     ]
     L += _table(["model"] + keys, [[n] + [_f(r["rewards"][k], 4) for k in keys] for n, r in final.items()])
     L += [""] + _hacking(final, rewards) + ["", f"![radar]({_rel(f_radar, out)})", ""]
-    # --- (d) TTS
+    return L, [f_radar]
+
+
+def _tts(ctx: dict) -> tuple[list[str], list[Path]]:
+    paper, out, rewards = ctx["paper"], Path(ctx["out"]), list(ctx["cfg"].rewards)
     tts, n = ctx["tts"], paper.tts_max_n
-    L += [
+    f_tts = plots.tts_curves(tts, rewards, out / "figures" / "tts.png")
+    n8 = min(8, n)
+    rows = []
+    for k in rewards:
+        bc, mc = tts["baseline"][k], tts["miro"][k]
+        match = next((i + 1 for i, v in enumerate(bc) if v >= mc[0]), None)
+        note = "baseline N=1 already >= MIRO N=1" if match == 1 else f"N = {match}" if match else f"not within N = {n}"
+        goal = "met" if mc[0] >= bc[n8 - 1] else "missed"
+        rows.append([k, *(_f(v, 4) for v in (bc[0], bc[n8 - 1], bc[-1], mc[0], mc[-1])), note, goal])
+    head = ["reward", "baseline N=1", f"baseline N={n8}", f"baseline N={n}", "MIRO N=1", f"MIRO N={n}"]
+    head += ["baseline best-of-N matching MIRO N=1", f"goal: MIRO N=1 >= baseline N={n8}"]
+    L = [
         "## (d) Test-time scaling",
         "",
         f"Best-of-N selecting by each reward, N = 1..{n} (nested seeds, one pool of {n} candidates per prompt), "
         f"{6 * paper.tts_per_category} prompts. Paper: {PAPER_TTS}.",
         "",
     ]
-    rows = []
-    n8 = min(8, n)
-    for k in rewards:
-        bc, mc = tts["baseline"][k], tts["miro"][k]
-        match = next((i + 1 for i, v in enumerate(bc) if v >= mc[0]), None)
-        note = "baseline N=1 already >= MIRO N=1" if match == 1 else f"N = {match}" if match else f"not within N = {n}"
-        rows.append(
-            [
-                k,
-                _f(bc[0], 4),
-                _f(bc[n8 - 1], 4),
-                _f(bc[-1], 4),
-                _f(mc[0], 4),
-                _f(mc[-1], 4),
-                note,
-                "met" if mc[0] >= bc[n8 - 1] else "missed",
-            ]
-        )
-    L += _table(
-        [
-            "reward",
-            "baseline N=1",
-            f"baseline N={n8}",
-            f"baseline N={n}",
-            "MIRO N=1",
-            f"MIRO N={n}",
-            "baseline best-of-N matching MIRO N=1",
-            f"goal: MIRO N=1 >= baseline N={n8}",
-        ],
-        rows,
-    )
-    L += ["", f"![TTS]({_rel(f_tts, out)})", ""]
-    # --- (e) sweep
-    sw = ctx["sweep"]
-    L += [
+    return L + _table(head, rows) + ["", f"![TTS]({_rel(f_tts, out)})", ""], [f_tts]
+
+
+def _target_sweep(ctx: dict) -> tuple[list[str], list[Path]]:
+    paper, out, sw = ctx["paper"], Path(ctx["out"]), ctx["sweep"]
+    f_sweep = plots.target_sweep(sw["rows"], sw["reward"], out / "figures" / "target_sweep.png")
+    L = [
         "## (e) Target sweep",
         "",
         f"MIRO, s+ = 1 except {sw['reward']} = w, {6 * paper.sweep_per_category} GenEval-style prompts per level. "
@@ -226,25 +238,12 @@ def write_results(ctx: dict, extra: str | Path | None = None) -> Path:
     )
     best = max(sw["rows"], key=lambda r: r["geneval"]["overall"])
     L += ["", f"Best GenEval-style overall at w = {best['level']:g}.", "", f"![sweep]({_rel(f_sweep, out)})", ""]
-    # --- timings
-    L += ["## Timings", ""] + _table(
-        ["stage", "seconds", "note"],
-        [[x["title"], f"{x['seconds']:.0f}", "from an earlier run" if x["skipped"] else ""] for x in ctx["timings"]],
-    )
-    text = "\n".join(L) + "\n"
-    keys = ("final", "final_shared", "guidance", "tts", "sweep", "curves", "curves_shared", "train", "data_rewards")
-    summary = {k: ctx.get(k) for k in keys} | {"timings": ctx["timings"], "machine": ctx["machine"]}
-    atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1, default=str).encode("utf-8"))
-    path = out / "results.md"
-    path.write_text(_keep_notes(text, path))
-    if extra is not None:
-        extra = Path(extra)
-        fig_dir = extra.parent / "results_figures"
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        for f in (*f_curves, f_gen, f_radar, f_tts, f_sweep):
-            shutil.copy(f, fig_dir / f.name)
-        extra.write_text(_keep_notes(text.replace("](figures/", "](results_figures/"), extra))
-    return path
+    return L, [f_sweep]
+
+
+def _timings(ctx: dict) -> tuple[list[str], list[Path]]:
+    rows = [[x["title"], f"{x['seconds']:.0f}", "from an earlier run" if x["skipped"] else ""] for x in ctx["timings"]]
+    return ["## Timings", ""] + _table(["stage", "seconds", "note"], rows), []
 
 
 def _speedup_section(L: list[str], curves: dict, rewards: list[str], paper, out: Path, fig: Path) -> Path:
