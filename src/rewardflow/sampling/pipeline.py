@@ -25,13 +25,11 @@ images whatever the request size, pass ``batch_invariant=True``: the network the
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -41,11 +39,19 @@ from .arguments import check_interval as _check_interval
 from .arguments import check_number as _check_number
 from .guidance import Condition, make_velocity_fn, make_velocity_fn_3, with_guidance_interval
 from .noise import randn_per_seed
+from .output import OUTPUT_TYPES, RewardFlowPipelineOutput, to_output_type
+from .pipeline_io import (  # noqa: F401 (re-exported)
+    BINS_NAME,
+    CONFIG_NAME,
+    FORMAT,
+    TEXT_NAME,
+    VERSION,
+    load_checkpoint_parts,
+    load_pipeline_parts,
+    save_pipeline,
+)
 from .solvers import SOLVERS, solve, time_grid
 
-FORMAT, VERSION = "rewardflow.pipeline", 1
-CONFIG_NAME, TEXT_NAME, BINS_NAME = "pipeline_config.json", "text_encoder.json", "bins.json"
-OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 DEFAULTS = dict(
     guidance_scale=7.0,
     text_guidance_scale=None,
@@ -57,57 +63,18 @@ DEFAULTS = dict(
 )
 
 
-def to_output_type(x: torch.Tensor, output_type: str):
-    """(B, C, H, W) float in [-1, 1] -> "pt": same (CPU float32, the library's image form, what
-    rewards take); "np": uint8 (B, H, W, C); "pil": list of PIL images. ("latent" is the raw
-    model-space sample, returned by the pipeline before decoding.)"""
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-    x = x.detach().float().cpu()
-    if output_type == "latent":
-        return x
-    x = x.clamp(-1, 1)
-    if output_type == "pt":
-        return x
-    arr = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    if output_type == "np":
-        return arr
-    from PIL import Image
-
-    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
-
-
 @dataclass
-class RewardFlowPipelineOutput:
-    images: Any  # list[PIL.Image] | uint8 ndarray (B, H, W, C) | float tensor (B, C, H, W) in [-1, 1]
-    prompts: list[str]
+class _Plan:
+    """One call's resolved arguments."""
+
+    items: list[str]  # one prompt per image, prompt-major
     seeds: list[int]
-    reward_targets: dict[str, float]
-    negative_reward_targets: dict[str, float]
-    settings: dict = field(default_factory=dict)  # guidance, steps, solver, shift, negative prompt
-
-
-def _resolve_dir(path_or_id: str | os.PathLike, allow_download: bool) -> Path:
-    p = Path(path_or_id).expanduser()
-    if p.is_dir():
-        return p
-    text = str(path_or_id)
-    # A hub id is exactly "owner/name"; anything else can only have meant a local folder.
-    if (
-        Path(path_or_id).is_absolute()
-        or text.startswith(".")
-        or text.count("/") != 1
-        or os.sep != "/"
-        and os.sep in text
-    ):
-        raise FileNotFoundError(f"pipeline directory not found: {p}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(path_or_id), local_files_only=not allow_download))
-    except Exception as exc:  # hub errors are many classes; the message is what matters
-        hint = "" if allow_download else " (not in the HF cache; downloads are off: pass allow_download=True)"
-        raise FileNotFoundError(f"cannot resolve pipeline {str(path_or_id)!r}{hint}: {exc}") from None
+    steps: int
+    solver: str
+    guidance: tuple  # (w, w_text or None, interval or None)
+    shift: float
+    targets: T.RewardTargets | None
+    batch_size: int
 
 
 class RewardFlowPipeline:
@@ -232,19 +199,54 @@ class RewardFlowPipeline:
         ``batch_invariant=True`` samples one image per network call (overriding ``batch_size``) so an
         image is bit-identical whatever else is in the request (see the module docstring).
         ``guidance_interval=(lo, hi)`` guides only while lo <= t <= hi (t = 1 is noise)."""
+        plan = self._plan(
+            prompt,
+            (reward_targets, negative_reward_targets),
+            (guidance_scale, text_guidance_scale, guidance_interval),
+            num_inference_steps,
+            solver,
+            shift,
+            (seed, generator, num_images_per_prompt),
+            output_type,
+            batch_size,
+        )
+        if batch_invariant:
+            plan.batch_size = 1
+        x = self._run(plan, negative_prompt, output_type == "latent", progress)
+        w, w_t, interval = plan.guidance
+        settings = dict(
+            negative_prompt=negative_prompt,
+            guidance_scale=w,
+            text_guidance_scale=w_t,
+            guidance_interval=None if interval is None else list(interval),
+            num_inference_steps=plan.steps,
+            solver=plan.solver,
+            shift=plan.shift,
+            batch_invariant=bool(batch_invariant),
+        )
+        tg = plan.targets
+        return RewardFlowPipelineOutput(
+            images=to_output_type(x, output_type),
+            prompts=plan.items,
+            seeds=plan.seeds,
+            reward_targets=dict(tg.positive) if tg else {},
+            negative_reward_targets=dict(tg.negative) if tg else {},
+            settings=settings,
+        )
+
+    def _plan(self, prompt, targets, guidance, steps, solver, shift, seeding, output_type, batch_size) -> _Plan:
+        """Every argument of a call checked and resolved against the saved defaults."""
         c = self.config
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise ValueError("prompt list is empty: give at least one prompt")
         if not all(isinstance(p, str) for p in prompts):
             raise TypeError("prompts must be strings")
-        steps = _check_int(
-            "num_inference_steps", c["num_inference_steps"] if num_inference_steps is None else num_inference_steps
-        )
+        steps = _check_int("num_inference_steps", c["num_inference_steps"] if steps is None else steps)
         solver = solver or c["solver"]
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
-        w, w_t, interval = self.resolve_guidance(guidance_scale, text_guidance_scale, guidance_interval)
+        w, w_t, interval = self.resolve_guidance(*guidance)
         shift = _check_number("shift", c["shift"] if shift is None else shift)
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
@@ -255,67 +257,50 @@ class RewardFlowPipeline:
                 f"this model makes {self.model.config.in_channels}-channel latents and the pipeline "
                 "has no VAE: pass vae=... or use output_type='latent'"
             )
-        _check_int("num_images_per_prompt", num_images_per_prompt)
-        tg = self.resolve_targets(reward_targets, negative_reward_targets)
+        seed, generator, per_prompt = seeding
+        _check_int("num_images_per_prompt", per_prompt)
+        tg = self.resolve_targets(*targets)
         if w_t is not None and tg is None:
             raise ValueError(
                 "text_guidance_scale (3-branch mode) needs a reward-conditioned model; "
                 "a baseline model uses guidance_scale alone"
             )
-        items = [p for p in prompts for _ in range(num_images_per_prompt)]
+        items = [p for p in prompts for _ in range(per_prompt)]
         seeds = self._seeds(len(items), seed, generator)
         bs = _check_int("batch_size", c["batch_size"] if batch_size is None else batch_size)
-        if batch_invariant:
-            bs = 1
+        return _Plan(items, seeds, steps, solver, (w, w_t, interval), shift, tg, bs)
 
+    def _run(self, plan: _Plan, negative_prompt, latent_out: bool, progress: bool) -> torch.Tensor:
+        """(B, C, H, W) float32 on the CPU: the plan's images, batch after batch."""
+        n, bs = len(plan.items), plan.batch_size
         bar = None
         if progress:  # advances per ODE step, so one big batch still shows movement
             from tqdm.auto import tqdm
 
-            bar = tqdm(
-                total=math.ceil(len(items) / bs) * steps,
-                unit="step",
-                desc=f"sampling {len(items)} images ({solver}, {steps} steps)",
-            )
+            desc = f"sampling {n} images ({plan.solver}, {plan.steps} steps)"
+            bar = tqdm(total=math.ceil(n / bs) * plan.steps, unit="step", desc=desc)
         out, was_training = [], self.model.training
         self.model.eval()  # temporarily: trainers sample from models they keep training
         try:
-            for s in range(0, len(items), bs):
+            for s in range(0, n, bs):
                 x = self._sample(
-                    items[s : s + bs],
-                    seeds[s : s + bs],
-                    tg,
+                    plan.items[s : s + bs],
+                    plan.seeds[s : s + bs],
+                    plan.targets,
                     negative_prompt,
-                    (w, w_t, interval),
-                    steps,
-                    solver,
-                    shift,
+                    plan.guidance,
+                    plan.steps,
+                    plan.solver,
+                    plan.shift,
                     None if bar is None else (lambda *_: bar.update(1)),
-                    output_type == "latent",
+                    latent_out,
                 )
                 out.append(x.float().cpu())
         finally:
             self.model.train(was_training)
             if bar is not None:
                 bar.close()
-        settings = dict(
-            negative_prompt=negative_prompt,
-            guidance_scale=w,
-            text_guidance_scale=w_t,
-            guidance_interval=None if interval is None else list(interval),
-            num_inference_steps=steps,
-            solver=solver,
-            shift=shift,
-            batch_invariant=bool(batch_invariant),
-        )
-        return RewardFlowPipelineOutput(
-            images=to_output_type(torch.cat(out), output_type),
-            prompts=items,
-            seeds=seeds,
-            reward_targets=dict(tg.positive) if tg else {},
-            negative_reward_targets=dict(tg.negative) if tg else {},
-            settings=settings,
-        )
+        return torch.cat(out)
 
     def _sample(self, prompts, seeds, tg, negative_prompt, guidance, steps, solver, shift, callback, latent_out):
         w, w_t, interval = guidance
@@ -377,62 +362,14 @@ class RewardFlowPipeline:
 
     # ------------------------------------------------------------------------------- I/O
     def save_pretrained(self, directory: str | os.PathLike, copy_text_encoder: bool = False) -> Path:
-        from rewardflow.utils.atomic import atomic_write_json
-
-        d = Path(directory)
-        self.model.save_pretrained(d / "model")
-        te = self.text_encoder
-        ref = {"model_id": te.model_id, "max_length": te.max_length}
-        if copy_text_encoder:
-            te.model.save_pretrained(d / "text_encoder")
-            te.tokenizer.save_pretrained(d / "text_encoder")
-            ref = dict(ref, path="text_encoder")  # relative: the folder stays movable
-        atomic_write_json(d / TEXT_NAME, ref)
-        if self.bins is not None:
-            self.bins.save(d / BINS_NAME)
-        if self.vae is not None:
-            self.vae.save_pretrained(d / "vae")
-        cfg = self.model.config
-        atomic_write_json(
-            d / CONFIG_NAME,
-            dict(
-                _format=FORMAT,
-                _format_version=VERSION,
-                reward_keys=list(self.reward_keys),
-                image_size=cfg.image_size,
-                in_channels=cfg.in_channels,
-                latent=self.vae is not None,
-                **self.config,
-            ),
-        )
-        return d
+        return save_pipeline(self, directory, copy_text_encoder)
 
     @classmethod
     def from_pretrained(
         cls, path_or_id: str | os.PathLike, device=None, dtype=None, allow_download: bool = False, text_encoder=None
     ) -> RewardFlowPipeline:
         """Load a folder (or a hub id from the HF cache; downloads only with allow_download)."""
-        from rewardflow.models.io import load_model
-
-        d = _resolve_dir(path_or_id, allow_download)
-        if not (d / CONFIG_NAME).is_file():
-            raise FileNotFoundError(
-                f"{d} is not a rewardflow pipeline (no {CONFIG_NAME}); for a training "
-                f"checkpoint use RewardFlowPipeline.from_checkpoint"
-            )
-        cfg = json.loads((d / CONFIG_NAME).read_text(encoding="utf-8"))
-        if cfg.pop("_format", None) != FORMAT or int(cfg.pop("_format_version", 0)) > VERSION:
-            raise ValueError(f"{d / CONFIG_NAME} is not a pipeline config this rewardflow can read")
-        keys = cfg.pop("reward_keys")
-        for k in ("image_size", "in_channels", "latent"):
-            cfg.pop(k, None)
-        model = load_model(d / "model", device=device, dtype=dtype)
-        if text_encoder is None:
-            ref = json.loads((d / TEXT_NAME).read_text(encoding="utf-8"))
-            src = d / ref["path"] if ref.get("path") else ref["model_id"]
-            text_encoder = _text_encoder(src, ref.get("max_length", 32), allow_download)
-        vae = _vae(d / "vae", device) if (d / "vae").is_dir() else None
-        return cls(model, text_encoder, _bins(d / BINS_NAME), keys, vae, cfg)
+        return cls(*load_pipeline_parts(path_or_id, device, dtype, allow_download, text_encoder))
 
     @classmethod
     def from_checkpoint(
@@ -440,43 +377,4 @@ class RewardFlowPipeline:
     ) -> RewardFlowPipeline:
         """A training checkpoint (step_*/ with model/ and train_config.json); bins come from
         the checkpoint folder if present, else from the run's data directory."""
-        from rewardflow.models.io import load_model
-
-        d = Path(checkpoint_dir)
-        run = json.loads((d / "train_config.json").read_text(encoding="utf-8"))
-        data = run.get("data", {})
-        bins_path = d / BINS_NAME if (d / BINS_NAME).is_file() else Path(data.get("path") or d) / BINS_NAME
-        model = load_model(d / "model", device=device, dtype=dtype)
-        if model.config.num_rewards and not bins_path.is_file():
-            raise FileNotFoundError(f"no {BINS_NAME} in {d} or the run's data dir {data.get('path')}")
-        bins = _bins(bins_path) if model.config.num_rewards else None
-        if text_encoder is None:  # the trainer builds TextEncoder with its default max_length
-            from rewardflow.data.text import DEFAULT_MAX_LENGTH
-
-            text_encoder = _text_encoder(data.get("text_encoder"), DEFAULT_MAX_LENGTH, allow_download)
-        config, vae = dict(run_config=run), None
-        if data.get("latents"):  # latent runs: the data dir holds the stats and names the VAE
-            from rewardflow.data.latents import LatentStats
-
-            stats = LatentStats.load(data["path"])
-            config["latent_stats"] = {"mean": stats.mean, "std": stats.std, "vae": stats.vae}
-            vae = _vae(stats.vae, device, allow_download) if stats.vae else None
-        return cls(model, text_encoder, bins, None, vae, config)
-
-
-def _text_encoder(src, max_length: int, allow_download: bool):
-    from rewardflow.data.text import TextEncoder
-
-    return TextEncoder(None if src is None else str(src), max_length=max_length, allow_download=allow_download)
-
-
-def _vae(src, device, allow_download: bool = False):
-    from rewardflow.data.latents import load_vae
-
-    return load_vae(str(src), allow_download=allow_download, device=device or "cpu")
-
-
-def _bins(path: Path):
-    from rewardflow.data.binning import RewardBins
-
-    return RewardBins.load(path) if path.is_file() else None
+        return cls(*load_checkpoint_parts(checkpoint_dir, device, dtype, allow_download, text_encoder))
