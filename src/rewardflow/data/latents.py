@@ -15,6 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -134,8 +135,6 @@ def encode_shards(
     `lambda x: vae_encode(vae, x)`, a stub in tests. Shards already present in `out_dir`
     (whole, thanks to atomic writes) are reused, so a killed job resumes where it stopped.
     """
-    from rewardflow.data.images import collate, decode_image
-
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if data_dir.resolve() == out_dir.resolve():
         raise ValueError("--out must differ from the input dataset directory")
@@ -154,49 +153,10 @@ def encode_shards(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(shards), desc="encoding latents", unit="shard")
+    job = _EncodeJob(encoder, batch_size, image_size, store_dtype, vae_name, stats, damage)
     for shard in shards:
         target = out_dir / shard.name
-        if target.exists():  # finished earlier: only feed the statistics
-            samples = [s for s in iter_shard(target)]
-            for i in range(0, len(samples), batch_size):
-                stats.update(
-                    torch.stack([latent_from_bytes(s.members[LATENT_MEMBER]) for s in samples[i : i + batch_size]])
-                )
-            count += len(samples)
-        else:
-            samples, before = list(iter_shard(shard)), len(damage.skipped)
-            with ShardWriter(out_dir, maxcount=len(samples) + 1, start_index=int(shard.stem)) as w:
-                w.prefix = shard.stem[: len(shard.stem) - len(f"{int(shard.stem):05d}")]
-                for i in range(0, len(samples), batch_size):
-                    chunk, items = [], []
-                    for s in samples[i : i + batch_size]:
-                        ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in s.members), None)
-                        if ext is None:
-                            raise ValueError(f"{shard.name}: sample {s.key} has no image member")
-                        try:
-                            image = decode_image(s.members[ext], image_size)
-                        except Exception as exc:  # PIL raises many types for corrupt files
-                            damage.skip(shard, s.key, exc)  # left out of the output shard
-                            continue
-                        chunk.append(s)
-                        items.append({"key": s.key, "caption": "", "image": image})
-                    if not items:
-                        continue
-                    z = encoder(collate(items)["pixels"]).float()
-                    stats.update(z)
-                    for s, zi in zip(chunk, z):
-                        zs = zi.to(store_dtype)
-                        meta = json.loads(s.members.get("json", b"{}") or b"{}")
-                        meta["latent"] = {
-                            "dtype": str(zs.dtype).replace("torch.", ""),
-                            "shape": list(zs.shape),
-                            "vae": vae_name,
-                            "member": LATENT_MEMBER,
-                        }
-                        members = dict(s.members, json=json.dumps(meta))
-                        members[LATENT_MEMBER] = latent_to_bytes(zs)
-                        w.write(s.key, members)
-            count += len(samples) - (len(damage.skipped) - before)
+        count += job.restat(target) if target.exists() else job.encode(shard, out_dir)  # exists: finished earlier
         for side in (data_dir / f"{shard.stem}.parquet",):
             if side.exists() and not (out_dir / side.name).exists():
                 shutil.copy2(side, out_dir / side.name)
@@ -209,3 +169,71 @@ def encode_shards(
     result = stats.result(vae=vae_name, count=count)
     result.save(out_dir)
     return result
+
+
+@dataclass
+class _EncodeJob:
+    """One `encode_shards` run's settings and running statistics, shard by shard."""
+
+    encoder: Any
+    batch_size: int
+    image_size: int | None
+    store_dtype: torch.dtype
+    vae_name: str
+    stats: ChannelStats
+    damage: DamageBudget
+
+    def restat(self, target: Path) -> int:
+        """Feed the statistics from a shard encoded by an earlier run; its sample count."""
+        samples = list(iter_shard(target))
+        for i in range(0, len(samples), self.batch_size):
+            chunk = samples[i : i + self.batch_size]
+            self.stats.update(torch.stack([latent_from_bytes(s.members[LATENT_MEMBER]) for s in chunk]))
+        return len(samples)
+
+    def encode(self, shard: Path, out_dir: Path) -> int:
+        """Write `shard` with latents to `out_dir` (undecodable samples left out, counted as
+        damage); the number of samples written."""
+        samples, before = list(iter_shard(shard)), len(self.damage.skipped)
+        with ShardWriter(out_dir, maxcount=len(samples) + 1, start_index=int(shard.stem)) as w:
+            w.prefix = shard.stem[: len(shard.stem) - len(f"{int(shard.stem):05d}")]
+            for i in range(0, len(samples), self.batch_size):
+                chunk, items = self._decode(shard, samples[i : i + self.batch_size])
+                if not items:
+                    continue
+                from rewardflow.data.images import collate
+
+                z = self.encoder(collate(items)["pixels"]).float()
+                self.stats.update(z)
+                for s, zi in zip(chunk, z):
+                    w.write(s.key, self._members(s, zi.to(self.store_dtype)))
+        return len(samples) - (len(self.damage.skipped) - before)
+
+    def _decode(self, shard: Path, samples: list) -> tuple[list, list[dict]]:
+        from rewardflow.data.images import decode_image
+
+        chunk, items = [], []
+        for s in samples:
+            ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in s.members), None)
+            if ext is None:
+                raise ValueError(f"{shard.name}: sample {s.key} has no image member")
+            try:
+                image = decode_image(s.members[ext], self.image_size)
+            except Exception as exc:  # PIL raises many types for corrupt files
+                self.damage.skip(shard, s.key, exc)  # left out of the output shard
+                continue
+            chunk.append(s)
+            items.append({"key": s.key, "caption": "", "image": image})
+        return chunk, items
+
+    def _members(self, s, zs: torch.Tensor) -> dict:
+        meta = json.loads(s.members.get("json", b"{}") or b"{}")
+        meta["latent"] = {
+            "dtype": str(zs.dtype).replace("torch.", ""),
+            "shape": list(zs.shape),
+            "vae": self.vae_name,
+            "member": LATENT_MEMBER,
+        }
+        members = dict(s.members, json=json.dumps(meta))
+        members[LATENT_MEMBER] = latent_to_bytes(zs)
+        return members

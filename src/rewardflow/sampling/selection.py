@@ -106,6 +106,25 @@ def _combine(
     return total
 
 
+def _selector_weights(selector, rewards: Mapping | None) -> dict[str, float]:
+    """{reward: weight} of a reward-name or mapping selector ({} for a callable), every reward
+    resolved before the expensive sampling."""
+    if isinstance(selector, str):
+        weights = {selector: 1.0}
+    elif isinstance(selector, Mapping):
+        if not selector:
+            raise ValueError("selector weights are empty")
+        weights = {str(k): float(v) for k, v in selector.items()}
+    elif callable(selector):
+        weights = {}
+    else:
+        raise TypeError("selector must be a reward name, a {name: weight} mapping or a callable")
+    for name in weights:
+        if not (rewards and name in rewards):
+            resolve_reward(name)
+    return weights
+
+
 def best_of_n(
     pipe,
     prompt: str | Sequence[str],
@@ -132,21 +151,7 @@ def best_of_n(
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
-    if isinstance(selector, str):
-        weights = {selector: 1.0}
-    elif isinstance(selector, Mapping):
-        if not selector:
-            raise ValueError("selector weights are empty")
-        weights = {str(k): float(v) for k, v in selector.items()}
-    elif callable(selector):
-        weights = {}
-    else:
-        raise TypeError("selector must be a reward name, a {name: weight} mapping or a callable")
-    if weights:
-        for name in weights:  # fail before the expensive sampling
-            if not (rewards and name in rewards):
-                resolve_reward(name)
-
+    weights = _selector_weights(selector, rewards)
     P = len(prompts)
     seeds = candidate_seeds(P, n, seed)
     # Candidate-major flat order (j, i) so flat index k = j * P + i has seed `seed + k`.
@@ -168,7 +173,7 @@ def best_of_n(
     best = total.argmax(dim=1)
     cand = imgs.view(n, P, *imgs.shape[1:]).transpose(0, 1)  # (P, n, C, H, W)
     chosen = cand[torch.arange(P), best]
-    from rewardflow.sampling.pipeline import to_output_type  # late: pipeline imports heavy parts
+    from rewardflow.sampling.output import to_output_type
 
     return BestOfNResult(
         images=to_output_type(chosen, output_type),
