@@ -317,10 +317,8 @@ class Trainer:
             if lock is not None:
                 lock.release()
 
-    def _train(self) -> dict[str, Any]:
+    def _open_log(self) -> None:
         cfg, acc = self.config, self.accelerator
-        if self.resumed_from is None and self.step == 0:
-            self.resume()
         self.logger = RunLogger(
             cfg.out_dir,
             enabled=acc.is_main_process,
@@ -336,41 +334,51 @@ class Trainer:
                 f"starting: {self.world_size} process(es), {self.per_device_batch} images/device "
                 f"x {cfg.optim.grad_accumulation} accumulation, device {self.device}"
             )
+
+    def _account(self, window: dict, out: dict, busy: float) -> dict:
+        """Add one step to the logging window (throughput counts training time only, not
+        checkpoints or evaluation); log and start a new window every `log_every` steps."""
+        cfg = self.config
+        window["busy"] += busy
+        window["steps"] += 1
+        if out["finite"]:
+            window["loss"] += out["loss"]
+            window["n"] += 1
+        elapsed = window["busy"]
+        ips = window["steps"] * cfg.data.batch_size / max(elapsed, 1e-9)
+        if self.logger is not None:
+            self.logger.progress(1, loss=out["loss"], img_s=ips)
+        if not (cfg.log_every and self.step % cfg.log_every == 0):
+            return window
+        if self.logger is not None:
+            mean_loss = window["loss"] / window["n"] if window["n"] else float("nan")
+            record = {
+                "loss": mean_loss,
+                "lr": out["lr"],
+                "grad_norm": out["grad_norm"],
+                "images_per_s": ips,
+                "images_seen": self.images_seen,
+                "skipped_steps": self.skipped_steps,
+                "step_time_s": elapsed / max(window["steps"], 1),
+            }
+            self.logger.log(self.step, record)
+        return _new_window()
+
+    def _train(self) -> dict[str, Any]:
+        cfg, acc = self.config, self.accelerator
+        if self.resumed_from is None and self.step == 0:
+            self.resume()
+        self._open_log()
         self._iter = iter(self.data)
         if self.step == 0 and cfg.eval.at_start:
             self._run_callbacks(force=True)
-        window = {"loss": 0.0, "n": 0, "busy": 0.0, "steps": 0}
+        window = _new_window()
         last_saved = self.step if self.resumed_from else -1
         try:
             while self.step < cfg.max_steps:
                 t0 = time.perf_counter()
                 out = self.train_step()
-                # Throughput counts training time only, not checkpoints or evaluation.
-                window["busy"] += time.perf_counter() - t0
-                window["steps"] += 1
-                if out["finite"]:
-                    window["loss"] += out["loss"]
-                    window["n"] += 1
-                elapsed = window["busy"]
-                ips = window["steps"] * cfg.data.batch_size / max(elapsed, 1e-9)
-                if self.logger is not None:
-                    self.logger.progress(1, loss=out["loss"], img_s=ips)
-                if cfg.log_every and self.step % cfg.log_every == 0:
-                    mean_loss = window["loss"] / window["n"] if window["n"] else float("nan")
-                    if self.logger is not None:
-                        self.logger.log(
-                            self.step,
-                            {
-                                "loss": mean_loss,
-                                "lr": out["lr"],
-                                "grad_norm": out["grad_norm"],
-                                "images_per_s": ips,
-                                "images_seen": self.images_seen,
-                                "skipped_steps": self.skipped_steps,
-                                "step_time_s": elapsed / max(window["steps"], 1),
-                            },
-                        )
-                    window = {"loss": 0.0, "n": 0, "busy": 0.0, "steps": 0}
+                window = self._account(window, out, time.perf_counter() - t0)
                 if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0:
                     self.save_checkpoint()
                     last_saved = self.step
@@ -388,3 +396,7 @@ class Trainer:
             "out_dir": cfg.out_dir,
             "resumed_from": self.resumed_from,
         }
+
+
+def _new_window() -> dict[str, float]:
+    return {"loss": 0.0, "n": 0, "busy": 0.0, "steps": 0}
