@@ -54,6 +54,12 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="eval_command", metavar="<what>")
+    _control_parser(sub)
+    _geneval_parser(sub)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _control_parser(sub) -> None:
     c = sub.add_parser(
         "control",
         help="reward-control acceptance measurements of a MIRO model",
@@ -106,6 +112,9 @@ def register(subparsers) -> None:
     c.add_argument("--only", default=None, help="comma-separated sections: control,isolate,guidance,seeds,best_of_n")
     c.add_argument("--quick", action="store_true", help="toy counts (a smoke test; the figures mean nothing)")
     c.set_defaults(func=run_control)
+
+
+def _geneval_parser(sub) -> None:
     g = sub.add_parser("geneval", help="GenEval-style table (per category + overall) of any model")
     _common(g)
     g.add_argument("--per-category", type=int, default=16, help="prompts per category (default 16)")
@@ -123,7 +132,6 @@ def register(subparsers) -> None:
         "for no contrast on that reward",
     )
     g.set_defaults(func=run_geneval)
-    p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
 def _setup(args):

@@ -104,6 +104,30 @@ def _prepare(path: Path, size: int | None) -> tuple[str, bytes, tuple[int, int]]
         return "png", buf.getvalue(), rgb.size
 
 
+def _checked_items(out, root, table, size, missing_caption, path_column, caption_column) -> list:
+    """[(image path, caption or None)] to pack, after every check that can fail before writing."""
+    if missing_caption not in MISSING_CAPTION:
+        raise ValueError(f"missing_caption must be one of {MISSING_CAPTION}, got {missing_caption!r}")
+    if size is not None and size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if table is not None:
+        items = _table_items(Path(table), root, path_column, caption_column)
+    elif root is not None:
+        items = _folder_items(root)
+    else:
+        raise ValueError("give an image folder (--images) or a table (--table)")
+    if Path(out).exists() and any(Path(out).glob("*.tar")):
+        raise ValueError(f"{out} already holds shards; choose an empty output folder")
+    lacking = [p for p, c in items if c is None]
+    if lacking and missing_caption == "error":
+        shown = ", ".join(str(p) for p in lacking[:5])
+        raise ValueError(
+            f"{len(lacking)} image(s) have no caption (a same-name .txt file or a table entry), "
+            f"e.g. {shown}; pass --missing-caption skip or --missing-caption empty"
+        )
+    return items
+
+
 def pack(
     out: str | os.PathLike,
     images: str | os.PathLike | None = None,
@@ -116,28 +140,10 @@ def pack(
     progress: bool = True,
     max_bad_fraction: float = 0.01,
 ) -> PackReport:
-    if missing_caption not in MISSING_CAPTION:
-        raise ValueError(f"missing_caption must be one of {MISSING_CAPTION}, got {missing_caption!r}")
-    if size is not None and size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
     root = Path(images) if images is not None else None
-    if table is not None:
-        items = _table_items(Path(table), root, path_column, caption_column)
-    elif root is not None:
-        items = _folder_items(root)
-    else:
-        raise ValueError("give an image folder (--images) or a table (--table)")
+    items = _checked_items(out, root, table, size, missing_caption, path_column, caption_column)
     out = Path(out)
-    if out.exists() and any(out.glob("*.tar")):
-        raise ValueError(f"{out} already holds shards; choose an empty output folder")
     report = PackReport()
-    lacking = [p for p, c in items if c is None]
-    if lacking and missing_caption == "error":
-        shown = ", ".join(str(p) for p in lacking[:5])
-        raise ValueError(
-            f"{len(lacking)} image(s) have no caption (a same-name .txt file or a table entry), "
-            f"e.g. {shown}; pass --missing-caption skip or --missing-caption empty"
-        )
     it = items
     if progress:
         from tqdm.auto import tqdm
