@@ -21,11 +21,16 @@ def test_no_long_modules():
     assert not long, "split these modules: " + "; ".join(long)
 
 
+def _length(node) -> int:
+    return node.end_lineno - node.lineno + 1
+
+
 def test_no_long_functions():
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
     long = [
-        f"{p.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+        f"{p.relative_to(ROOT)}:{node.lineno} {node.name}: {_length(node)} lines"
         for p, _, tree in _sizes()
         for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION
+        if isinstance(node, functions) and _length(node) > MAX_FUNCTION
     ]
     assert not long, "split these functions: " + "; ".join(long)
