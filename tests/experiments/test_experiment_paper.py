@@ -31,6 +31,10 @@ def test_set_routes_keys_to_demo_or_experiment():
         load_configs(None, ["sweep_reward=nope"], quick=True)
     with pytest.raises(ValueError, match="unknown demo setting"):
         load_configs(None, ["not_a_setting=1"], quick=True)
+    with pytest.raises(ValueError, match="Did you mean 'tts_max_n'"):  # a near name of either config
+        load_configs(None, ["tts_max=5"], quick=True)
+    with pytest.raises(ValueError, match="experiment setting 'tts_max_n' expects int"):
+        load_configs(None, ["tts_max_n=lots"], quick=True)
     assert load_configs(None, ["tuned_targets={colorfulness: 0.5}"], quick=True)[1].tuned_targets == {
         "colorfulness": 0.5
     }

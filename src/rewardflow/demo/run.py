@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.studies import evaluate as ev
-from rewardflow.studies.config import TRAIN_KEYS, DemoConfig
+from rewardflow.studies.config import DemoConfig
 from rewardflow.studies.evaluations import (
     geneval_own_and_shared,
     guidance_sweep,
@@ -24,7 +24,7 @@ from rewardflow.studies.evaluations import (
     sweep_grid,
 )
 from rewardflow.studies.stages import digest
-from rewardflow.studies.study import Study, prepare_data
+from rewardflow.studies.study import Study, prepare_data, training_signature
 from rewardflow.studies.training import train_stage
 
 MODELS = ("baseline", "miro")
@@ -33,7 +33,7 @@ MODELS = ("baseline", "miro")
 def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
     study = Study.open(cfg, out, stages=10, progress=progress, settings=("demo_config.json", cfg.to_dict()))
     sig_bins, bins_info = prepare_data(study)
-    sig_train = digest([sig_bins, cfg.section(*TRAIN_KEYS)])
+    sig_train = digest([sig_bins, training_signature(cfg)])
     train_info = _train(study, sig_train)
     sweep = _choose_guidance(study, sig_train)
     sample_keys = ["guidance", "sample_steps", "sample_batch", "seed"]

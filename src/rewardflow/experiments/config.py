@@ -9,11 +9,14 @@ of the two dataclasses owns it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rewardflow.utils.typed_config import build, parse_override, set_dotted
 
 
 @dataclass
@@ -51,25 +54,29 @@ def quick_paper() -> PaperConfig:
 
 def load_configs(path: str | Path | None, sets: list[str], quick: bool):
     """(DemoConfig, PaperConfig) from defaults (or the quick presets), a YAML file holding keys of
-    either, and `key=value` overrides."""
+    either, and `key=value` overrides, each routed to the dataclass that owns it (the same typed
+    dialect as the training config)."""
     from rewardflow.demo import DemoConfig
     from rewardflow.demo import quick as demo_quick
 
-    paper = quick_paper() if quick else PaperConfig()
-    pnames = {f.name for f in dataclasses.fields(PaperConfig)}
     raw: dict[str, Any] = {}
     if path is not None:
         raw = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: an experiment config must be a mapping")
-    demo_sets: list[str] = []
-    pd = dataclasses.asdict(paper)
-    pd.update({k: v for k, v in raw.items() if k in pnames})
-    demo_raw = {k: v for k, v in raw.items() if k not in pnames}
+    paper_raw = dataclasses.asdict(quick_paper() if quick else PaperConfig())
+    demo_raw, demo_sets = {}, []
+    for key, value in raw.items():
+        _check_known(key)
+        if key in PAPER_KEYS:
+            set_dotted(PaperConfig, paper_raw, key, value, noun="experiment setting")
+        else:
+            demo_raw[key] = value
     for item in sets:
-        key = item.split("=", 1)[0].strip()
-        if key in pnames:
-            pd[key] = yaml.safe_load(item.split("=", 1)[1]) if "=" in item else None
+        key, value = parse_override(item)
+        _check_known(key.split(".")[0])
+        if key.split(".")[0] in PAPER_KEYS:
+            set_dotted(PaperConfig, paper_raw, key, value, noun="experiment setting")
         else:
             demo_sets.append(item)
     base = demo_quick() if quick else DemoConfig()
@@ -79,6 +86,21 @@ def load_configs(path: str | Path | None, sets: list[str], quick: bool):
     if "eval_every" not in raw and not any(s.split("=", 1)[0].strip() == "eval_every" for s in demo_sets):
         # Speedup interpolates between evaluations: ~12 points per curve instead of the demo's 6.
         demo.eval_every = max(1, demo.steps // 12)
-    paper = PaperConfig(**pd)
+    paper = build(PaperConfig, paper_raw, noun="experiment setting")
     paper.validate(list(demo.rewards))
     return demo, paper
+
+
+PAPER_KEYS = frozenset(f.name for f in dataclasses.fields(PaperConfig))
+
+
+def _check_known(key: str) -> None:
+    """A key neither config has: say so with the nearest name of either."""
+    from rewardflow.demo import DemoConfig
+
+    names = sorted(PAPER_KEYS | {f.name for f in dataclasses.fields(DemoConfig)})
+    if key in names:
+        return
+    near = difflib.get_close_matches(key, names, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise ValueError(f"unknown demo setting or experiment setting {key!r}.{hint} Valid: {', '.join(names)}")

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from rewardflow.studies import evaluate as ev
-from rewardflow.studies.config import TRAIN_KEYS
 from rewardflow.studies.evaluations import (
     geneval_own_and_shared,
     guidance_sweep,
@@ -26,7 +25,7 @@ from rewardflow.studies.evaluations import (
     sweep_grid,
 )
 from rewardflow.studies.stages import digest
-from rewardflow.studies.study import Study, prepare_data
+from rewardflow.studies.study import Study, prepare_data, training_signature
 from rewardflow.studies.training import SNAPSHOTS, train_stage
 
 from .config import PaperConfig
@@ -76,7 +75,7 @@ def run_paper(
     settings = ("experiment_config.json", {"demo": cfg.to_dict(), "paper": vars(paper)})
     study = Study.open(cfg, out, stages, progress, settings)
     sig_bins, bins = prepare_data(study)
-    run = PaperRun(study, paper, specs, digest([sig_bins, cfg.section(*TRAIN_KEYS)]), command, results_md)
+    run = PaperRun(study, paper, specs, digest([sig_bins, training_signature(cfg)]), command, results_md)
     run.data_rewards = bins["data_rewards"]
     # Baseline and MIRO are trained and evaluated first: the paper's main claims are ready (and
     # written) before the single-reward models, which only add the reward-hacking comparison.

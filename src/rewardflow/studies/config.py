@@ -15,29 +15,9 @@ from typing import Any
 
 import yaml
 
+from rewardflow.utils.typed_config import build, parse_override, set_dotted
+
 REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
-# The DemoConfig fields a trained model depends on: the training stages' cache signature.
-TRAIN_KEYS = (
-    "model_preset",
-    "model_overrides",
-    "steps",
-    "batch_size",
-    "lr",
-    "warmup_steps",
-    "time_kind",
-    "time_mean",
-    "time_std",
-    "text_dropout",
-    "text_dropout_rewards",
-    "reward_dropout",
-    "ema_decay",
-    "eval_every",
-    "eval_prompts",
-    "eval_steps",
-    "guidance",
-    "rewards",
-    "seed",
-)
 
 
 @dataclass
@@ -150,35 +130,24 @@ class DemoConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DemoConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown demo setting(s) {unknown}; valid: {sorted(names)}")
-        return cls(**d)
+        return build(cls, d, noun="demo setting")
 
     @classmethod
     def load(
         cls, path: str | Path | None = None, overrides: list[str] | None = None, base: DemoConfig | None = None
     ) -> DemoConfig:
-        """`base` (default settings), then the YAML file, then `key=value` overrides."""
+        """`base` (default settings), then the YAML file, then `key=value` overrides (dotted keys
+        reach into the *_overrides mappings): the same dialect as the training config."""
         d = (base or cls()).to_dict()
         if path is not None:
             raw = yaml.safe_load(Path(path).read_text()) or {}
             if not isinstance(raw, dict):
                 raise ValueError(f"{path}: a demo config must be a mapping")
-            d.update(raw)
+            for key, value in raw.items():
+                set_dotted(cls, d, key, value, noun="demo setting")
         for item in overrides or []:
-            if "=" not in item:
-                raise ValueError(f"--set {item!r} must look like key=value")
-            key, text = item.split("=", 1)
-            value = yaml.safe_load(text)
-            head, _, sub = key.strip().partition(".")
-            if sub:  # one level of nesting: the *_overrides dicts
-                if not isinstance(d.get(head), dict):
-                    raise ValueError(f"{head!r} is not a mapping setting; cannot set {key!r}")
-                d[head] = dict(d[head], **{sub: value})
-            else:
-                d[head] = value
+            key, value = parse_override(item)
+            set_dotted(cls, d, key, value, noun="demo setting")
         return cls.from_dict(d)
 
 

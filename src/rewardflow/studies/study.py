@@ -80,6 +80,17 @@ def train_config(cfg: DemoConfig, data_dir: Path, out_dir: Path, mode: str, text
     return tc
 
 
+def training_signature(cfg: DemoConfig) -> dict[str, Any]:
+    """What every model's training stage depends on besides its data and its mode, read off the
+    TrainConfig the study builds (so a setting that reaches training can never be left out) and
+    the callback that logs the training curves. Paths and the progress bar are left out."""
+    tc = train_config(cfg, Path("data"), Path("out"), "miro", Path("text_cache")).to_dict()
+    tc.pop("out_dir"), tc.pop("progress")
+    tc["data"].pop("path"), tc["data"].pop("text_cache")
+    curves = cfg.section("eval_every", "eval_prompts", "eval_steps", "guidance", "seed", "sample_batch")
+    return {"train": tc, "curves": dict(curves, prompts=ev.curve_entries(cfg))}
+
+
 def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
     """1 thread, or all cores if the machine is idle and they make a training step clearly faster.
 

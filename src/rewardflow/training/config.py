@@ -8,10 +8,7 @@ a resumed run a different experiment.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 import yaml
 
 from rewardflow.flow import TimeSamplerConfig
+from rewardflow.utils.typed_config import build, flatten, get_dotted, parse_override, set_dotted
 
 MODES = ("baseline", "single", "miro")
 TEXT_DROPOUT_REWARDS = ("keep", "zero", "null_token")
@@ -201,7 +199,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return _build(cls, d, "")
+        return build(cls, d)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -214,31 +212,8 @@ class TrainConfig:
                 raise ValueError(f"{path}: a training config must be a mapping at the top level")
         for item in overrides or []:
             key, value = parse_override(item)
-            _set_dotted_raw(cls, raw, key, value)
+            set_dotted(cls, raw, key, value)
         return cls.from_dict(raw)
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ValueError(f"override {item!r} must look like key=value (e.g. optim.lr=3e-4)")
-    key, text = item.split("=", 1)
-    return key.strip(), yaml.safe_load(text) if text.strip() else None
-
-
-def get_dotted(obj: Any, key: str) -> Any:
-    for part in key.split("."):
-        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
-    return obj
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):  # empty dicts vanish so {} vs {k: v} diffs as k alone
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -280,110 +255,3 @@ def check_resume_config(
 
 
 # --- typed construction ----------------------------------------------------------------------
-
-
-def _fields(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _unknown_key(cls: type, path: str, key: str) -> ValueError:
-    names = list(_fields(cls))
-    near = difflib.get_close_matches(key, names, n=1)
-    hint = f" Did you mean {path + near[0]!r}?" if near else ""
-    where = f"section {path[:-1]!r}" if path else "the top level"
-    return ValueError(f"unknown config key {path + key!r}.{hint} Valid keys in {where}: {', '.join(names)}")
-
-
-def _set_dotted_raw(cls: type, raw: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node, typ, path = raw, cls, ""
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if dataclasses.is_dataclass(typ):
-            fields = _fields(typ)
-            if part not in fields:
-                raise _unknown_key(typ, path, part)
-            typ = fields[part]
-        else:  # a free-form dict field (model.overrides) takes any sub-key
-            typ = Any
-        if last:
-            node[part] = value
-        else:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node, path = child, f"{path}{part}."
-
-
-def _build(cls: type, raw: Any, path: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ValueError(f"config section {path[:-1] or '<top>'!r} must be a mapping, got {raw!r}")
-    fields = _fields(cls)
-    for key in raw:
-        if key not in fields:
-            raise _unknown_key(cls, path, key)
-    kwargs = {k: _coerce(fields[k], v, path + k) for k, v in raw.items()}
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        if path:
-            raise ValueError(f"config section {path[:-1]!r}: {exc}") from None
-        raise
-
-
-def _coerce(typ: Any, value: Any, key: str) -> Any:
-    origin, args = typing.get_origin(typ), typing.get_args(typ)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key)
-    if dataclasses.is_dataclass(typ):
-        return _build(typ, value, key + ".")
-    if typ is Any:
-        return value
-
-    def fail() -> ValueError:
-        name = getattr(typ, "__name__", str(typ))
-        return ValueError(f"config key {key!r} expects {name}, got {value!r} ({type(value).__name__})")
-
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        raise fail()
-    if typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):  # PyYAML reads 1e4 as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise fail() from None
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise fail()
-    if typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise fail()
-    if typ is str:
-        if isinstance(value, str):
-            return value
-        raise fail()
-    if origin is list:
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise fail()
-        return [_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise fail()
-        return dict(value)
-    raise TypeError(f"unsupported config field type {typ} for {key!r}")
