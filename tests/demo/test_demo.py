@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rewardflow.demo import DemoConfig, quick, run_demo
-from rewardflow.studies.evaluate import prompt_entries, spearman
+from rewardflow.studies.evaluate import prompt_entries, spearman  # spearman: re-exported from eval.control
 
 from golden_helpers import check_golden, fingerprint
 

@@ -9,11 +9,11 @@ differs.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
+from rewardflow.eval.control import balanced_entries
 from rewardflow.studies import evaluate as ev
 from rewardflow.studies.config import DemoConfig
 from rewardflow.studies.evaluations import (
@@ -91,7 +91,7 @@ def _choose_guidance(study: Study, sig_train: str) -> dict[str, dict]:
     positive in text AND every reward."""
     cfg = study.cfg
     held_out = cfg.geneval_per_category + max(1, cfg.eval_prompts // 6)
-    entries = _interleave(ev.prompt_entries(math.ceil(cfg.sweep_images / 6), offset=held_out))[: cfg.sweep_images]
+    entries = balanced_entries(cfg.sweep_images, offset=held_out)
     sig = digest([sig_train, sweep_grid(cfg), entries, cfg.sample_steps, cfg.sample_batch, cfg.seed])
     title = f"guidance sweep on {len(entries)} held-out prompts: choose each model's default"
     sw = study.runner.run("sweep", title, sig, lambda: guidance_sweep(study, MODELS, entries))
@@ -102,7 +102,7 @@ def _choose_guidance(study: Study, sig_train: str) -> dict[str, dict]:
 
 def _grids(study: Study, sig_eval: str) -> list[str]:
     cfg = study.cfg
-    grid_entries = _interleave(ev.prompt_entries(math.ceil(cfg.grid_prompts / 6), offset=7))[: cfg.grid_prompts]
+    grid_entries = balanced_entries(cfg.grid_prompts, offset=7)
     grid_prompts = [e["prompt"] for e in grid_entries]
 
     def grids():
@@ -121,7 +121,7 @@ def _grids(study: Study, sig_eval: str) -> list[str]:
 
 def _control(study: Study, sig_eval: str) -> dict:
     cfg = study.cfg
-    entries = _interleave(ev.prompt_entries(math.ceil(cfg.control_images / 6), offset=3))[: cfg.control_images]
+    entries = balanced_entries(cfg.control_images, offset=3)
 
     def control():
         levels, key = cfg.control_levels, cfg.control_reward
@@ -159,14 +159,3 @@ def _report(study: Study, ctx: dict) -> dict[str, Any]:
 def sw_best(sweep: dict) -> dict:
     """{model: chosen guidance}: what the stages after the sweep depend on."""
     return {m: r["best"] for m, r in sweep.items()}
-
-
-def _interleave(entries: list[dict]) -> list[dict]:
-    """Round-robin over categories, so a short prefix shows every category."""
-    by: dict[str, list[dict]] = {}
-    for e in entries:
-        by.setdefault(e["tag"], []).append(e)
-    out, lists = [], list(by.values())
-    for i in range(max(len(v) for v in lists)):
-        out += [v[i] for v in lists if i < len(v)]
-    return out

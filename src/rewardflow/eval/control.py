@@ -58,12 +58,14 @@ class ControlSettings:
         return cls(**{**base, **kw})
 
 
-def balanced_entries(n: int, max_count: int | None = 2) -> list[dict]:
-    """n prompt entries, round-robin over the six categories (the shipped set is pre-shuffled)."""
+def balanced_entries(n: int, max_count: int | None = 2, offset: int = 0) -> list[dict]:
+    """n prompt entries, round-robin over the six categories (the shipped set is pre-shuffled),
+    each category's list entered at `offset` (disjoint slices for different measurements)."""
     pool = load_shapes_prompts(max_count=max_count)
     by_cat = {c: [e for e in pool if e["tag"] == c] for c in CATEGORIES}
     cats = [c for c in CATEGORIES if by_cat[c]]
-    return [by_cat[c][(i // len(cats)) % len(by_cat[c])] for i, c in ((i, cats[i % len(cats)]) for i in range(n))]
+    pick = ((i, cats[i % len(cats)]) for i in range(n))
+    return [by_cat[c][(offset + i // len(cats)) % len(by_cat[c])] for i, c in pick]
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,23 @@ def spearman_passes(rho: float) -> bool:
 
 
 def spearman(x, y) -> float:
-    from scipy.stats import spearmanr
+    """Rank correlation (average ranks for ties); NaN when either side is constant (no ranking
+    to correlate)."""
 
-    if len(set(map(float, y))) < 2:
-        return float("nan")  # constant means: no ranking to correlate
-    return float(spearmanr(x, y).statistic)
+    def ranks(v):
+        v = np.asarray(v, dtype=np.float64)
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=np.float64)
+        for u in np.unique(v):  # ties share their mean rank
+            m = v == u
+            r[m] = r[m].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 # ----------------------------------------------------------------------------- measurements

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from rewardflow.data.shapes import CATEGORIES, load_shapes_prompts
+from rewardflow.eval.control import spearman
 from rewardflow.eval.geneval_shapes import evaluate as geneval_evaluate
 from rewardflow.training.callbacks import Callback, save_grid
 
@@ -334,25 +335,6 @@ def save_default_guidance(model_dir: str | Path, result: Mapping, images: int, s
     record = {"objective": OBJECTIVE, "images": images, "steps": steps, "candidates": len(result["rows"])}
     cfg.update({k: result["best"].get(k) for k in GUIDANCE_KEYS}, guidance_choice=record)
     atomic_write_json(path, cfg)
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Rank correlation (average ranks for ties), without scipy."""
-
-    def ranks(v):
-        v = np.asarray(v, dtype=np.float64)
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=np.float64)
-        for u in np.unique(v):  # ties share their mean rank
-            m = v == u
-            r[m] = r[m].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 class PeriodicEval(DemoEvalCallback):
