@@ -71,6 +71,30 @@ def test_miro_run_logs_reward_curve_grids_and_ships_bins(shapes_dir, tmp_path):
     # What RewardFlowPipeline.from_checkpoint reads: the EMA denoiser and the run's bins.
     assert load_model(ck / "model").config.reward_keys == tuple(REWARDS)
     assert RewardBins.load(ck / "bins.json").keys == REWARDS
+    _checkpoint_is_a_pipeline_folder(ck)
+
+
+def _checkpoint_is_a_pipeline_folder(ck):
+    """from_pretrained reads a checkpoint as it is, and samples what the older route through the
+    training config gives (the pipeline files moved away to force it)."""
+    import shutil
+
+    import torch
+
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    def images(pipe):
+        return pipe(["a red circle", "two blue squares"], seed=3, num_inference_steps=2, output_type="pt").images
+
+    direct = RewardFlowPipeline.from_pretrained(ck)
+    assert direct.config["run_config"]["data"]["mode"] == "miro" and direct.bins.keys == REWARDS
+    old = ck.parent / "old_style"
+    shutil.copytree(ck, old)
+    (old / "pipeline_config.json").unlink()
+    (old / "text_encoder.json").unlink()
+    legacy = RewardFlowPipeline.from_checkpoint(old)
+    assert direct.config == legacy.config and direct.bins == legacy.bins
+    assert torch.equal(images(direct), images(legacy))
 
 
 def test_single_reward_checkpoint_ships_only_its_bins(shapes_dir, tmp_path):

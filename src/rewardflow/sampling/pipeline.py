@@ -8,7 +8,11 @@ Folder layout written by ``save_pretrained`` (and read by ``from_pretrained``)::
     bins.json               the reward bins the model was trained with (absent for a baseline)
     pipeline_config.json    reward keys, image shape, default sampling settings, run config,
                             latent_stats (per-channel mean/std the latents were normalised with)
-    vae/                    optional, diffusers AutoencoderKL format (latent models)
+    vae/                    optional, diffusers AutoencoderKL format (latent models); a training
+                            checkpoint names its VAE in latent_stats instead
+
+Every training checkpoint (step_*/) carries these files beside its resume state, so it loads
+with ``from_pretrained`` too.
 
 Negative branch: with ``negative_prompt=None`` the negative text is the model's learned null text
 (``model.null_text``), the "unconditional" caption it saw under text dropout; a string is encoded

@@ -51,18 +51,21 @@ def save_pipeline(pipe, directory: str | os.PathLike, copy_text_encoder: bool = 
         pipe.bins.save(d / BINS_NAME)
     if pipe.vae is not None:
         pipe.vae.save_pretrained(d / "vae")
-    cfg = pipe.model.config
-    doc = dict(
+    atomic_write_json(d / CONFIG_NAME, pipeline_config_doc(pipe.model.config, pipe.vae is not None, pipe.config))
+    return d
+
+
+def pipeline_config_doc(model_config, latent: bool, config: dict) -> dict:
+    """The pipeline_config.json of a folder holding a model with `model_config`."""
+    return dict(
         _format=FORMAT,
         _format_version=VERSION,
-        reward_keys=list(pipe.reward_keys),
-        image_size=cfg.image_size,
-        in_channels=cfg.in_channels,
-        latent=pipe.vae is not None,
-        **pipe.config,
+        reward_keys=list(model_config.reward_keys),
+        image_size=model_config.image_size,
+        in_channels=model_config.in_channels,
+        latent=latent,
+        **config,
     )
-    atomic_write_json(d / CONFIG_NAME, doc)
-    return d
 
 
 def load_pipeline_parts(path_or_id, device=None, dtype=None, allow_download: bool = False, text_encoder=None):
@@ -86,16 +89,24 @@ def load_pipeline_parts(path_or_id, device=None, dtype=None, allow_download: boo
         ref = json.loads((d / TEXT_NAME).read_text(encoding="utf-8"))
         src = d / ref["path"] if ref.get("path") else ref["model_id"]
         text_encoder = _text_encoder(src, ref.get("max_length", 32), allow_download)
-    vae = _vae(d / "vae", device) if (d / "vae").is_dir() else None
+    vae = None
+    if (d / "vae").is_dir():
+        vae = _vae(d / "vae", device)
+    elif latent_vae := (cfg.get("latent_stats") or {}).get("vae"):  # a training checkpoint names its VAE
+        vae = _vae(latent_vae, device, allow_download)
     return model, text_encoder, _bins(d / BINS_NAME), keys, vae, cfg
 
 
 def load_checkpoint_parts(checkpoint_dir, device=None, dtype=None, allow_download: bool = False, text_encoder=None):
-    """The same parts from a training checkpoint (step_*/ with model/ and train_config.json); bins
-    come from the checkpoint folder if present, else from the run's data directory."""
+    """The same parts from a training checkpoint. Checkpoints are pipeline folders (the trainer
+    writes pipeline_config.json and text_encoder.json beside model/ and bins.json); one written
+    before that is read from its train_config.json, bins from the checkpoint folder if present,
+    else from the run's data directory."""
     from rewardflow.models.io import load_model
 
     d = Path(checkpoint_dir)
+    if (d / CONFIG_NAME).is_file():
+        return load_pipeline_parts(d, device, dtype, allow_download, text_encoder)
     run = json.loads((d / "train_config.json").read_text(encoding="utf-8"))
     data = run.get("data", {})
     bins_path = d / BINS_NAME if (d / BINS_NAME).is_file() else Path(data.get("path") or d) / BINS_NAME

@@ -240,8 +240,10 @@ def save_checkpoint(
     config: dict[str, Any],
     keep_last: int,
     bins: Any = None,
+    extra_json: dict[str, dict] | None = None,
 ) -> Path:
-    """Write one checkpoint atomically, then delete all but the newest `keep_last`. Rank 0 only."""
+    """Write one checkpoint atomically, then delete all but the newest `keep_last`. Rank 0 only.
+    `extra_json`: {file name: JSON object} written beside the weights (the pipeline files)."""
     root = checkpoints_root(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:07d}"
@@ -253,8 +255,10 @@ def save_checkpoint(
     canonicalize_safetensors(tmp / "live.safetensors")
     save_optimizer_state(optimizer_state, tmp)
     (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
-    if bins is not None:  # the edges travel with the weights (RewardFlowPipeline.from_checkpoint reads them)
+    if bins is not None:  # the edges travel with the weights (a checkpoint is a pipeline folder)
         bins.save(tmp / "bins.json")
+    for name, doc in (extra_json or {}).items():
+        (tmp / name).write_text(json.dumps(doc, indent=2))
     # Written last: list_checkpoints only trusts directories that have it.
     state = dict(trainer_state, format_version=FORMAT_VERSION)
     with open(tmp / "trainer_state.json", "w") as fh:
@@ -286,3 +290,21 @@ def load_checkpoint(path: str | os.PathLike, *, ema_model: nn.Module, live_model
         "config": json.loads((path / "train_config.json").read_text()),
         "optimizer": load_optimizer_state(path),
     }
+
+
+def pipeline_files(config, model_config) -> dict[str, dict]:
+    """What makes a checkpoint a pipeline folder too (RewardFlowPipeline.from_pretrained reads
+    it): the sampling config with the run's settings, and the text encoder's reference."""
+    from rewardflow.data.text import DEFAULT_MAX_LENGTH
+    from rewardflow.sampling.pipeline_io import CONFIG_NAME, TEXT_NAME, pipeline_config_doc
+
+    settings: dict[str, Any] = {"run_config": config.to_dict()}
+    latent = False
+    if config.data.latents:  # the data dir holds the normalisation and names the VAE
+        from rewardflow.data.latents import LatentStats
+
+        stats = LatentStats.load(config.data.path)
+        settings["latent_stats"] = {"mean": stats.mean, "std": stats.std, "vae": stats.vae}
+        latent = bool(stats.vae)
+    text = {"model_id": config.data.text_encoder, "max_length": DEFAULT_MAX_LENGTH}  # the trainer's encoder
+    return {CONFIG_NAME: pipeline_config_doc(model_config, latent, settings), TEXT_NAME: text}

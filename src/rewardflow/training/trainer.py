@@ -139,6 +139,7 @@ class Trainer:
                 config=self.config.to_dict(),
                 keep_last=self.config.checkpoint.keep_last,
                 bins=self.bins,
+                extra_json=ckpt.pipeline_files(self.config, self.raw_model.config),
             )
             self._log_event(f"saved checkpoint {path}")
         # No rank runs ahead (or exits) while the checkpoint is half written.
