@@ -205,6 +205,7 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     )
     assert "--sweep-targets 'sharpness' must look like key=value" in capsys.readouterr().err
     assert "**Best-of-N**" in (out / "control.md").read_text()
+    _control_uses_the_saved_guidance(model, tmp_path)
     rc = main(
         [
             "eval",
@@ -274,3 +275,23 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     capsys.readouterr()
     assert main(["eval", "geneval", "--model", model, "--out", str(tmp_path / "ge3"), "--reward", "nope=1"]) != 0
     assert "unknown reward key" in capsys.readouterr().err
+
+
+def _control_uses_the_saved_guidance(model, tmp_path):
+    """Without --guidance, eval control samples at the default a sweep saved in the folder (as
+    eval geneval and rewardflow sample do); --guidance still wins."""
+    from rewardflow.studies.evaluate import save_default_guidance
+
+    best = {"guidance_scale": 2.5, "text_guidance_scale": 3.0, "guidance_interval": None}
+    save_default_guidance(model, {"rows": [], "best": best}, images=6, steps=2)
+
+    def settings(*extra):
+        out = tmp_path / f"ctl{len(extra)}"
+        args = ["eval", "control", "--model", model, "--out", str(out), "--quick", "--only", "seeds", *extra]
+        assert main(args + ["--no-progress"]) == 0
+        return json.loads((out / "control.json").read_text())["settings"]
+
+    saved = settings()
+    assert (saved["guidance"], saved["text_guidance"]) == (2.5, 3.0)
+    given = settings("--guidance", "4")
+    assert (given["guidance"], given["text_guidance"]) == (4.0, None)

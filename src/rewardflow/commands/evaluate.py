@@ -29,8 +29,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--guidance",
         type=float,
         default=None,
-        help="CFG scale w where not swept (eval geneval: default the model folder's saved guidance, else 7; "
-        "eval control: default 7)",
+        help="CFG scale w where not swept (default: the model folder's saved guidance, else 7; eval control "
+        "takes the saved scale and text scale, not a saved guidance interval)",
     )
     p.add_argument("--solver", choices=["euler", "heun"], default="euler")
     p.add_argument("--batch-size", type=int, default=64, help="images per network batch (default 64)")
@@ -164,7 +164,9 @@ def run_control(args) -> int:
     from rewardflow.commands._common import parse_assignments
     from rewardflow.eval.control import SECTIONS, ControlSettings, run_control
 
-    given = dict(steps=args.steps, guidance=args.guidance)  # unset: the settings' (or --quick's) defaults
+    pipe = _setup(args)
+    guidance, text_guidance = _saved_guidance(pipe, args)
+    given = dict(steps=args.steps, guidance=guidance)  # unset: the settings' (or --quick's) defaults
     kw = dict(
         {k: v for k, v in given.items() if v is not None},
         solver=args.solver,
@@ -172,7 +174,7 @@ def run_control(args) -> int:
         seed=args.seed,
         max_count=args.max_count or None,
         others=args.others,
-        text_guidance=args.text_guidance,
+        text_guidance=text_guidance,
         sweep_targets=tuple(
             parse_assignments([args.sweep_targets] if args.sweep_targets else [], "--sweep-targets").items()
         ),
@@ -196,11 +198,22 @@ def run_control(args) -> int:
             bon_ns=ns,
             **kw,
         )
-    pipe = _setup(args)
     keys = [k.strip() for k in args.rewards.split(",")] if args.rewards else None
     rep = run_control(pipe, s, keys=keys, model=str(args.model), progress=not args.no_progress, command=_command())
     _write(Path(args.out), "control", rep.to_dict(), rep.to_markdown())
     return 0
+
+
+def _saved_guidance(pipe, args) -> tuple[float | None, float | None]:
+    """(w, w_text) for eval control: the command line's, else the default guidance a sweep chose
+    and saved in the model folder (as `eval geneval` and `rewardflow sample` use), else None (the
+    control settings' own default)."""
+    if args.guidance is not None or "guidance_choice" not in pipe.config:
+        return args.guidance, args.text_guidance
+    c = pipe.config
+    w_t = args.text_guidance if args.text_guidance is not None else c.get("text_guidance_scale")
+    print(f"guidance: the folder's saved default w = {c['guidance_scale']:g}" + (f", w_text = {w_t:g}" if w_t else ""))
+    return float(c["guidance_scale"]), w_t
 
 
 def _vector(t: dict) -> str:
