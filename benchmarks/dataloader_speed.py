@@ -29,7 +29,7 @@ REWARDS = ("r0", "r1", "r2")
 
 
 def build(out: Path, num: int, shard_size: int, size: int) -> None:
-    from rewardflow.data.shapes import SHAPES_PRESETS, generate_dataset
+    from rewardflow.shapes import SHAPES_PRESETS, generate_dataset
 
     generate_dataset(SHAPES_PRESETS["full"].replace(size=size), num, out, seed=0, shard_size=shard_size, progress=False)
     rng = np.random.default_rng(0)

@@ -56,10 +56,10 @@ def main() -> None:
 
     import torch
 
-    from rewardflow.data.shapes import ShapesConfig, generate_dataset
     from rewardflow.data.shards import iter_shard, list_shards
     from rewardflow.rewards import get_reward
     from rewardflow.rewards.scoring import _read_shard, score_dataset
+    from rewardflow.shapes import ShapesConfig, generate_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="rf_bench_"))
     try:

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 import time
 
-from rewardflow.data.shapes import SHAPES_PRESETS, generate_dataset, generate_sample, sample_seed
+from rewardflow.shapes import SHAPES_PRESETS, generate_dataset, generate_sample, sample_seed
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from rewardflow.cli import main as cli_main
-from rewardflow.data.shapes import ShapesConfig, encode_png, generate_sample
 from rewardflow.data.shards import ShardWriter
+from rewardflow.shapes import ShapesConfig, encode_png, generate_sample
 from rewardflow.training import TrainConfig, Trainer
 from rewardflow.training.checkpoint import list_checkpoints
 from rewardflow.training.synthetic import SyntheticData

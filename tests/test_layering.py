@@ -14,6 +14,7 @@ LAYERS = [
     {"sampling"},
     {"eval"},
     {"training"},
+    {"shapes"},
     {"studies"},
     {"demo"},
     {"experiments"},
@@ -58,3 +59,13 @@ def test_the_check_sees_function_local_imports(tmp_path):
         "import os\n\ndef g():\n    from rewardflow.demo.run import run_demo\n    import rewardflow.eval.speedup\n"
     )
     assert _imports(f) == {"demo", "eval"}
+
+
+def test_the_core_runs_without_shapesworld(monkeypatch):
+    """The core names ShapesWorld only through utils.plugins: with another name there (a world
+    that is not installed), the trainer's default prompts fall back to a fixed list."""
+    from rewardflow.training.callbacks import _FALLBACK_PROMPTS, default_prompts
+
+    assert default_prompts(2) != list(_FALLBACK_PROMPTS[:2])  # the built-in world's captions
+    monkeypatch.setattr("rewardflow.utils.plugins.SHAPES_TRAINING_PROMPTS", "no_such_world.prompts:make")
+    assert default_prompts(2) == list(_FALLBACK_PROMPTS[:2])

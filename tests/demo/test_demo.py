@@ -101,7 +101,7 @@ def test_rerun_skips_finished_stages_and_changed_setting_reruns_downstream(demo_
 @pytest.mark.timeout(180)
 def test_changed_reward_version_rescores_and_retrains(demo_out, monkeypatch, capsys):
     # A bumped reward version must not reuse scores, bins or models built on the old formula.
-    from rewardflow.rewards.shapes.colorfulness import Colorfulness
+    from rewardflow.shapes.rewards.colorfulness import Colorfulness
 
     out, _ = demo_out
     monkeypatch.setattr(Colorfulness, "version", "test-bump")

@@ -85,7 +85,7 @@ def test_mixed_sizes_and_errors():
 
 def test_reward_versions_key_the_caches(monkeypatch):
     from rewardflow.rewards.registry import reward_versions
-    from rewardflow.rewards.shapes.colorfulness import Colorfulness
+    from rewardflow.shapes.rewards.colorfulness import Colorfulness
 
     v = reward_versions(["colorfulness", "sharpness"])
     assert v == {"colorfulness": "2", "sharpness": "1"}

@@ -13,9 +13,9 @@ import pytest
 
 from rewardflow.cli import main as cli_main
 from rewardflow.data.binning import RewardBins
-from rewardflow.data.shapes import ShapesConfig, encode_png, generate_sample
 from rewardflow.data.shards import ShardWriter
 from rewardflow.rewards.scoring import read_scores, score_dataset
+from rewardflow.shapes import ShapesConfig, encode_png, generate_sample
 
 SLOW_PLUGIN = '''
 import time

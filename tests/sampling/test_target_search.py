@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from rewardflow.eval.geneval_shapes import geneval_metric
 from rewardflow.sampling.target_search import linspace_grid, parse_sweep, reward_metric, target_search
+from rewardflow.shapes.geneval import geneval_metric
 
 
 def test_grid_and_sweep_parsing():

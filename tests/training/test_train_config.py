@@ -79,7 +79,7 @@ def test_shipped_configs_exist_and_load():
     from rewardflow.rewards import get_reward_class, list_rewards
 
     # Only the built-in ShapesWorld rewards ship configs; other tests register throwaway rewards.
-    builtin = [k for k in list_rewards() if get_reward_class(k).__module__.startswith("rewardflow.rewards.shapes")]
+    builtin = [k for k in list_rewards() if get_reward_class(k).__module__.startswith("rewardflow.shapes.rewards")]
     assert len(builtin) >= 4
     for key in builtin:
         assert f"shapes-{key}" in names, f"no single-reward config for {key}"

@@ -13,8 +13,8 @@ REWARDS = ["sharpness", "cleanliness", "colorfulness"]
 @pytest.fixture(scope="module")
 def shapes_dir(tmp_path_factory):
     from rewardflow.data.binning import RewardBins
-    from rewardflow.data.shapes import ShapesConfig, generate_dataset
     from rewardflow.rewards.scoring import read_scores, score_dataset
+    from rewardflow.shapes import ShapesConfig, generate_dataset
 
     d = tmp_path_factory.mktemp("shapes")
     generate_dataset(ShapesConfig(), 48, d, seed=0, shard_size=24, progress=False)

@@ -42,7 +42,7 @@ def _add_shapes(sub) -> None:
 
 
 def _run_shapes(args) -> int:
-    from rewardflow.data.shapes import SHAPES_PRESETS, generate_dataset
+    from rewardflow.shapes import SHAPES_PRESETS, generate_dataset
 
     cfg = SHAPES_PRESETS[args.preset]
     if args.size is not None:

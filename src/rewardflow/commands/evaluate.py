@@ -3,7 +3,7 @@
     rewardflow eval control --model runs/demo/models/miro --out runs/eval/control
     rewardflow eval geneval --model runs/demo/models/baseline --out runs/eval/geneval_baseline
 
-`control` runs the reward-control acceptance checks (see rewardflow.eval.control): per-reward
+`control` runs the reward-control acceptance checks (see rewardflow.shapes.control): per-reward
 target sweeps with Spearman, isolate(k) vs high quality, a guidance-scale sweep with the GenEval-
 style overall, a batch-1 vs batch-8 seed check and best-of-N curves. `geneval` samples the
 GenEval-style prompt set once and writes the per-category table. Both write JSON + Markdown.
@@ -162,7 +162,7 @@ def _command() -> str:
 
 def run_control(args) -> int:
     from rewardflow.commands._common import parse_assignments
-    from rewardflow.eval.control import SECTIONS, ControlSettings, run_control
+    from rewardflow.shapes.control import SECTIONS, ControlSettings, run_control
 
     pipe = _setup(args)
     guidance, text_guidance = _saved_guidance(pipe, args)
@@ -226,9 +226,9 @@ def run_geneval(args) -> int:
     import time
 
     from rewardflow.commands._common import parse_assignments
-    from rewardflow.data.shapes import CATEGORIES
-    from rewardflow.eval.control import balanced_entries
-    from rewardflow.eval.geneval_shapes import evaluate
+    from rewardflow.shapes import CATEGORIES
+    from rewardflow.shapes.control import balanced_entries
+    from rewardflow.shapes.geneval import evaluate
 
     pos, neg = parse_assignments(args.reward, "--reward"), parse_assignments(args.negative_reward, "--negative-reward")
     pipe = _setup(args)

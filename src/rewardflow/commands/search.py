@@ -43,9 +43,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from rewardflow.commands._common import load_pipeline, parse_assignments
-    from rewardflow.eval.geneval_shapes import geneval_metric
     from rewardflow.sampling.prompts import load_prompts
     from rewardflow.sampling.target_search import parse_sweep, reward_metric, target_search
+    from rewardflow.shapes.geneval import geneval_metric
     from rewardflow.utils.atomic import atomic_write_bytes
 
     prompts, entries = load_prompts(args.prompts, args.max_prompts)

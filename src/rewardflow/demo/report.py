@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardflow.eval.control import spearman_passes
+from rewardflow.shapes.control import spearman_passes
 from rewardflow.studies import evaluate as ev
 
 from . import plots

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rewardflow.eval.control import balanced_entries
+from rewardflow.shapes.control import balanced_entries
 from rewardflow.studies import evaluate as ev
 from rewardflow.studies.config import DemoConfig
 from rewardflow.studies.evaluations import (

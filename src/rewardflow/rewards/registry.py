@@ -17,12 +17,13 @@ import os
 import warnings
 
 from rewardflow.rewards.base import Reward
+from rewardflow.utils.plugins import SHAPES_REWARDS
 
 _REGISTRY: dict[str, type[Reward]] = {}
 
 # Modules whose import registers rewards; backends are appended here as they land.
 PROVIDER_MODULES = [
-    "rewardflow.rewards.shapes",
+    SHAPES_REWARDS,  # the built-in ShapesWorld rewards
     "rewardflow.rewards.backends",
 ]
 _loaded = False

@@ -14,9 +14,9 @@ def load_prompts(spec: str, max_prompts: int | None = None) -> tuple[list[str], 
     entries = None
     path = Path(spec).expanduser()
     if spec.lower() in SHAPES_ALIASES:
-        from rewardflow.data.shapes.prompts import load_shapes_prompts
+        from rewardflow.utils.plugins import SHAPES_PROMPT_SET, load_object
 
-        entries = load_shapes_prompts()
+        entries = load_object(SHAPES_PROMPT_SET)()
         prompts = [e["prompt"] for e in entries]
     elif path.is_file():
         lines = path.read_text(encoding="utf-8").splitlines()

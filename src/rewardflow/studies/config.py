@@ -23,7 +23,7 @@ REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
 @dataclass
 class DemoConfig:
     # --- world and data ------------------------------------------------------------------
-    shapes_preset: str = "easy"  # 1-2 large objects: learnable in minutes (data/shapes/config.py)
+    shapes_preset: str = "easy"  # 1-2 large objects: learnable in minutes (shapes/config.py)
     shapes_overrides: dict[str, Any] = field(default_factory=dict)  # ShapesConfig fields
     num_images: int = 5000
     data_workers: int = 2  # processes for generation and scoring (one shard per task)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from rewardflow.data.shapes import CATEGORIES, load_shapes_prompts
-from rewardflow.eval.control import spearman
-from rewardflow.eval.geneval_shapes import evaluate as geneval_evaluate
+from rewardflow.shapes import CATEGORIES, load_shapes_prompts
+from rewardflow.shapes.control import spearman
+from rewardflow.shapes.geneval import evaluate as geneval_evaluate
 from rewardflow.training.callbacks import Callback, save_grid
 
 
@@ -41,7 +41,7 @@ def reward_scores(images: np.ndarray, prompts: Sequence[str], rewards: Sequence[
     """Per-image scores of each reward plus `noise_sigma` (the robust noise std in uint8 units
     behind `cleanliness`, the direct "estimated noise" figure)."""
     from rewardflow.rewards import get_reward
-    from rewardflow.rewards.shapes.quality import noise_sigma, to_float_bchw
+    from rewardflow.shapes.rewards.quality import noise_sigma, to_float_bchw
 
     out = {name: np.asarray(get_reward(name).score(images, list(prompts)), dtype=np.float64) for name in rewards}
     out["noise_sigma"] = noise_sigma(to_float_bchw(images)).double().numpy()

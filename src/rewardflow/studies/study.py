@@ -24,7 +24,7 @@ from .stages import StageRunner, digest
 
 
 def shapes_config(cfg: DemoConfig):
-    from rewardflow.data.shapes import ShapesConfig
+    from rewardflow.shapes import ShapesConfig
 
     return ShapesConfig.from_preset(cfg.shapes_preset, **cfg.shapes_overrides)
 
@@ -217,7 +217,7 @@ def prepare_data(study: Study) -> tuple[str, dict]:
     sig_data = digest([shapes.to_dict(), cfg.num_images, cfg.shard_size, cfg.seed])
 
     def make_data():
-        from rewardflow.data.shapes import generate_dataset
+        from rewardflow.shapes import generate_dataset
 
         kw = dict(seed=cfg.seed, shard_size=cfg.shard_size, workers=cfg.data_workers, progress=study.progress)
         shards = generate_dataset(shapes, cfg.num_images, data_dir, **kw)

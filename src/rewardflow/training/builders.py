@@ -132,12 +132,14 @@ def default_callbacks(config: TrainConfig, reward_keys: list[str]) -> list[Callb
         cbs.append(SampleGridCallback(enc, prompts, s.every, s.num_steps, s.guidance_scale, s.solver, s.seed))
     if e.every:
         from rewardflow.rewards import list_rewards
-        from rewardflow.rewards.shapes import BUILTIN_REWARDS
+        from rewardflow.utils.plugins import SHAPES_REWARDS, load_object
+
+        builtin = load_object(SHAPES_REWARDS).BUILTIN_REWARDS
 
         registered = set(list_rewards())
         # Fallback for a baseline: the cheap built-in rewards, never the model backends, which
         # need weights on disk (and one needs a licence opt-in).
-        names = e.rewards or [k for k in reward_keys if k in registered] or list(BUILTIN_REWARDS)
+        names = e.rewards or [k for k in reward_keys if k in registered] or list(builtin)
         unknown = [n for n in names if n not in registered]
         if unknown:
             raise ValueError(f"eval.rewards {unknown} are not registered rewards; known: {sorted(registered)}")

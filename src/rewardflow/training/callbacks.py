@@ -48,15 +48,13 @@ class FunctionCallback(Callback):
 
 def default_prompts(n: int, seed: int = 0) -> list[str]:
     """A fixed ShapesWorld prompt set cycling through the six GenEval-style categories."""
+    from rewardflow.utils.plugins import SHAPES_TRAINING_PROMPTS, load_object
+
     try:
-        from rewardflow.data.shapes import CATEGORIES, ShapesConfig
-        from rewardflow.data.shapes.captions import sample_spec
+        make = load_object(SHAPES_TRAINING_PROMPTS)
     except ImportError:  # ShapesWorld not installed in this build: a small fixed list
         return [_FALLBACK_PROMPTS[i % len(_FALLBACK_PROMPTS)] for i in range(n)]
-    cfg, cats = ShapesConfig(), list(CATEGORIES)
-    return [
-        sample_spec(np.random.default_rng([seed, i]), cfg, category=cats[i % len(cats)])["prompt"] for i in range(n)
-    ]
+    return make(n, seed)
 
 
 def save_grid(images: np.ndarray, path: str | Path, ncol: int | None = None) -> Path:

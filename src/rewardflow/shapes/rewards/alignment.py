@@ -34,8 +34,8 @@ import torch
 
 from rewardflow.rewards.base import Reward
 from rewardflow.rewards.registry import register_reward
-from rewardflow.rewards.shapes.detector import PALETTE_HUES, Detection, detect, hue_distance
-from rewardflow.rewards.shapes.parse import CaptionParseError, ParsedCaption, parse_caption
+from rewardflow.shapes.rewards.detector import PALETTE_HUES, Detection, detect, hue_distance
+from rewardflow.shapes.rewards.parse import CaptionParseError, ParsedCaption, parse_caption
 
 HUE_TOLERANCE = math.radians(30.0)  # half the mean gap between palette hues
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rewardflow.data.shapes.vocab import CATEGORIES, NUMBER_WORDS, OPPOSITE, PLURALS, RELATIONS
+from rewardflow.shapes.vocab import CATEGORIES, NUMBER_WORDS, OPPOSITE, PLURALS, RELATIONS
 
 CORRUPTION_KINDS: tuple[str, ...] = ("color", "count", "shape", "relation")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rewardflow.data.shapes.vocab import DEFAULT_COLORS, PALETTE
+from rewardflow.shapes.vocab import DEFAULT_COLORS, PALETTE
 
 SKEW_TRIANGLE = 0.15
 FILL_SQUARE = (1.0 + np.pi / 4.0) / 2.0

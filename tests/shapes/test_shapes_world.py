@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rewardflow.data.shapes import (
+from rewardflow.shapes import (
     CATEGORIES,
     SHAPES_PRESETS,
     ShapesConfig,

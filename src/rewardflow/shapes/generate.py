@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardflow.data.shapes import degrade
-from rewardflow.data.shapes.captions import corrupt_caption, sample_spec
-from rewardflow.data.shapes.config import ShapesConfig
-from rewardflow.data.shapes.render import render_scene
-from rewardflow.data.shapes.scene import scene_for_spec
+from rewardflow.shapes import degrade
+from rewardflow.shapes.captions import corrupt_caption, sample_spec
+from rewardflow.shapes.config import ShapesConfig
+from rewardflow.shapes.render import render_scene
+from rewardflow.shapes.scene import scene_for_spec
 
 _DEGRADATION_PROBS = (
     ("blur", "p_blur"),
@@ -184,7 +184,7 @@ def generate_dataset(
     finally:
         bar.close()
     info = {
-        "generator": "rewardflow.data.shapes",
+        "generator": "rewardflow.shapes",
         "num": num,
         "seed": int(seed),
         "shard_size": shard_size,

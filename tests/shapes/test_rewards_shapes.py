@@ -3,7 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from rewardflow.data.shapes import (
+from rewardflow.rewards import get_reward
+from rewardflow.shapes import (
     CATEGORIES,
     Scene,
     ShapesConfig,
@@ -13,9 +14,8 @@ from rewardflow.data.shapes import (
     desaturate,
     generate_sample,
 )
-from rewardflow.rewards import get_reward
-from rewardflow.rewards.shapes.detector import detect
-from rewardflow.rewards.shapes.parse import CaptionParseError, parse_caption
+from rewardflow.shapes.rewards.detector import detect
+from rewardflow.shapes.rewards.parse import CaptionParseError, parse_caption
 
 
 def _auc(pos, neg):
@@ -90,7 +90,7 @@ def test_alignment_separates_correct_from_corrupted_captions(clean_samples):
 def test_parser_reads_all_six_categories():
     cfg = ShapesConfig()
     rng = np.random.default_rng(0)
-    from rewardflow.data.shapes import sample_spec
+    from rewardflow.shapes import sample_spec
 
     for cat in CATEGORIES:
         for _ in range(20):
@@ -139,7 +139,7 @@ def test_unparseable_caption_policy(caption, clean_samples):
 def test_connected_components_backends_agree():
     import torch
 
-    from rewardflow.rewards.shapes.detector import connected_components
+    from rewardflow.shapes.rewards.detector import connected_components
 
     mask = torch.from_numpy(np.random.default_rng(0).random((4, 16, 16)) < 0.45)
     for conn in (4, 8):
@@ -152,7 +152,7 @@ def test_connected_components_backends_agree():
 
 
 def _one_object_images(color, n=8):
-    from rewardflow.data.shapes.captions import make_spec
+    from rewardflow.shapes.captions import make_spec
 
     cfg = ShapesConfig.from_preset("easy").clean()
     return np.stack(
@@ -166,7 +166,7 @@ def _one_object_images(color, n=8):
 
 
 def test_colorfulness_is_hue_neutral_and_falls_with_desaturation():
-    from rewardflow.data.shapes.vocab import DEFAULT_COLORS
+    from rewardflow.shapes.vocab import DEFAULT_COLORS
 
     r = get_reward("colorfulness")
     clean, desat = {}, {}

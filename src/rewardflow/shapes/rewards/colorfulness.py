@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rewardflow.data.shapes.vocab import DEFAULT_COLORS, PALETTE
 from rewardflow.rewards.base import Reward
 from rewardflow.rewards.registry import register_reward
-from rewardflow.rewards.shapes.quality import median3, noise_sigma, to_float_bchw
+from rewardflow.shapes.rewards.quality import median3, noise_sigma, to_float_bchw
+from rewardflow.shapes.vocab import DEFAULT_COLORS, PALETTE
 
 FG_MIN = 20.0  # uint8 units: the detector's foreground threshold, raised with the noise level
 CHROMA_FLOOR = 1e-3

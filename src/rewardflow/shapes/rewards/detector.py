@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rewardflow.data.shapes.vocab import PALETTE
-from rewardflow.rewards.shapes.quality import median3, noise_sigma
+from rewardflow.shapes.rewards.quality import median3, noise_sigma
+from rewardflow.shapes.vocab import PALETTE
 
 
 @dataclass

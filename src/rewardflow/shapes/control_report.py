@@ -1,4 +1,4 @@
-"""The report of `eval control` (rewardflow.eval.control): results as JSON and Markdown, one
+"""The report of `eval control` (rewardflow.shapes.control): results as JSON and Markdown, one
 Markdown section per measurement."""
 
 from __future__ import annotations

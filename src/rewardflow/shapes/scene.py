@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rewardflow.data.shapes.captions import sample_spec
-from rewardflow.data.shapes.config import ShapesConfig
-from rewardflow.data.shapes.vocab import PALETTE
+from rewardflow.shapes.captions import sample_spec
+from rewardflow.shapes.config import ShapesConfig
+from rewardflow.shapes.vocab import PALETTE
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """ShapesWorld: a procedural image-caption world with GenEval-style captions and a quality spectrum."""
 
-from rewardflow.data.shapes.captions import (
+from rewardflow.shapes.captions import (
     CORRUPTION_KINDS,
     caption_from_spec,
     corrupt_caption,
@@ -8,8 +8,8 @@ from rewardflow.data.shapes.captions import (
     sample_spec,
     spec_holds,
 )
-from rewardflow.data.shapes.config import SHAPES_PRESETS, ShapesConfig
-from rewardflow.data.shapes.degrade import (
+from rewardflow.shapes.config import SHAPES_PRESETS, ShapesConfig
+from rewardflow.shapes.degrade import (
     add_noise,
     apply_degradations,
     blur,
@@ -17,16 +17,16 @@ from rewardflow.data.shapes.degrade import (
     low_contrast,
     off_frame,
 )
-from rewardflow.data.shapes.generate import (
+from rewardflow.shapes.generate import (
     ShapesSample,
     encode_png,
     generate_dataset,
     generate_sample,
     sample_seed,
 )
-from rewardflow.data.shapes.render import render_scene
-from rewardflow.data.shapes.scene import Scene, ShapeObject, sample_scene, scene_for_spec
-from rewardflow.data.shapes.vocab import CATEGORIES, PALETTE, RELATIONS, SHAPES
+from rewardflow.shapes.render import render_scene
+from rewardflow.shapes.scene import Scene, ShapeObject, sample_scene, scene_for_spec
+from rewardflow.shapes.vocab import CATEGORIES, PALETTE, RELATIONS, SHAPES
 
 __all__ = [
     "CATEGORIES",
@@ -59,6 +59,6 @@ __all__ = [
     "spec_holds",
 ]
 
-from rewardflow.data.shapes.prompts import build_prompt_set, load_shapes_prompts  # noqa: E402
+from rewardflow.shapes.prompts import build_prompt_set, load_shapes_prompts  # noqa: E402
 
 __all__ += ["build_prompt_set", "load_shapes_prompts"]

@@ -3,9 +3,9 @@
 Importing this package registers: shapes_alignment, sharpness, cleanliness, colorfulness.
 """
 
-from rewardflow.rewards.shapes.alignment import ShapesAlignment
-from rewardflow.rewards.shapes.colorfulness import Colorfulness
-from rewardflow.rewards.shapes.quality import Cleanliness, Sharpness
+from rewardflow.shapes.rewards.alignment import ShapesAlignment
+from rewardflow.shapes.rewards.colorfulness import Colorfulness
+from rewardflow.shapes.rewards.quality import Cleanliness, Sharpness
 
 BUILTIN_REWARDS = ("shapes_alignment", "sharpness", "cleanliness", "colorfulness")
 

@@ -9,7 +9,7 @@ optional trailing period):
                                                     plural iff the number is > 1
     RELATION := "left of" | "right of" | "above" | "below" (also "to the left of", ...)
 Anything else raises `CaptionParseError`; the reward then applies its documented policy.
-This is the training reward's own parser; the evaluator (eval/geneval_shapes.py) has another.
+This is the training reward's own parser; the evaluator (shapes/geneval.py) has another.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rewardflow.data.shapes.vocab import PALETTE, SHAPES
+from rewardflow.shapes.vocab import PALETTE, SHAPES
 
 NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 PLURAL = {s + "s": s for s in SHAPES}

@@ -5,7 +5,7 @@ shuffles it with a fixed seed, and takes `per_category` of them. Categories with
 prompts (3 for single_object, 9 for counting...) repeat their prompts evenly, which is the same
 as drawing several images per prompt. The shipped file is regenerated with
 
-    python -m rewardflow.data.shapes.prompts --write src/rewardflow/assets/shapes_prompts.jsonl
+    python -m rewardflow.shapes.prompts --write src/rewardflow/assets/shapes_prompts.jsonl
 
 and a test checks that the shipped file equals `build_prompt_set()`.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardflow.data.shapes.captions import make_spec
-from rewardflow.data.shapes.vocab import CATEGORIES, DEFAULT_COLORS, RELATIONS, SHAPES
+from rewardflow.shapes.captions import make_spec
+from rewardflow.shapes.vocab import CATEGORIES, DEFAULT_COLORS, RELATIONS, SHAPES
 
-PROMPTS_PATH = Path(__file__).resolve().parents[2] / "assets" / "shapes_prompts.jsonl"
+PROMPTS_PATH = Path(__file__).resolve().parents[1] / "assets" / "shapes_prompts.jsonl"
 PER_CATEGORY = 72  # a multiple of 3, 6, 9, 18 and 24: balanced repeats where prompts are few
 
 
@@ -95,3 +95,17 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def training_prompts(n: int, seed: int = 0) -> list[str]:
+    """n captions of the default world cycling through the six GenEval-style categories, each
+    drawn with its own seeded generator (the trainer's default sample and eval prompts)."""
+    import numpy as np
+
+    from rewardflow.shapes.captions import sample_spec
+    from rewardflow.shapes.config import ShapesConfig
+
+    cfg, cats = ShapesConfig(), list(CATEGORIES)
+    return [
+        sample_spec(np.random.default_rng([seed, i]), cfg, category=cats[i % len(cats)])["prompt"] for i in range(n)
+    ]

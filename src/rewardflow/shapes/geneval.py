@@ -1,6 +1,6 @@
 """GenEval-style evaluation of ShapesWorld images (Ghosh et al., 2023, adapted to shapes).
 
-Each prompt is a GenEval metadata entry (see `rewardflow.data.shapes.prompts`): a tag (one of
+Each prompt is a GenEval metadata entry (see `rewardflow.shapes.prompts`): a tag (one of
 the six categories) and `include` / `exclude` requirements on object class, count, colour and
 relative position. An image is correct only if EVERY requirement holds (strict). Accuracy is
 computed per category; the overall score is the mean of the category accuracies, as in GenEval.
@@ -10,7 +10,7 @@ exactly n circles are detected, and a colour requirement needs all of them in th
 `exact_counts=False` follows GenEval's code: at least n (largest first), and `exclude` items
 cap counts. Classes a prompt does not name may appear in both modes.
 
-Detection is done by `rewardflow.eval.detector`, separate code from the training rewards.
+Detection is done by `rewardflow.shapes.geneval_detector`, separate code from the training rewards.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rewardflow.data.shapes.vocab import CATEGORIES, DEFAULT_COLORS
-from rewardflow.eval.detector import Detection, detect_objects
+from rewardflow.shapes.geneval_detector import Detection, detect_objects
+from rewardflow.shapes.vocab import CATEGORIES, DEFAULT_COLORS
 
 POSITION_THRESHOLD = 0.1  # GenEval's value: shrink centre offsets by 10% of both box sizes
 

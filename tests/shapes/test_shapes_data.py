@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 
 from rewardflow.cli import main as cli_main
-from rewardflow.data.shapes import SHAPES_PRESETS, generate_dataset, generate_sample, sample_seed
 from rewardflow.data.shards import iter_shard, list_shards
+from rewardflow.shapes import SHAPES_PRESETS, generate_dataset, generate_sample, sample_seed
 
 
 def _read(d):

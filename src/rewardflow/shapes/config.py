@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from rewardflow.data.shapes.vocab import CATEGORIES, DEFAULT_COLORS, PALETTE, SHAPES
+from rewardflow.shapes.vocab import CATEGORIES, DEFAULT_COLORS, PALETTE, SHAPES
 
 
 @dataclass

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardflow.data.shapes import CATEGORIES, load_shapes_prompts
 from rewardflow.sampling import targets as T
+from rewardflow.shapes import CATEGORIES, load_shapes_prompts
 
 from .control_report import ControlReport
 
@@ -264,7 +264,7 @@ def _guidance_jobs(S: Sampler) -> list[Job]:
 
 
 def guidance(S: Sampler) -> dict[str, Any]:
-    from rewardflow.eval.geneval_shapes import evaluate
+    from rewardflow.shapes.geneval import evaluate
 
     entries = balanced_entries(S.s.sweep_images, S.s.max_count)
     rows = []

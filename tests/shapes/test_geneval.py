@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rewardflow.data.shapes import (
+from rewardflow.shapes import (
     CATEGORIES,
     SHAPES_PRESETS,
     build_prompt_set,
@@ -15,8 +15,8 @@ from rewardflow.data.shapes import (
     render_scene,
     scene_for_spec,
 )
-from rewardflow.eval.detector import detect_objects
-from rewardflow.eval.geneval_shapes import evaluate, relative_position
+from rewardflow.shapes.geneval import evaluate, relative_position
+from rewardflow.shapes.geneval_detector import detect_objects
 
 
 def test_prompt_set_is_shipped_fixed_and_geneval_shaped():
@@ -100,7 +100,7 @@ def test_count_semantics_exact_and_geneval():
 
 
 def test_relative_position_rule():
-    from rewardflow.eval.detector import Detection
+    from rewardflow.shapes.geneval_detector import Detection
 
     def box(x0, y0, x1, y1):
         return Detection("circle", "red", (x0, y0, x1, y1), (0, 0), 1.0, 0.8, 0.0)
@@ -112,7 +112,7 @@ def test_relative_position_rule():
 
 
 def test_contrast_invariant_and_no_false_objects_on_empty_images():
-    from rewardflow.data.shapes import Scene, add_noise, low_contrast
+    from rewardflow.shapes import Scene, add_noise, low_contrast
 
     cfg = SHAPES_PRESETS["full"]
     entries = load_shapes_prompts()[1::4]

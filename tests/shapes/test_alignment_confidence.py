@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from rewardflow.data.shapes import ShapesConfig, blur, generate_sample
 from rewardflow.rewards import get_reward
-from rewardflow.rewards.shapes.alignment import colour_confidence, relation_margin
-from rewardflow.rewards.shapes.detector import PALETTE_HUES, Detection, classify_shape_conf
+from rewardflow.shapes import ShapesConfig, blur, generate_sample
+from rewardflow.shapes.rewards.alignment import colour_confidence, relation_margin
+from rewardflow.shapes.rewards.detector import PALETTE_HUES, Detection, classify_shape_conf
 
 
 def _det(cx, cy, size=10.0, shape="circle", color="red", hue=None):

@@ -1,4 +1,4 @@
-"""Mechanics of rewardflow.eval.control and `rewardflow eval` on a tiny random model (not the figures)."""
+"""Mechanics of rewardflow.shapes.control and `rewardflow eval` on a tiny random model (not the figures)."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rewardflow.cli import main
-from rewardflow.eval import control as C
+from rewardflow.shapes import control as C
 
 from pipeline_helpers import REWARD_KEYS
 
