@@ -181,9 +181,9 @@ def test_config_overrides_and_errors():
     with pytest.raises(ValueError, match="unknown demo setting 'stepz'. Did you mean 'steps'"):
         DemoConfig.load(None, ["stepz=7"])
     # The training config's dialect: YAML-typed values checked against the field types.
-    with pytest.raises(ValueError, match="demo setting 'steps' expects int, got 'many'"):
+    with pytest.raises(ValueError, match="demo setting 'train.max_steps' expects int, got 'many'"):
         DemoConfig.load(None, ["steps=many"])
-    with pytest.raises(ValueError, match="'lr' expects float"):
+    with pytest.raises(ValueError, match="'train.optim.lr' expects float"):
         DemoConfig.from_dict({"lr": [1]})
     assert DemoConfig.load(None, ["lr=3e-4", "control_levels=[0, 1]"]).control_levels == [0.0, 1.0]
     with pytest.raises(ValueError, match="control_reward"):

@@ -1,7 +1,7 @@
 """The demo: ShapesWorld -> scores -> bins -> baseline and MIRO training -> evaluation -> report.
 
     from rewardflow.demo import DemoConfig, run_demo
-    run_demo(DemoConfig(steps=600), "runs/demo")      # what `make demo` runs
+    run_demo(DemoConfig().replace(steps=600), "runs/demo")
 
 See docs/DEMO.md for what each stage does and how long it takes.
 """

@@ -58,6 +58,7 @@ def load_configs(path: str | Path | None, sets: list[str], quick: bool):
     dialect as the training config)."""
     from rewardflow.demo import DemoConfig
     from rewardflow.demo import quick as demo_quick
+    from rewardflow.studies.config import overlay
 
     raw: dict[str, Any] = {}
     if path is not None:
@@ -81,7 +82,7 @@ def load_configs(path: str | Path | None, sets: list[str], quick: bool):
             demo_sets.append(item)
     base = demo_quick() if quick else DemoConfig()
     if demo_raw:
-        base = DemoConfig.from_dict(base.to_dict() | demo_raw)
+        base = DemoConfig.from_dict(overlay(base.to_dict(), demo_raw))
     demo = DemoConfig.load(None, demo_sets, base=base)
     if "eval_every" not in raw and not any(s.split("=", 1)[0].strip() == "eval_every" for s in demo_sets):
         # Speedup interpolates between evaluations: ~12 points per curve instead of the demo's 6.
@@ -97,8 +98,9 @@ PAPER_KEYS = frozenset(f.name for f in dataclasses.fields(PaperConfig))
 def _check_known(key: str) -> None:
     """A key neither config has: say so with the nearest name of either."""
     from rewardflow.demo import DemoConfig
+    from rewardflow.studies.config import TRAIN_ALIASES
 
-    names = sorted(PAPER_KEYS | {f.name for f in dataclasses.fields(DemoConfig)})
+    names = sorted(PAPER_KEYS | {f.name for f in dataclasses.fields(DemoConfig)} | set(TRAIN_ALIASES))
     if key in names:
         return
     near = difflib.get_close_matches(key, names, n=1)

@@ -30,51 +30,23 @@ def shapes_config(cfg: DemoConfig):
 
 
 def train_config(cfg: DemoConfig, data_dir: Path, out_dir: Path, mode: str, text_cache: Path, keys=None):
-    """The TrainConfig of one study model. `mode`: baseline | miro (every reward) | single
-    (only `keys`)."""
+    """The TrainConfig of one study model: the study's `train` with what the study decides
+    filled in. `mode`: baseline | miro (every reward) | single (only `keys`)."""
     from rewardflow.training import TrainConfig
 
-    tc = TrainConfig.from_dict(
-        dict(
-            model=dict(preset=cfg.model_preset, overrides=dict(cfg.model_overrides)),
-            data=dict(
-                path=str(data_dir),
-                mode="miro" if mode == "miro" else "baseline",
-                reward_keys=list(cfg.rewards) if mode == "miro" else [],
-                image_size=shapes_config(cfg).size,
-                batch_size=cfg.batch_size,
-                workers=0,
-                in_memory=True,
-                shuffle=True,
-                text_cache=str(text_cache),
-            ),
-            optim=dict(
-                optimizer="adamw",
-                lr=cfg.lr,
-                betas=[0.9, 0.99],
-                weight_decay=0.0,
-                warmup_steps=cfg.warmup_steps,
-                schedule="cosine",
-                min_lr_ratio=0.1,
-                grad_clip=1.0,
-            ),
-            time=dict(kind=cfg.time_kind, mean=cfg.time_mean, std=cfg.time_std, shift=1.0),
-            text_dropout=cfg.text_dropout,
-            text_dropout_rewards=cfg.text_dropout_rewards,
-            reward_dropout=cfg.reward_dropout,
-            ema=dict(decay=cfg.ema_decay, warmup=True),
-            # A few checkpoints make an interrupted study resume mid-training instead of restarting.
-            checkpoint=dict(every=max(1, cfg.steps // 3), keep_last=1),
-            log_every=max(1, cfg.steps // 40),
-            progress=True,
-            tensorboard=False,
-            sample=dict(every=0),
-            eval=dict(every=0, at_start=True),
-            seed=cfg.seed,
-            max_steps=cfg.steps,
-            out_dir=str(out_dir),
-        )
+    d = cfg.train.to_dict()
+    d["data"].update(
+        path=str(data_dir),
+        mode="miro" if mode == "miro" else "baseline",
+        reward_keys=list(cfg.rewards) if mode == "miro" else [],
+        image_size=shapes_config(cfg).size,
+        text_cache=str(text_cache),
     )
+    steps = d["max_steps"]
+    # A few checkpoints make an interrupted study resume mid-training instead of restarting.
+    d.update(checkpoint=dict(every=max(1, steps // 3), keep_last=1), log_every=max(1, steps // 40))
+    d.update(seed=cfg.seed, out_dir=str(out_dir))
+    tc = TrainConfig.from_dict(d)
     if mode == "single":
         tc.data.mode, tc.data.reward_keys = "single", list(keys or [])
     return tc
