@@ -206,65 +206,17 @@ def test_cli_control_and_geneval_write_json_and_markdown(pipe, tmp_path, capsys)
     assert "--sweep-targets 'sharpness' must look like key=value" in capsys.readouterr().err
     assert "**Best-of-N**" in (out / "control.md").read_text()
     _control_uses_the_saved_guidance(model, tmp_path)
-    rc = main(
-        [
-            "eval",
-            "geneval",
-            "--model",
-            model,
-            "--out",
-            str(tmp_path / "ge"),
-            "--per-category",
-            "1",
-            "--steps",
-            "2",
-            "--no-progress",
-        ]
-    )
+    rc = _geneval(model, tmp_path / "ge", 2)
     assert rc == 0
     ge = json.loads((tmp_path / "ge" / "geneval.json").read_text())
     assert sum(ge["counts"].values()) == 6 and len(ge["per_image"]) == 6
-    rc = main(
-        [
-            "eval",
-            "geneval",
-            "--model",
-            model,
-            "--out",
-            str(tmp_path / "ge_none"),
-            "--per-category",
-            "1",
-            "--steps",
-            "1",
-            "--no-progress",
-            "--reward",
-            "sharpness=none",
-        ]
-    )  # an unspecified target
+    rc = _geneval(model, tmp_path / "ge_none", 1, "--reward", "sharpness=none")  # an unspecified target
     assert rc == 0 and "sharpness: none" in (tmp_path / "ge_none" / "geneval.md").read_text()
     assert main(["eval", "control", "--model", model, "--out", str(out), "--only", "bogus"]) == 1
     assert "bogus" in capsys.readouterr().err
     assert np.isfinite(ge["overall"])
     assert ge["reward_targets"] == {"sharpness": 1.0, "colorfulness": 1.0}
-    rc = main(
-        [
-            "eval",
-            "geneval",
-            "--model",
-            model,
-            "--out",
-            str(tmp_path / "ge2"),
-            "--per-category",
-            "1",
-            "--steps",
-            "2",
-            "--no-progress",
-            "--reward",
-            "colorfulness=0.5",
-            "--negative-reward",
-            "colorfulness=0.5",
-        ]
-    )
+    rc = _geneval(model, tmp_path / "ge2", 2, "--reward", "colorfulness=0.5", "--negative-reward", "colorfulness=0.5")
     ge2 = json.loads((tmp_path / "ge2" / "geneval.json").read_text())
     assert (
         rc == 0
@@ -295,3 +247,8 @@ def _control_uses_the_saved_guidance(model, tmp_path):
     assert (saved["guidance"], saved["text_guidance"]) == (2.5, 3.0)
     given = settings("--guidance", "4")
     assert (given["guidance"], given["text_guidance"]) == (4.0, None)
+
+
+def _geneval(model, out, steps, *extra) -> int:
+    args = ["eval", "geneval", "--model", model, "--out", str(out), "--per-category", "1", "--steps", str(steps)]
+    return main(args + ["--no-progress", *extra])
