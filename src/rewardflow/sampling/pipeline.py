@@ -41,6 +41,7 @@ from . import targets as T
 from .arguments import check_int as _check_int
 from .arguments import check_interval as _check_interval
 from .arguments import check_number as _check_number
+from .call_inputs import CallInputs, check_prompt_inputs
 from .guidance import Condition, make_velocity_fn, make_velocity_fn_3, with_guidance_interval
 from .noise import randn_per_seed
 from .output import OUTPUT_TYPES, RewardFlowPipelineOutput, to_output_type
@@ -173,14 +174,16 @@ class RewardFlowPipeline:
             if len(seeds) != n:
                 raise ValueError(f"got {len(seeds)} seeds for {n} images (prompts x num_images_per_prompt)")
             return [int(s) for s in seeds]
-        if seed is None:  # honours torch.manual_seed / a given generator; the seeds are returned
+        if seed is None and generator is not None:
+            return []  # the generator draws the request's noise as one randn (CallInputs)
+        if seed is None:  # honours torch.manual_seed; the seeds are returned
             seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
         return [seed + i for i in range(n)]
 
     @torch.no_grad()
     def __call__(
         self,
-        prompt: str | Sequence[str],
+        prompt: str | Sequence[str] | None = None,
         reward_targets=None,
         negative_reward_targets=None,
         negative_prompt: str | None = None,
@@ -197,12 +200,24 @@ class RewardFlowPipeline:
         progress: bool = True,
         batch_invariant: bool = False,
         guidance_interval=None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
     ) -> RewardFlowPipelineOutput:
         """Sample images; ``seed=int`` gives image i seed ``seed + i`` (prompt-major order), a list
         gives one seed per image. Returns images with the prompts, seeds and targets used.
         ``batch_invariant=True`` samples one image per network call (overriding ``batch_size``) so an
         image is bit-identical whatever else is in the request (see the module docstring).
-        ``guidance_interval=(lo, hi)`` guides only while lo <= t <= hi (t = 1 is noise)."""
+        ``guidance_interval=(lo, hi)`` guides only while lo <= t <= hi (t = 1 is noise).
+
+        diffusers' conventions work too: ``latents`` (N, C, H, W) is the start noise of the N
+        images; ``generator`` without ``seed`` draws the whole request's noise as one randn (as
+        diffusers pipelines do), so ``seeds`` is then empty; ``prompt_embeds`` (with
+        ``prompt_attention_mask``, default all True) replaces ``prompt`` and skips the text
+        encoder, ``negative_prompt_embeds`` the negative prompt."""
+        prompt = check_prompt_inputs(prompt, prompt_embeds, negative_prompt, negative_prompt_embeds)
         plan = self._plan(
             prompt,
             (reward_targets, negative_reward_targets),
@@ -216,7 +231,16 @@ class RewardFlowPipeline:
         )
         if batch_invariant:
             plan.batch_size = 1
-        x = self._run(plan, negative_prompt, output_type == "latent", progress)
+        inputs = CallInputs.of(
+            self.model.config,
+            len(plan.items),
+            (latents, generator, seed),
+            (prompt_embeds, prompt_attention_mask, num_images_per_prompt),
+            (negative_prompt_embeds, negative_prompt_attention_mask),
+        )
+        if inputs.noise is not None:
+            plan.seeds = []  # the noise is not made from per-image seeds
+        x = self._run(plan, negative_prompt, inputs, output_type == "latent", progress)
         w, w_t, interval = plan.guidance
         settings = dict(
             negative_prompt=negative_prompt,
@@ -274,7 +298,7 @@ class RewardFlowPipeline:
         bs = _check_int("batch_size", c["batch_size"] if batch_size is None else batch_size)
         return _Plan(items, seeds, steps, solver, (w, w_t, interval), shift, tg, bs)
 
-    def _run(self, plan: _Plan, negative_prompt, latent_out: bool, progress: bool) -> torch.Tensor:
+    def _run(self, plan: _Plan, negative_prompt, inputs: CallInputs, latent_out: bool, progress: bool) -> torch.Tensor:
         """(B, C, H, W) float32 on the CPU: the plan's images, batch after batch."""
         n, bs = len(plan.items), plan.batch_size
         bar = None
@@ -298,6 +322,7 @@ class RewardFlowPipeline:
                     plan.shift,
                     None if bar is None else (lambda *_: bar.update(1)),
                     latent_out,
+                    inputs.batch(s, s + bs),
                 )
                 out.append(x.float().cpu())
         finally:
@@ -306,18 +331,28 @@ class RewardFlowPipeline:
                 bar.close()
         return torch.cat(out)
 
-    def _sample(self, prompts, seeds, tg, negative_prompt, guidance, steps, solver, shift, callback, latent_out):
+    def _sample(
+        self, prompts, seeds, tg, negative_prompt, guidance, steps, solver, shift, callback, latent_out, inputs
+    ):
         w, w_t, interval = guidance
         dev, dtype = self.device, next(self.model.parameters()).dtype
         # The ODE state stays fp32 (fp64 for an fp64 model) when the net runs in half precision:
         # 50 small updates would otherwise round away in bf16.
         state = torch.float64 if dtype == torch.float64 else torch.float32
         cfg, b = self.model.config, len(prompts)
-        x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=state)
-        text, mask = self.text_encoder.encode(prompts, device=dev)
+        if inputs.noise is not None:
+            x = inputs.noise.to(device=dev, dtype=state)
+        else:
+            x = randn_per_seed(seeds, (cfg.in_channels, cfg.image_size, cfg.image_size), device=dev, dtype=state)
+        if inputs.text is not None:
+            text, mask = (t.to(dev) for t in inputs.text)
+        else:
+            text, mask = self.text_encoder.encode(prompts, device=dev)
         s_pos, s_neg = tg.tensors(b, device=dev, dtype=dtype) if tg else (None, None)
         d_pos, d_neg = tg.drop_masks(b, device=dev) if tg else (None, None)
-        if negative_prompt is None:
+        if inputs.negative is not None:
+            neg = Condition(*(t.to(dev) for t in inputs.negative))
+        elif negative_prompt is None:
             neg = Condition.null(self.model, 1)
         else:
             neg = Condition(*self.text_encoder.encode([negative_prompt], device=dev))
