@@ -140,3 +140,49 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
         ta, tb = pq.read_table(a / f"{i:05d}.parquet"), pq.read_table(b / f"{i:05d}.parquet")
         assert ta.num_rows == 24 and ta.equals(tb)
         assert len(set(ta.column("key").to_pylist())) == 24
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_two_ranks_score_what_one_process_scores(tmp_path):
+    """torchrun with 2 processes: the shards are split over the ranks, the Parquets and the skip
+    list equal a one-process run's, and rank 0 alone prints the job's summary."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for d in (one, two):
+        _write_dataset(d, shards=3, per_shard=6, corrupt={2: b"not a png", 14: b"nor this"})
+    rewards = "sharpness,cleanliness"
+    single = score_dataset(one, rewards.split(","), progress=False)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "rewardflow.cli", "score", "--data", str(two), "--rewards", rewards, "--no-progress"]
+    cmd += ["--max-bad-fraction", "0.5"]  # the two corrupt images are on purpose
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for shard in sorted(one.glob("*.parquet")):
+        assert pq.read_table(shard).equals(pq.read_table(two / shard.name)), shard.name
+
+    def skipped(d):
+        return {
+            shard: [e["key"] for e in entries]
+            for shard, entries in json.loads((d / "_skipped.json").read_text()).items()
+        }
+
+    assert skipped(two) == skipped(one) == {"00000.tar": ["000002"], "00002.tar": ["000014"]}
+    assert json.loads((two / "_skipped.json").read_text()) == json.loads((one / "_skipped.json").read_text())
+    assert not list(two.glob("_skipped.rank-*.json"))
+    assert res.stdout.count("3 shards: 3 scored") == 1 and "2 processes" in res.stdout
+    mean = single.rewards["sharpness"]["mean"]
+    assert f"sharpness: mean {mean:.4f}" in res.stdout
+
+
+def test_rank_skip_files_of_a_killed_job_are_merged(tmp_path):
+    """A rank's file says what its shards hold now: an empty list drops an old entry."""
+    from rewardflow.rewards.score_ranks import merge_skip_files, rank_skip_file
+
+    (tmp_path / "_skipped.json").write_text(json.dumps({"a.tar": [{"key": "1"}], "c.tar": [{"key": "9"}]}))
+    rank_skip_file(tmp_path, 0).write_text(json.dumps({"a.tar": []}))
+    rank_skip_file(tmp_path, 1).write_text(json.dumps({"b.tar": [{"key": "2"}]}))
+    merged = merge_skip_files(tmp_path, "_skipped.json")
+    assert merged == {"b.tar": [{"key": "2"}], "c.tar": [{"key": "9"}]}
+    assert json.loads((tmp_path / "_skipped.json").read_text()) == merged
+    assert not list(tmp_path.glob("_skipped.rank-*.json"))

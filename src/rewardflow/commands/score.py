@@ -14,7 +14,9 @@ def register(subparsers) -> None:
             "Score every DIR/NNNNN.tar with the given rewards into DIR/NNNNN.parquet (column `key` plus one "
             "float column per reward). Resumable: run the same command again after an interruption; shards "
             "already holding every requested reward are skipped, and a shard missing some reward gets only that "
-            "column added. Undecodable images are skipped and listed in DIR/_skipped.json."
+            "column added. Undecodable images are skipped and listed in DIR/_skipped.json. Under torchrun or "
+            "accelerate launch (one node or many) each process scores its share of the shards, on its own GPU "
+            "with --device cuda, and the first prints one summary for the job."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -49,15 +51,21 @@ def run(args) -> int:
             doc = (cls.__doc__ or "").strip().splitlines()
             print(f"{name:24s} v{cls.version:4s} {doc[0] if doc else ''}")
         return 0
+    from rewardflow.rewards.score_ranks import Ranks
+
     names = parse_reward_list(args.rewards)
+    ranks = Ranks.from_env()  # torchrun / accelerate launch: each rank scores its share of the shards
     report = score_dataset(
         args.data,
         names,
         batch_size=args.batch_size,
         workers=args.workers,
         progress=not args.no_progress,
-        reward_kwargs={"device": args.device},
+        reward_kwargs={"device": ranks.device(args.device)},
+        ranks=ranks,
     )
+    if ranks.rank != 0:
+        return 0  # rank 0 prints the job's summary and judges the damage
     print(report.summary())
     if report.num_skipped:
         first = next(iter(report.skipped.items()))

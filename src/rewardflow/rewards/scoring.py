@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from rewardflow.rewards.registry import get_reward
 from rewardflow.utils.atomic import atomic_write, atomic_write_json
 from rewardflow.utils.locks import FolderLock
 
+from .score_ranks import Ranks, merge_skip_files, rank_skip_file
+
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 VERSIONS_META = b"rewardflow.reward_versions"
 SKIPPED_FILE = "_skipped.json"
@@ -47,6 +50,8 @@ class ScoreReport:
     samples_total: int = 0  # samples in the shards' intact parts
     skipped: dict[str, list[dict]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)  # reward counters, e.g. unparsed captions
+    rewards: dict[str, dict[str, float]] = field(default_factory=dict)  # {reward: {mean, std}} over the dataset
+    ranks: int = 1  # processes that scored
 
     @property
     def num_skipped(self) -> int:
@@ -59,7 +64,18 @@ class ScoreReport:
         )
         if self.stats:
             s += "; " + ", ".join(f"{k}: {v}" for k, v in sorted(self.stats.items()))
+        if self.ranks > 1:
+            s += f"; {self.ranks} processes"
+        if self.rewards:
+            s += "\n" + "\n".join(f"  {k}: mean {v['mean']:.4f}, std {v['std']:.4f}" for k, v in self.rewards.items())
         return s
+
+    def add(self, other: ScoreReport) -> None:
+        """Fold another rank's counts into this report."""
+        for name in ("shards_total", "shards_scored", "shards_up_to_date", "samples_scored", "samples_total"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for k, v in other.stats.items():
+            self.stats[k] = self.stats.get(k, 0) + v
 
 
 def parquet_path(shard: Path) -> Path:
@@ -100,7 +116,9 @@ def _read_shard(shard: Path) -> tuple[list[str], list[np.ndarray], list[str], li
             try:
                 img = decode_image(sample.members[ext])
             except Exception as exc:  # PIL raises many types for corrupt files
-                skipped.append({"key": sample.key, "reason": f"corrupt {ext}: {type(exc).__name__}: {exc}"})
+                # PIL names the in-memory file by its address; the reason should read the same every run
+                why = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+                skipped.append({"key": sample.key, "reason": f"corrupt {ext}: {type(exc).__name__}: {why}"})
                 continue
             keys.append(sample.key)
             images.append(img)
@@ -183,21 +201,51 @@ def score_dataset(
     workers: int = 0,
     progress: bool = True,
     reward_kwargs: dict | None = None,
+    ranks: Ranks | None = None,
 ) -> ScoreReport:
-    """Score every shard of `data_dir` with the named rewards (resumable; see module docstring)."""
-    from tqdm.auto import tqdm
-
-    data_dir = Path(data_dir)
-    shards = list_shards(data_dir)
+    """Score every shard of `data_dir` with the named rewards (resumable; see module docstring).
+    Under a launcher (`ranks` from the environment) each rank scores its share of the shards and
+    every rank returns the merged report."""
+    data_dir, ranks = Path(data_dir), ranks or Ranks()
+    ranks.start()
     kwargs = dict(reward_kwargs or {})
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     names = list(rewards)
     instances = [get_reward(n, **kwargs) for n in names]  # validates names before any work
+    lock = _lock(data_dir, ranks)  # two scorers would race on the same Parquet files
+    try:
+        report = _score_shards(
+            data_dir, ranks.mine(list_shards(data_dir)), names, instances, kwargs, workers, progress, ranks
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+    return _merge(data_dir, names, ranks.gather(report), ranks)
+
+
+def _lock(data_dir: Path, ranks: Ranks):
+    """Rank 0 holds the folder's lock for the whole job; every rank learns whether it got it."""
+    lock, error = None, None
+    if ranks.rank == 0:
+        try:
+            lock = FolderLock(data_dir, "score").acquire()
+        except Exception as exc:  # noqa: BLE001 -- re-raised on every rank below
+            error = exc
+    errors = [e for e in ranks.gather(error) if e is not None]
+    if errors:
+        raise errors[0]
+    return lock
+
+
+def _score_shards(data_dir, shards, names, instances, kwargs, workers, progress, ranks: Ranks) -> ScoreReport:
+    from tqdm.auto import tqdm
+
     report = ScoreReport(shards_total=len(shards))
     report.samples_total = _count_samples(shards)
-    bar = tqdm(total=report.samples_total, unit="img", desc="scoring", disable=not progress, file=sys.stderr)
-    skipped_path = data_dir / SKIPPED_FILE
+    desc = "scoring" if not ranks.distributed else f"scoring (rank {ranks.rank} of {ranks.world})"
+    bar = tqdm(total=report.samples_total, unit="img", desc=desc, disable=not progress, file=sys.stderr)
+    skipped_path = data_dir / SKIPPED_FILE if not ranks.distributed else rank_skip_file(data_dir, ranks.rank)
     all_skipped: dict[str, list[dict]] = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
 
     def record(shard_name: str, n: int, skipped, stats=None) -> None:
@@ -206,16 +254,15 @@ def score_dataset(
         else:
             report.shards_scored += 1
             report.samples_scored += n
-            changed = all_skipped.get(shard_name, []) != skipped
+            changed = all_skipped.get(shard_name, None if ranks.distributed else []) != skipped
             all_skipped[shard_name] = skipped
-            if not skipped:
+            if not skipped and not ranks.distributed:  # a rank keeps [] so the merge drops old entries
                 all_skipped.pop(shard_name)
             if changed:
                 atomic_write_json(skipped_path, all_skipped)
         for k, v in (stats or {}).items():
             report.stats[k] = report.stats.get(k, 0) + v
 
-    lock = FolderLock(data_dir, "score").acquire()  # two scorers would race on the same Parquet files
     try:
         if workers and workers > 1:
             import multiprocessing as mp
@@ -234,9 +281,28 @@ def score_dataset(
                 record(shard.name, n, skipped, stats)
     finally:
         bar.close()
-        lock.release()
-    report.skipped = {k: v for k, v in all_skipped.items() if (data_dir / k).exists()}
     return report
+
+
+def _merge(data_dir: Path, names: list[str], reports: list[ScoreReport], ranks: Ranks) -> ScoreReport:
+    """One report for the whole job: counts summed over the ranks, the skip lists merged (by rank
+    0, after every rank finished), per-reward mean and std over the dataset."""
+    total = reports[0]
+    for other in reports[1:]:
+        total.add(other)
+    total.ranks = ranks.world
+    if ranks.distributed and ranks.rank == 0:
+        merge_skip_files(data_dir, SKIPPED_FILE)
+    ranks.gather(None)  # the merged file exists before any rank reads it
+    skipped_path = data_dir / SKIPPED_FILE
+    merged = json.loads(skipped_path.read_text()) if skipped_path.exists() else {}
+    total.skipped = {k: v for k, v in merged.items() if (data_dir / k).exists()}
+    try:
+        scores = read_scores(data_dir, names)
+        total.rewards = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in scores.items()}
+    except (FileNotFoundError, ValueError):  # an empty folder, or shards left unscored
+        total.rewards = {}
+    return total
 
 
 def read_scores(data_dir: str | os.PathLike, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:

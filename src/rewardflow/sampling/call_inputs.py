@@ -9,6 +9,22 @@ from dataclasses import dataclass
 
 import torch
 
+from .targets import RewardTargets
+
+
+@dataclass
+class CallPlan:
+    """One call's resolved arguments (RewardFlowPipeline._plan)."""
+
+    items: list[str]  # one prompt per image, prompt-major
+    seeds: list[int]
+    steps: int
+    solver: str
+    guidance: tuple  # (w, w_text or None, interval or None)
+    shift: float
+    targets: RewardTargets | None
+    batch_size: int
+
 
 @dataclass
 class CallInputs:

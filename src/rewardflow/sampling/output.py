@@ -38,3 +38,27 @@ class RewardFlowPipelineOutput:
     reward_targets: dict[str, float]
     negative_reward_targets: dict[str, float]
     settings: dict = field(default_factory=dict)  # guidance, steps, solver, shift, negative prompt
+
+
+def pipeline_output(plan, images, negative_prompt, batch_invariant: bool) -> RewardFlowPipelineOutput:
+    """The images with everything that made them: prompts, seeds, targets and settings."""
+    w, w_t, interval = plan.guidance
+    settings = dict(
+        negative_prompt=negative_prompt,
+        guidance_scale=w,
+        text_guidance_scale=w_t,
+        guidance_interval=None if interval is None else list(interval),
+        num_inference_steps=plan.steps,
+        solver=plan.solver,
+        shift=plan.shift,
+        batch_invariant=bool(batch_invariant),
+    )
+    tg = plan.targets
+    return RewardFlowPipelineOutput(
+        images=images,
+        prompts=plan.items,
+        seeds=plan.seeds,
+        reward_targets=dict(tg.positive) if tg else {},
+        negative_reward_targets=dict(tg.negative) if tg else {},
+        settings=settings,
+    )

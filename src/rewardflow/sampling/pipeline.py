@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -41,10 +40,10 @@ from . import targets as T
 from .arguments import check_int as _check_int
 from .arguments import check_interval as _check_interval
 from .arguments import check_number as _check_number
-from .call_inputs import CallInputs, check_prompt_inputs
+from .call_inputs import CallInputs, CallPlan, check_prompt_inputs
 from .guidance import Condition, make_velocity_fn, make_velocity_fn_3, with_guidance_interval
 from .noise import randn_per_seed
-from .output import OUTPUT_TYPES, RewardFlowPipelineOutput, to_output_type
+from .output import OUTPUT_TYPES, RewardFlowPipelineOutput, pipeline_output, to_output_type
 from .pipeline_io import (  # noqa: F401 (re-exported)
     BINS_NAME,
     CONFIG_NAME,
@@ -66,20 +65,6 @@ DEFAULTS = dict(
     shift=1.0,
     batch_size=64,
 )
-
-
-@dataclass
-class _Plan:
-    """One call's resolved arguments."""
-
-    items: list[str]  # one prompt per image, prompt-major
-    seeds: list[int]
-    steps: int
-    solver: str
-    guidance: tuple  # (w, w_text or None, interval or None)
-    shift: float
-    targets: T.RewardTargets | None
-    batch_size: int
 
 
 class RewardFlowPipeline:
@@ -241,28 +226,9 @@ class RewardFlowPipeline:
         if inputs.noise is not None:
             plan.seeds = []  # the noise is not made from per-image seeds
         x = self._run(plan, negative_prompt, inputs, output_type == "latent", progress)
-        w, w_t, interval = plan.guidance
-        settings = dict(
-            negative_prompt=negative_prompt,
-            guidance_scale=w,
-            text_guidance_scale=w_t,
-            guidance_interval=None if interval is None else list(interval),
-            num_inference_steps=plan.steps,
-            solver=plan.solver,
-            shift=plan.shift,
-            batch_invariant=bool(batch_invariant),
-        )
-        tg = plan.targets
-        return RewardFlowPipelineOutput(
-            images=to_output_type(x, output_type),
-            prompts=plan.items,
-            seeds=plan.seeds,
-            reward_targets=dict(tg.positive) if tg else {},
-            negative_reward_targets=dict(tg.negative) if tg else {},
-            settings=settings,
-        )
+        return pipeline_output(plan, to_output_type(x, output_type), negative_prompt, batch_invariant)
 
-    def _plan(self, prompt, targets, guidance, steps, solver, shift, seeding, output_type, batch_size) -> _Plan:
+    def _plan(self, prompt, targets, guidance, steps, solver, shift, seeding, output_type, batch_size) -> CallPlan:
         """Every argument of a call checked and resolved against the saved defaults."""
         c = self.config
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -296,9 +262,9 @@ class RewardFlowPipeline:
         items = [p for p in prompts for _ in range(per_prompt)]
         seeds = self._seeds(len(items), seed, generator)
         bs = _check_int("batch_size", c["batch_size"] if batch_size is None else batch_size)
-        return _Plan(items, seeds, steps, solver, (w, w_t, interval), shift, tg, bs)
+        return CallPlan(items, seeds, steps, solver, (w, w_t, interval), shift, tg, bs)
 
-    def _run(self, plan: _Plan, negative_prompt, inputs: CallInputs, latent_out: bool, progress: bool) -> torch.Tensor:
+    def _run(self, plan: CallPlan, negative_prompt, inputs: CallInputs, latent_out: bool, progress: bool):
         """(B, C, H, W) float32 on the CPU: the plan's images, batch after batch."""
         n, bs = len(plan.items), plan.batch_size
         bar = None
