@@ -56,6 +56,9 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="eval_command", metavar="<what>")
     _control_parser(sub)
     _geneval_parser(sub)
+    from ._eval_rewards import add_parser
+
+    add_parser(sub)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
