@@ -61,3 +61,19 @@ def test_latent_output_is_the_sampler_output(pipe):
     out = _pt(pipe, ["a red circle"], seed=2)
     lat = pipe(["a red circle"], seed=2, num_inference_steps=2, output_type="latent", progress=False)
     assert torch.equal(lat.images.clamp(-1, 1), out.images)  # a pixel model: decoding is the identity
+
+
+def test_top_level_exports_load_lazily():
+    """`from rewardflow import RewardFlowPipeline`, as diffusers exports its pipelines; a bare
+    `import rewardflow` still loads no torch."""
+    import subprocess
+    import sys
+
+    import rewardflow
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    assert rewardflow.RewardFlowPipeline is RewardFlowPipeline
+    code = "import sys, rewardflow; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        rewardflow.Nope  # noqa: B018
