@@ -313,11 +313,12 @@ def read_scores(data_dir: str | os.PathLike, keys: Sequence[str] | None = None) 
         raise FileNotFoundError(
             f"{len(missing)} shard(s) have no scores yet (first: {missing[0]}); run `rewardflow score` first"
         )
-    tables = [pq.read_table(parquet_path(s)) for s in shards]
-    common = [c for c in tables[0].column_names if c != "key" and all(c in t.column_names for t in tables)]
+    names = [pq.read_schema(parquet_path(s)).names for s in shards]  # footers only
+    common = [c for c in names[0] if c != "key" and all(c in n for n in names)] if names else []
     if keys is None:
         keys = common
     absent = [k for k in keys if k not in common]
     if absent:
         raise ValueError(f"reward(s) {absent} not scored in every shard; scored in all: {common}")
+    tables = [pq.read_table(parquet_path(s), columns=list(keys)) for s in shards]  # only the asked columns
     return {k: np.concatenate([t.column(k).to_numpy(zero_copy_only=False) for t in tables]) for k in keys}

@@ -119,13 +119,6 @@ class DemoConfig:
         d = self.to_dict()
         return {n: d[n] for n in names}
 
-    @staticmethod
-    def digest(d: Any) -> str:
-        """A short stable hash of settings: a stage reruns when the settings behind it change."""
-        from .stages import digest
-
-        return digest(d)
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DemoConfig:
         """From `to_dict`'s form; short names (`steps`, ...) and a partial `train` mapping are
