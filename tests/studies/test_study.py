@@ -69,3 +69,19 @@ def test_short_names_are_the_training_settings():
     assert DemoConfig.from_dict({"steps": 9}).train.optim.lr == DemoConfig().lr  # the rest from the defaults
     with pytest.raises(ValueError, match="Did you mean 'train.optim.lr'"):
         DemoConfig.load(None, ["train.optim.lrr=1"])
+
+
+def test_busy_cores_sees_another_process_now():
+    """The thread choice looks at the CPU now, not at the lagging load average."""
+    import subprocess
+    import sys
+    import time
+
+    from rewardflow.studies.study import busy_cores
+
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 5\nwhile time.time() < t: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores(0.5) > 0.6
+    finally:
+        spin.kill()

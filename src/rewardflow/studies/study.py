@@ -96,14 +96,33 @@ def choose_threads(cfg: DemoConfig, trials: int = 3) -> int:
         best[k] = min(times[1:] or times)
     # Many threads only when clearly faster on an idle machine: under contention the all-cores
     # step degrades 7-10x (measured) as soon as any other job starts, 1 thread only ~2x.
-    idle = os.getloadavg()[0] < 1.0
-    choice = n if idle and best[n] < 0.75 * best[1] else 1
+    others = busy_cores()
+    choice = n if others < 0.5 and best[n] < 0.75 * best[1] else 1
     print(
         f"torch threads: {choice} (one step {best[1] * 1e3:.0f} ms with 1 thread, "
-        f"{best[n] * 1e3:.0f} ms with {n}; load average {os.getloadavg()[0]:.1f})",
+        f"{best[n] * 1e3:.0f} ms with {n}; other processes busy on {others:.1f} core(s))",
         flush=True,
     )
     return choice
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """Cores the machine's other processes keep busy right now (this one sleeps while it is
+    measured), from /proc/stat; elsewhere the 1-minute load average. The load average lags: it
+    still reads ~1 a minute after `pip install` has finished, when the machine is idle."""
+
+    def sample():
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    return (1 - (i1 - i0) / max(t1 - t0, 1)) * (os.cpu_count() or 1)
 
 
 @dataclass
