@@ -170,3 +170,11 @@ def test_target_search_command(saved, tmp_path):
         )
         == 0
     )
+
+
+def test_target_search_geneval_refuses_real_geneval_prompts(saved, tmp_path, capsys):
+    """The GenEval-style metric detects ShapesWorld's shapes: COCO prompts get a clear error."""
+    args = ["target-search", "--model", saved, "--prompts", "geneval", "--max-prompts", "3", "--sweep", "sharpness=0,1"]
+    assert main(args + ["--metric", "geneval", "--steps", "1", "--out", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err
+    assert "scores ShapesWorld images" in err and "bench" in err and "--prompts shapes" in err

@@ -52,6 +52,15 @@ def run(args) -> int:
     if args.metric == "geneval":
         if not entries or "include" not in entries[0]:
             raise ValueError("--metric geneval needs GenEval metadata: use --prompts shapes or a GenEval .jsonl")
+        from rewardflow.shapes.vocab import SHAPES
+
+        other = sorted({o["class"] for e in entries for o in e["include"] if o["class"] not in SHAPES})
+        if other:  # the evaluator detects ShapesWorld's shapes, not COCO objects
+            raise ValueError(
+                f"--metric geneval scores ShapesWorld images (objects {', '.join(SHAPES)}); these prompts ask for "
+                f"{', '.join(other[:5])}{' ...' if len(other) > 5 else ''}. Use --prompts shapes, or "
+                "--metric reward:NAME for other prompt sets"
+            )
         metric = geneval_metric(entries)
     elif args.metric.startswith("reward:"):
         metric = reward_metric(args.metric.split(":", 1)[1])
