@@ -60,6 +60,7 @@ class AestheticScore(ClipRewardBase):
     needs_caption = False
     batch_size = 64
     default_model = "openai/clip-vit-large-patch14"
+    path_env = "REWARDFLOW_AESTHETIC_CLIP"
 
     def __init__(
         self,
@@ -71,9 +72,7 @@ class AestheticScore(ClipRewardBase):
         mlp_path=None,
         processor_path=None,
     ):
-        super().__init__(
-            env_or(path, "REWARDFLOW_AESTHETIC_CLIP"), device, dtype, allow_download, batch_size, processor_path
-        )
+        super().__init__(path, device, dtype, allow_download, batch_size, processor_path)
         self.mlp_path = env_or(mlp_path, "REWARDFLOW_AESTHETIC_MLP")
 
     def _load(self) -> None:

@@ -202,6 +202,9 @@ class ClipRewardBase(Reward):
     batch_size = 32
     default_model: str = ""
     default_processor: str | None = None
+    # Environment variables naming the model / processor when the caller names none.
+    path_env: str | None = None
+    processor_env: str | None = None
 
     def __init__(
         self,
@@ -215,8 +218,8 @@ class ClipRewardBase(Reward):
         dev = pick_device(device)
         super().__init__(batch_size=batch_size, device=dev)
         self.dtype = pick_dtype(dtype, dev)
-        self.path = path or self.default_model
-        self.processor_path = processor_path
+        self.path = (env_or(path, self.path_env) if self.path_env else path) or self.default_model
+        self.processor_path = env_or(processor_path, self.processor_env) if self.processor_env else processor_path
         self.allow_download = allow_download
         self.model = None
 

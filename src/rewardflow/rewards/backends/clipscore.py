@@ -34,19 +34,7 @@ class OpenAIClipScore(ClipRewardBase):
     needs_caption = True
     batch_size = 64
     default_model = "openai/clip-vit-large-patch14"
-
-    def __init__(
-        self,
-        path=None,
-        device=None,
-        dtype=None,
-        allow_download: bool = False,
-        batch_size: int | None = None,
-        processor_path=None,
-    ):
-        super().__init__(
-            env_or(path, "REWARDFLOW_OPENAI_CLIP"), device, dtype, allow_download, batch_size, processor_path
-        )
+    path_env = "REWARDFLOW_OPENAI_CLIP"
 
     @torch.no_grad()
     def _score(self, images, captions):
@@ -63,6 +51,7 @@ class JinaClipScore(ClipRewardBase):
     needs_caption = True
     batch_size = 32
     default_model = "jinaai/jina-clip-v2"
+    path_env = "REWARDFLOW_JINA_CLIP"
 
     def __init__(
         self,
@@ -73,7 +62,7 @@ class JinaClipScore(ClipRewardBase):
         batch_size: int | None = None,
         trust_remote_code: bool | None = None,
     ):
-        super().__init__(env_or(path, "REWARDFLOW_JINA_CLIP"), device, dtype, allow_download, batch_size)
+        super().__init__(path, device, dtype, allow_download, batch_size)
         if trust_remote_code is None:
             trust_remote_code = env_or(None, "REWARDFLOW_TRUST_REMOTE_CODE", "0").lower() in ("1", "true", "yes")
         self.trust_remote_code = bool(trust_remote_code)

@@ -31,6 +31,7 @@ class HPSv2Score(ClipRewardBase):
     needs_caption = True
     batch_size = 32
     default_model = "xswu/HPSv2/HPS_v2.1_compressed.pt"
+    path_env = "REWARDFLOW_HPSV2_CKPT"
     default_processor = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 
     def __init__(
@@ -46,7 +47,7 @@ class HPSv2Score(ClipRewardBase):
         hidden_act: str = "gelu",
     ):
         super().__init__(
-            env_or(path, "REWARDFLOW_HPSV2_CKPT"),
+            path,
             device,
             dtype,
             allow_download,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rewardflow.rewards.backends.clip_common import ClipRewardBase, env_or
+from rewardflow.rewards.backends.clip_common import ClipRewardBase
 from rewardflow.rewards.registry import register_reward
 
 
@@ -23,24 +23,8 @@ class PickScore(ClipRewardBase):
     batch_size = 32
     default_model = "yuvalkirstain/PickScore_v1"
     default_processor = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
-
-    def __init__(
-        self,
-        path=None,
-        device=None,
-        dtype=None,
-        allow_download: bool = False,
-        batch_size: int | None = None,
-        processor_path=None,
-    ):
-        super().__init__(
-            env_or(path, "REWARDFLOW_PICKSCORE_MODEL"),
-            device,
-            dtype,
-            allow_download,
-            batch_size,
-            env_or(processor_path, "REWARDFLOW_PICKSCORE_PROCESSOR"),
-        )
+    path_env = "REWARDFLOW_PICKSCORE_MODEL"
+    processor_env = "REWARDFLOW_PICKSCORE_PROCESSOR"
 
     @torch.no_grad()
     def _score(self, images, captions):
