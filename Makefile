@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU wheel on this machine's disk (a bare `torch` would pull CUDA).
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# The authors' package, as the reference of the released-model parity tests; its declared
+	# dependencies (torchvision among them) are not needed to import it and are left out.
+	$(BIN)/pip install -q --no-deps miro-t2i==0.1.4
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -28,9 +28,13 @@ class DenoiserModel(nn.Module):
         if config.backbone != self.backbone_name:
             raise ValueError(f"{type(self).__name__} needs backbone={self.backbone_name!r}, got {config.backbone!r}")
         self.config = config
-        self.cond = ConditionEncoder(config)
+        self.cond = self.build_condition(config)
         # Checks cost a device sync (reward range); trainers may switch them off once data is trusted.
         self.validate_inputs = True
+
+    def build_condition(self, config: DenoiserConfig) -> nn.Module:
+        """The conditioning module (it must hold ``null_text`` (L0, D_text)); DiT and U-Net share one."""
+        return ConditionEncoder(config)
 
     # --- contract -------------------------------------------------------------------------
     def backbone_forward(self, x: torch.Tensor, cond: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor):

@@ -46,6 +46,24 @@ class DenoiserConfig:
     num_res_blocks: int = 1
     attn_resolutions: tuple[int, ...] = (8,)  # feature-map sizes that get self+cross attention
     num_groups: int = 8  # GroupNorm groups
+    # (rin) Recurrent Interface Network: latent tokens (hidden_size wide, num_heads heads,
+    # mlp_ratio feed-forward) read from and write to the patch tokens in each block.
+    rin_blocks: int = 4  # read -> process -> write blocks
+    rin_layers: int = 4  # latent self-attention layers per block
+    rin_latents: int = 128  # latent tokens (all of them, conditioning tokens included when rin_concat_cond)
+    rin_data_dim: int = 256  # width of the patch tokens
+    rin_rw_heads: int = 8  # heads of the read / write / conditioning cross-attentions
+    rin_data_mlp: float = 4.0  # feed-forward ratio of the write (patch-token) side
+    rin_registers: int = 16  # learned register tokens beside the caption
+    rin_cond_heads: int = 16  # heads of the conditioning transformer
+    rin_cond_layers: int = 2  # layers of the conditioning transformer
+    rin_cond_block: bool = True  # each block first cross-attends from the latents to the conditioning
+    rin_concat_cond: bool = False  # conditioning tokens joined to the latents (else the time token is added)
+    rin_cond_tokens: int = 0  # with rin_concat_cond: rewards + registers + caption tokens
+    rin_self_cond: float = 0.9  # latent self-conditioning rate in training; 0 = no self-conditioning
+    rin_sigma_data: float = 0.5  # input / output scaling by the noise level; 0 = none
+    rin_logvar_channels: int = 0  # learned log-variance head (uncertainty loss weighting); 0 = none
+    rin_null_text: str = "learned"  # or "fixed": a buffer, e.g. a released empty-prompt embedding
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes that travel with the checkpoint
 
     def __post_init__(self) -> None:
@@ -85,6 +103,8 @@ class DenoiserConfig:
                 bad(f"hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}")
             if self.pos_embed == "sincos" and self.hidden_size % 4:
                 bad("sincos pos_embed needs hidden_size divisible by 4")
+        if self.backbone == "rin":
+            self._validate_rin(bad)
         if self.backbone == "unet":
             levels, side = len(self.channel_mult), self.image_size // self.patch_size
             if levels < 1 or side % (2 ** (levels - 1)):
@@ -97,6 +117,22 @@ class DenoiserConfig:
                     bad(f"channels {self.hidden_size * m} not divisible by num_groups {self.num_groups}")
                 if (self.hidden_size * m) % self.num_heads:
                     bad(f"channels {self.hidden_size * m} not divisible by num_heads {self.num_heads}")
+
+    def _validate_rin(self, bad) -> None:
+        d = self.hidden_size
+        for name, heads in (("num_heads", self.num_heads), ("rin_cond_heads", self.rin_cond_heads)):
+            if d % heads:
+                bad(f"hidden_size {d} not divisible by {name} {heads}")
+        if d % 4:
+            bad(f"rin needs hidden_size divisible by 4 (its scalar embedders are hidden_size / 4 wide), got {d}")
+        if min(d, self.rin_data_dim) % self.rin_rw_heads:
+            bad(f"min(hidden_size, rin_data_dim) = {min(d, self.rin_data_dim)} not divisible by rin_rw_heads")
+        if self.rin_null_text not in ("learned", "fixed"):
+            bad(f"rin_null_text must be 'learned' or 'fixed', got {self.rin_null_text!r}")
+        if self.rin_concat_cond and self.rin_latents <= self.rin_cond_tokens + 1:
+            bad(f"rin_latents {self.rin_latents} leaves no learned latents beside {self.rin_cond_tokens} + 1 tokens")
+        if not 0 <= self.rin_self_cond <= 1:
+            bad(f"rin_self_cond is a rate in [0, 1], got {self.rin_self_cond}")
 
     # --- derived sizes -------------------------------------------------------------------
     @property

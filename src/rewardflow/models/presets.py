@@ -53,6 +53,43 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Paper scale (MIRO: 360M parameters, 256x256, FLAN-T5-XL). Per block: 4w^2 self-attn + 4w^2 cross
     # + 8w^2 MLP + 6w^2 adaLN = 22w^2, so width 1024 reaches ~350M at depth 15.
     "dit-350m": dict(backbone="dit", **_LATENT, hidden_size=1024, depth=15, num_heads=16, patch_size=2, qk_norm=True),
+    # RIN (the released MIRO models' backbone). rin-tiny is CPU-test sized; rin-miro is our reading of
+    # the released configuration (4 blocks x 4 latent layers, 256 latents x 1024, 7 reward keys set by
+    # the caller); a released checkpoint's own config.json always takes precedence when it loads.
+    "rin-tiny": dict(
+        backbone="rin",
+        **_PIXEL,
+        hidden_size=32,
+        num_heads=2,
+        patch_size=4,
+        rin_blocks=2,
+        rin_layers=1,
+        rin_latents=16,
+        rin_data_dim=16,
+        rin_rw_heads=2,
+        rin_registers=2,
+        rin_cond_heads=2,
+        rin_cond_layers=1,
+        null_text_tokens=2,
+        reward_null=True,
+    ),
+    "rin-miro": dict(
+        backbone="rin",
+        **_LATENT,
+        hidden_size=1024,
+        num_heads=16,
+        patch_size=2,
+        rin_blocks=4,
+        rin_layers=4,
+        rin_latents=256,
+        rin_data_dim=256,
+        rin_rw_heads=16,
+        rin_registers=16,
+        rin_cond_heads=16,
+        rin_logvar_channels=128,
+        null_text_tokens=1,
+        reward_null=True,
+    ),
 }
 
 

@@ -21,7 +21,7 @@ def register_backbone(name: str) -> Callable[[type], type]:
 
 def _ensure_builtin() -> None:
     # Importing the modules runs their @register_backbone decorators.
-    from . import dit, unet  # noqa: F401
+    from . import dit, rin, unet  # noqa: F401
 
 
 def available_backbones() -> list[str]:

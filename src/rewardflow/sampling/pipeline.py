@@ -42,6 +42,7 @@ from .arguments import check_interval as _check_interval
 from .arguments import check_number as _check_number
 from .call_inputs import CallInputs, CallPlan, check_prompt_inputs
 from .guidance import Condition, make_velocity_fn, make_velocity_fn_3, with_guidance_interval
+from .latent_carry import with_latent_carry
 from .noise import randn_per_seed
 from .output import OUTPUT_TYPES, RewardFlowPipelineOutput, pipeline_output, to_output_type
 from .pipeline_io import (  # noqa: F401 (re-exported)
@@ -324,14 +325,13 @@ class RewardFlowPipeline:
             neg = Condition(*self.text_encoder.encode([negative_prompt], device=dev))
         neg = Condition(neg.text.to(dtype), neg.text_mask)
         pos = Condition(text.to(dtype), mask, s_pos, d_pos)
+        model = with_latent_carry(self.model)  # one carry per batch: a RIN's latents step to step
         if w_t is None:
-            net = make_velocity_fn(self.model, pos, neg.expand(b).with_rewards(s_neg, d_neg), w)
+            net = make_velocity_fn(model, pos, neg.expand(b).with_rewards(s_neg, d_neg), w)
         else:
-            net = make_velocity_fn_3(
-                self.model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w, d_pos, d_neg
-            )
+            net = make_velocity_fn_3(model, Condition(text.to(dtype), mask), neg, s_pos, s_neg, w_t, w, d_pos, d_neg)
         if interval is not None:
-            net = with_guidance_interval(net, make_velocity_fn(self.model, pos), interval)
+            net = with_guidance_interval(net, make_velocity_fn(model, pos), interval)
         vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
         x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
         return x if latent_out else self.decode(x)
@@ -371,10 +371,22 @@ class RewardFlowPipeline:
 
     @classmethod
     def from_pretrained(
-        cls, path_or_id: str | os.PathLike, device=None, dtype=None, allow_download: bool = False, text_encoder=None
+        cls,
+        path_or_id: str | os.PathLike,
+        device=None,
+        dtype=None,
+        allow_download: bool = False,
+        text_encoder=None,
+        variant: str | None = None,
+        vae=None,
     ) -> RewardFlowPipeline:
-        """Load a folder (or a hub id from the HF cache; downloads only with allow_download)."""
-        return cls(*load_pipeline_parts(path_or_id, device, dtype, allow_download, text_encoder))
+        """Load a folder (or a hub id from the HF cache; downloads only with allow_download).
+
+        Released MIRO checkpoints (config.json + model.safetensors + uncond_embedding.npy) load
+        too, with ``variant`` naming a subfolder of the ablations repository; ``text_encoder`` /
+        ``vae`` (a path, hub id or loaded object) override where their encoder and VAE come from.
+        """
+        return cls(*load_pipeline_parts(path_or_id, device, dtype, allow_download, text_encoder, variant, vae))
 
     @classmethod
     def from_checkpoint(

