@@ -90,7 +90,7 @@ def test_unknown_preset_lists_presets():
 
 
 def test_unknown_backbone_lists_backbones():
-    with pytest.raises(ValueError, match=r"\['dit', 'unet'\]"):
+    with pytest.raises(ValueError, match=r"\['dit', 'rin', 'unet'\]"):
         build_model(DenoiserConfig(backbone="mamba"))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from release_helpers import KEYS, WIDTH, fake_hub_cache, official_network, save_release, tiny_t5_and_vae
+
 from rewardflow.sampling.pipeline import RewardFlowPipeline
 
 

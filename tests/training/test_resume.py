@@ -66,22 +66,23 @@ def assert_same_state(a: Trainer, b: Trainer) -> None:
     assert a.data.state_dict() == b.data.state_dict()
 
 
-def _worker(out_dir: str) -> None:
+def _worker(out_dir: str, preset: str) -> None:
     torch.set_num_threads(int(os.environ["RF_TEST_THREADS"]))
     # Hang after the mid-run checkpoint so the parent's SIGKILL lands in the middle of the run.
     hang = FunctionCallback(lambda tr, step: time.sleep(600) if step == N // 2 else None, every=1)
-    trainer(out_dir, callbacks=[hang]).train()
+    trainer(out_dir, f"model.preset={preset}", callbacks=[hang]).train()
 
 
 @pytest.mark.timeout(120)
-def test_kill_and_resume_is_bit_exact(tmp_path):
-    straight = trainer(tmp_path / "straight")
+@pytest.mark.parametrize("preset", ["dit-tiny", "rin-tiny"])  # rin: self-conditioning draws from the step RNG too
+def test_kill_and_resume_is_bit_exact(tmp_path, preset):
+    straight = trainer(tmp_path / "straight", f"model.preset={preset}")
     straight.train()
 
     run = tmp_path / "killed"
     env = dict(os.environ, RF_TEST_THREADS=str(torch.get_num_threads()))
     proc = subprocess.Popen(
-        [sys.executable, __file__, str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, __file__, str(run), preset], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         mid = run / "checkpoints" / f"step_{N // 2:07d}" / "trainer_state.json"
@@ -98,7 +99,7 @@ def test_kill_and_resume_is_bit_exact(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert latest_checkpoint(run).name == f"step_{N // 2:07d}"
 
-    resumed = trainer(run)
+    resumed = trainer(run, f"model.preset={preset}")
     resumed.train()
     assert resumed.resumed_from.endswith(f"step_{N // 2:07d}")
     assert_same_state(straight, resumed)
@@ -124,4 +125,4 @@ def test_finished_run_started_again_does_nothing(tmp_path):
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1])
+    _worker(sys.argv[1], sys.argv[2])

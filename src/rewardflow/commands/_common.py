@@ -50,19 +50,20 @@ def mode_targets(pipe, mode: str, anchor: dict | None = None):
     raise ValueError(f"--mode {mode!r}: expected high, isolate:KEY or pairwise:A,B,T")
 
 
-def load_pipeline(spec: str, device: str = "cpu", allow_download: bool = False):
-    """A pipeline folder / hub id, a training checkpoint (step_*/), or a run dir (latest checkpoint)."""
+def load_pipeline(spec: str, device: str = "cpu", allow_download: bool = False, variant: str | None = None):
+    """A pipeline folder / hub id (ours or a released MIRO checkpoint, ``variant`` a subfolder of
+    it), a training checkpoint (step_*/), or a run dir (its latest checkpoint)."""
     from rewardflow.sampling.pipeline import CONFIG_NAME, RewardFlowPipeline
 
     p = Path(spec).expanduser()
-    if p.is_dir() and not (p / CONFIG_NAME).is_file():
+    if p.is_dir() and not variant and not (p / CONFIG_NAME).is_file():
         if (p / "checkpoints").is_dir():
             from rewardflow.training.checkpoint import newest_valid_checkpoint
 
             p = newest_valid_checkpoint(p) or p  # a damaged newest checkpoint is skipped, with a warning
         if (p / "train_config.json").is_file():
             return RewardFlowPipeline.from_checkpoint(p, device=device, allow_download=allow_download)
-    return RewardFlowPipeline.from_pretrained(spec, device=device, allow_download=allow_download)
+    return RewardFlowPipeline.from_pretrained(spec, device=device, allow_download=allow_download, variant=variant)
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -70,7 +71,14 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="pipeline folder or hub id (HF cache), training checkpoint step_*/ or run dir (its latest checkpoint)",
+        help="pipeline folder or hub id (HF cache; released MIRO checkpoints such as nicolas-dufour/miro too), "
+        "training checkpoint step_*/ or run dir (its latest checkpoint)",
+    )
+    p.add_argument(
+        "--variant",
+        default=None,
+        help="a subfolder of --model: the released ablations, e.g. --model nicolas-dufour/miro-ablations "
+        "--variant miro-no-clip",
     )
     p.add_argument(
         "--prompts",

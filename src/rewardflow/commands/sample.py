@@ -72,7 +72,7 @@ def run(args) -> int:
     prompts, _ = load_prompts(args.prompts, args.max_prompts)
     if args.num_per_prompt < 1:
         raise ValueError(f"--num-per-prompt must be >= 1, got {args.num_per_prompt}")
-    pipe = load_pipeline(args.model, args.device, args.allow_download)
+    pipe = load_pipeline(args.model, args.device, args.allow_download, args.variant)
     pos, neg = _targets(args, pipe)
     kw = dict(
         reward_targets=pos or None,

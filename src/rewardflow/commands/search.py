@@ -67,7 +67,7 @@ def run(args) -> int:
     else:
         raise ValueError(f"--metric {args.metric!r}: expected geneval or reward:NAME")
     sweep = dict(parse_sweep(s) for s in args.sweep)
-    pipe = load_pipeline(args.model, args.device, args.allow_download)
+    pipe = load_pipeline(args.model, args.device, args.allow_download, args.variant)
     res = target_search(
         pipe,
         prompts,

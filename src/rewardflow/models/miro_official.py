@@ -57,7 +57,9 @@ def denoiser_config(cfg: dict[str, Any], uncond_tokens: int) -> DenoiserConfig:
     """Our RIN config equivalent to a released ``config.json``; raises on what we cannot express."""
     net, pre = cfg["network"], cfg.get("preconditioning", {})
     keys = [str(k) for k in net.get("coherence_keys") or cfg.get("coherence_keys") or []]
-    unsupported = {k: net[k] for k in ("compute_dropout", "rw_stochastic_depth", "compute_stochastic_depth") if net.get(k)}
+    unsupported = {
+        k: net[k] for k in ("compute_dropout", "rw_stochastic_depth", "compute_stochastic_depth") if net.get(k)
+    }
     if unsupported:
         raise ValueError(f"released config uses training-only options rewardflow's RIN lacks: {unsupported}")
     if int(pre.get("logvar_mlp_layers", 0)):

@@ -27,7 +27,7 @@ from torch import nn
 from .base import DenoiserModel
 from .config import DenoiserConfig
 from .registry import register_backbone
-from .rin_cond import RINCondition, ScalarEmbedder
+from .rin_cond import RINCondition
 from .rin_layers import FP32RMSNorm, GeluMLP, TokenBlock
 
 GAMMA_MIN = 1e-9

@@ -114,7 +114,9 @@ def load_release_parts(d: Path, device=None, dtype=None, allow_download=False, t
     model, cfg, raw = load_release_model(d, device, dtype)
     te = release_text_encoder(d, cfg, text_encoder, allow_download)
     if te.dim != model.config.text_dim:
-        raise ValueError(f"text encoder {te.model_id!r} gives {te.dim}-d tokens; the network reads {model.config.text_dim}")
+        raise ValueError(
+            f"text encoder {te.model_id!r} gives {te.dim}-d tokens; the network reads {model.config.text_dim}"
+        )
     loaded = release_vae(d, cfg, vae, device, allow_download)
     vae_model, vae_src = loaded if isinstance(loaded, tuple) else (loaded, None)
     config = official.sampler_defaults(cfg)
