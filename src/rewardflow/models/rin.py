@@ -119,8 +119,9 @@ class RIN(DenoiserModel):
             return torch.ones_like(gamma), 1.0
         return 1 / torch.sqrt((gamma * s) ** 2 + (1 - gamma) ** 2), math.sqrt(1 + s**2)
 
-    def run(self, x_t, t, text, text_mask, rewards=None, reward_drop=None, prev_latents=None):
-        """-> (v (B, C, H, W), latents (B, M, D)). prev_latents None = zeros (the first step)."""
+    def run(self, x_t, t, text, text_mask, rewards=None, reward_drop=None, prev_latents=None, context=None):
+        """-> (v (B, C, H, W), latents (B, M, D)). prev_latents None = zeros (the first step);
+        ``context``: ``self.cond.context(text, text_mask, rewards, reward_drop)`` if already known."""
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])
         if self.validate_inputs and not torch.compiler.is_compiling():
@@ -130,7 +131,9 @@ class RIN(DenoiserModel):
         w = self.patch_in.weight
         x = self.patch_in(self.patchify((x_t * c_in.view(-1, 1, 1, 1).to(x_t.dtype)).to(w.dtype)))
         x = self.data_norm(x) + self.data_pos.to(x.dtype)
-        time, cond, cond_mask = self.cond(gamma.to(w.dtype), text, text_mask, rewards, reward_drop)
+        if context is None:
+            context = self.cond.context(text, text_mask, rewards, reward_drop)
+        time, cond, cond_mask = self.cond(gamma.to(w.dtype), context)
         z = self.latents.expand(x.shape[0], -1, -1).to(x.dtype)
         if self.config.rin_concat_cond:
             z = torch.cat([z, cond.to(z.dtype)], dim=1)

@@ -69,17 +69,23 @@ class RINCondition(nn.Module):
             tok = torch.where(reward_drop[..., None], torch.zeros_like(tok), tok)
         return tok + self.reward_pos.to(tok.dtype)
 
-    def forward(self, gamma, text, text_mask, rewards=None, reward_drop=None):
-        """gamma (B,); text (B, L, D_text); text_mask (B, L) -> (time (B, D), cond, cond_mask)."""
-        b = text.shape[0]
-        time = self.time(gamma)
-        parts = [self.registers.expand(b, -1, -1).to(time.dtype), self.text_proj(text.to(self.text_proj.weight.dtype))]
+    def context(self, text, text_mask, rewards=None, reward_drop=None):
+        """The part that does not depend on the noise level (samplers compute it once):
+        text (B, L, D_text), text_mask (B, L) -> (seq (B, N + R + L, D), mask)."""
+        b, dtype = text.shape[0], self.text_proj.weight.dtype
+        parts = [self.registers.expand(b, -1, -1).to(dtype), self.text_proj(text.to(dtype))]
         if self.num_rewards:
-            parts.insert(0, self.reward_tokens(rewards.to(time.dtype), reward_drop))
+            parts.insert(0, self.reward_tokens(rewards.to(dtype), reward_drop))
         seq = torch.cat([p.to(parts[-1].dtype) for p in parts], dim=1)
         fixed = seq.shape[1] - text.shape[1]
         mask = torch.cat([text_mask.new_ones(b, fixed), text_mask], dim=1)
         for blk in self.blocks:
             seq = blk(seq, mask=mask)
+        return seq, mask
+
+    def forward(self, gamma, context):
+        """gamma (B,), context from ``context`` -> (time (B, D), cond (B, S, D), cond_mask (B, S))."""
+        seq, mask = context
+        time = self.time(gamma)
         cond = torch.cat([time[:, None].to(seq.dtype), seq], dim=1)
-        return time, cond, torch.cat([text_mask.new_ones(b, 1), mask], dim=1)
+        return time, cond, torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)

@@ -132,11 +132,14 @@ def _forward(model, x: torch.Tensor, t: torch.Tensor, c: Condition) -> torch.Ten
     return model(x, t, c.text, c.text_mask, rewards=c.rewards, reward_drop=c.reward_drop)
 
 
-def _branches(model, x: torch.Tensor, t, conds: Sequence[Condition]) -> tuple[torch.Tensor, ...]:
-    """Run k branches as one forward of batch k*B; returns k outputs of shape (B, ...)."""
+def _branches(
+    model, x: torch.Tensor, t, conds: Sequence[Condition], stacked: Condition | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Run k branches as one forward of batch k*B; returns k outputs of shape (B, ...).
+    ``stacked``: the conditions already concatenated (velocity functions build it once)."""
     b, k = x.shape[0], len(conds)
     t = _batched_time(t, x)
-    cond = concat_conditions([c.expand(b) for c in conds])
+    cond = stacked if stacked is not None else concat_conditions([c.expand(b) for c in conds])
     out = _forward(model, torch.cat([x] * k), torch.cat([t] * k), cond)
     if out.shape[0] != k * b:
         raise ValueError(f"model returned batch {out.shape[0]} for an input batch of {k * b}")
@@ -180,28 +183,35 @@ def guided_velocity_3(
         raise ValueError("guided_velocity_3 takes rewards via rewards_pos/rewards_neg; leave Condition.rewards None")
     if rewards_pos is None or rewards_neg is None:
         raise ValueError("three-branch guidance needs rewards_pos and rewards_neg (use guided_velocity for a baseline)")
-    b = x.shape[0]
-    cond, null = cond.expand(b), null.expand(b)
-    v_null, v_neg, v_pos = _branches(
-        model,
-        x,
-        t,
-        [
-            null.with_rewards(rewards_neg, drop_neg),
-            cond.with_rewards(rewards_neg, drop_neg),
-            cond.with_rewards(rewards_pos, drop_pos),
-        ],
-    )
+    conds = _three_branches(x.shape[0], cond, null, rewards_pos, rewards_neg, drop_pos, drop_neg)
+    v_null, v_neg, v_pos = _branches(model, x, t, conds)
     return v_null + text_scale * (v_neg - v_null) + reward_scale * (v_pos - v_neg)
+
+
+def _three_branches(b, cond, null, rewards_pos, rewards_neg, drop_pos, drop_neg) -> list[Condition]:
+    """[(null, s-), (c, s-), (c, s+)] at batch b."""
+    cond, null = cond.expand(b), null.expand(b)
+    return [
+        null.with_rewards(rewards_neg, drop_neg),
+        cond.with_rewards(rewards_neg, drop_neg),
+        cond.with_rewards(rewards_pos, drop_pos),
+    ]
 
 
 def make_velocity_fn(model, pos: Condition, neg: Condition | None = None, scale: float = 0.0) -> VelocityFn:
     """``velocity_fn(x, t)`` for the solvers, applying ``guided_velocity`` at every call."""
     if neg is None and scale != 0:
         raise ValueError("a guidance scale != 0 needs a negative condition")
+    stacked: dict[int, Condition] = {}  # batch -> the branches concatenated once, not at every step
 
     def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return guided_velocity(model, x, t, pos, neg, scale)
+        b = x.shape[0]
+        if scale == 0:
+            return _forward(model, x, _batched_time(t, x), pos.expand(b))
+        if b not in stacked:
+            stacked[b] = concat_conditions([pos.expand(b), neg.expand(b)])
+        v_pos, v_neg = _branches(model, x, t, [pos, neg], stacked[b])
+        return v_pos + scale * (v_pos - v_neg)
 
     return velocity_fn
 
@@ -219,10 +229,17 @@ def make_velocity_fn_3(
 ) -> VelocityFn:
     """``velocity_fn(x, t)`` for the solvers, applying ``guided_velocity_3`` at every call."""
 
+    if cond.rewards is not None or null.rewards is not None or rewards_pos is None or rewards_neg is None:
+        raise ValueError("three-branch guidance: text in cond / null, rewards in rewards_pos / rewards_neg")
+    stacked: dict[int, tuple[list[Condition], Condition]] = {}  # built once per batch size
+
     def velocity_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return guided_velocity_3(
-            model, x, t, cond, null, rewards_pos, rewards_neg, text_scale, reward_scale, drop_pos, drop_neg
-        )
+        b = x.shape[0]
+        if b not in stacked:
+            conds = _three_branches(b, cond, null, rewards_pos, rewards_neg, drop_pos, drop_neg)
+            stacked[b] = (conds, concat_conditions(conds))
+        v_null, v_neg, v_pos = _branches(model, x, t, *stacked[b])
+        return v_null + text_scale * (v_neg - v_null) + reward_scale * (v_pos - v_neg)
 
     return velocity_fn
 
