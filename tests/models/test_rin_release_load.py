@@ -41,7 +41,10 @@ def test_hub_id_with_variant_loads_offline_and_our_controls_run(hub, tmp_path):
     iso = pipe.isolate("aesthetic_score", "a red fox", **kw).images
     pair = pipe.pairwise("aesthetic_score", "hpsv2_score", 0.25, "a red fox", **kw).images
     heun = pipe("a red fox", solver="heun", **kw).images
-    assert not torch.equal(iso, img) and not torch.equal(pair, img) and not torch.equal(heun, img)
+    anchored = pipe.isolate("aesthetic_score", "a red fox", anchor={"hpsv2_score": 0.25}, **kw).images
+    for other in (iso, pair, heun, anchored):
+        assert not torch.equal(other, img)
+    assert not torch.equal(anchored, iso)
     # batch invariance: image 1 of a pair equals the same seed alone
     two = pipe(["a", "b"], batch_invariant=True, **dict(kw, seed=[4, 5])).images
     one = pipe("b", batch_invariant=True, **dict(kw, seed=5)).images

@@ -104,3 +104,54 @@ def test_ten_step_guided_euler_sample_matches(release):
     ).images
     assert (ours - post.latents).abs().max() < 1e-4
     assert post.latents.std() > 0.1
+
+
+@torch.no_grad()
+def test_a_dropped_reward_is_the_released_models_missing_key(release):
+    """reward_drop on a key == the authors' network evaluated without that key in the batch."""
+    d, net, pre, _ = release
+    pipe = RewardFlowPipeline.from_pretrained(d)
+    emb, mask, rewards, g = _inputs()
+    x, gamma = torch.randn(3, 4, 8, 8, generator=g), torch.tensor([0.2, 0.6, 0.9])
+    batch = _official_batch(x, gamma, emb, mask, rewards, None)
+    del batch["vqa_score_coherence"]
+    v_ref, _ = pre(net, batch)
+    drop = torch.zeros(3, len(KEYS), dtype=torch.bool)
+    drop[:, KEYS.index("vqa_score")] = True
+    v, _ = pipe.model.run(x, 1 - gamma, emb, mask, rewards, drop)
+    assert (v - v_ref).abs().max() < 1e-5
+    assert (v - pipe.model.run(x, 1 - gamma, emb, mask, rewards)[0]).abs().max() > 1e-3
+
+
+def test_shift_and_latent_normalisation_conventions():
+    from miro.models.postprocessing import VAEPostProcessing
+    from miro.models.scheduler import LinearScheduler
+
+    from rewardflow.models.miro_official import latent_stats, sampler_defaults
+    from rewardflow.sampling.solvers import time_grid
+
+    steps = torch.arange(11, dtype=torch.float32)
+    for s in (0.5, 1.0, 3.0):  # the released shift acts on gamma only above 1, and is our 1 / s
+        gammas = LinearScheduler(shift=s)(1 - steps / 10)
+        ours = sampler_defaults({"scheduler": {"shift": s}})["shift"]
+        assert ours == (1 / s if s > 1 else 1.0)
+        torch.testing.assert_close(1 - time_grid(10, ours), gammas.clamp_min(0).where(steps > 0, 0), atol=1e-6, rtol=0)
+    post = VAEPostProcessing(channel_wise_normalisation=True)
+    sd = {f"postprocessing.{k}": v for k, v in post.state_dict().items()}
+    stats = latent_stats(sd)
+    x = torch.randn(2, 4, 3, 3)
+    z = x * torch.tensor(stats["std"]).view(1, 4, 1, 1) + torch.tensor(stats["mean"]).view(1, 4, 1, 1)
+    torch.testing.assert_close(z, post(x), atol=1e-5, rtol=1e-5)
+
+
+def test_autocast_setting_applies_on_cuda_only(release):
+    from rewardflow.sampling.precision import network_autocast
+
+    d = release[0]
+    pipe = RewardFlowPipeline.from_pretrained(d)
+    assert pipe.config["autocast"] == "bfloat16"  # the authors' sampler on CUDA
+    ctx = network_autocast(torch.device("cuda"), "bfloat16")
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and ctx.device == "cuda"
+    assert not isinstance(network_autocast(torch.device("cpu"), "bfloat16"), torch.autocast)
+    with pytest.raises(ValueError, match="autocast"):
+        network_autocast(torch.device("cuda"), "int8")

@@ -120,6 +120,7 @@ def load_release_parts(d: Path, device=None, dtype=None, allow_download=False, t
     loaded = release_vae(d, cfg, vae, device, allow_download)
     vae_model, vae_src = loaded if isinstance(loaded, tuple) else (loaded, None)
     config = official.sampler_defaults(cfg)
+    config["autocast"] = "bfloat16"  # on CUDA, as the authors' sampler runs the network
     stats = official.latent_stats(raw)
     if stats is not None:
         config["latent_stats"] = dict(stats, vae=vae_src)

@@ -55,6 +55,7 @@ from .pipeline_io import (  # noqa: F401 (re-exported)
     load_pipeline_parts,
     save_pipeline,
 )
+from .precision import network_autocast
 from .solvers import SOLVERS, solve, time_grid
 
 DEFAULTS = dict(
@@ -341,7 +342,8 @@ class RewardFlowPipeline:
         if interval is not None:
             net = with_guidance_interval(net, make_velocity_fn(model, pos), interval)
         vfn = net if dtype == state else (lambda x_, t_: net(x_.to(dtype), t_.to(dtype)).to(state))
-        x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
+        with network_autocast(dev, self.config.get("autocast")):
+            x = solve(solver, vfn, x, time_grid(steps, shift, device=dev, dtype=state), callback=callback)
         return x if latent_out else self.decode(x)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
