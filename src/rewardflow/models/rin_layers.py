@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import SDPA
+
 
 class FP32RMSNorm(nn.Module):
     """RMS norm computed in fp32 and cast back: bf16 autocast would otherwise lose the variance."""
@@ -67,6 +69,7 @@ class TokenAttention(nn.Module):
         self.out = nn.Linear(inner, dim_q)
         self.q_norm = nn.LayerNorm(inner // heads, eps=1e-6) if qk_norm else nn.Identity()
         self.k_norm = nn.LayerNorm(inner // heads, eps=1e-6) if qk_norm else nn.Identity()
+        self.core = SDPA()  # a module, so FLOP counting (models.flops) sees the attention shapes
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None, mask: torch.Tensor | None = None):
         """x (B, Lq, dim_q); ctx (B, Lk, dim_kv) or None; mask (B, Lk) bool, True = attend."""
@@ -78,7 +81,7 @@ class TokenAttention(nn.Module):
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (B, H, L, d)
         q, k = self.q_norm(q), self.k_norm(k)
         attn_mask = None if mask is None else mask[:, None, None, :]
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        o = self.core(q, k, v, attn_mask=attn_mask)
         return self.out(o.transpose(1, 2).flatten(2))
 
 
