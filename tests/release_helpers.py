@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hub_helpers import fake_hub_cache  # noqa: F401 (re-exported for the release tests)
 
 KEYS = (
     "clip_score",
@@ -51,7 +52,6 @@ PRECOND = dict(
     logvar_channels=16,
     logvar_mlp_layers=0,
 )
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def official_network(seed: int = 0, **overrides):
@@ -131,21 +131,3 @@ def tiny_t5_and_vae(root: Path) -> tuple[Path, Path]:
     )
     vae.save_pretrained(vae_dir)
     return te_dir, vae_dir
-
-
-def fake_hub_cache(monkeypatch, cache: Path, repos: dict[str, Path]) -> Path:
-    """Lay out ``repos`` ({hub id: folder}) as the Hugging Face cache does and point the hub
-    libraries at it, offline."""
-    import shutil
-
-    import huggingface_hub.constants as hc
-
-    for repo, src in repos.items():
-        base = cache / ("models--" + repo.replace("/", "--"))
-        shutil.copytree(src, base / "snapshots" / COMMIT)
-        (base / "refs").mkdir(parents=True)
-        (base / "refs" / "main").write_text(COMMIT)
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache

@@ -290,3 +290,16 @@ def test_hpsv2_rejects_unknown_keys_and_missing_files(tiny, tmp_path):
         ).score(imgs, CAPS)
     with pytest.raises(FileNotFoundError, match="xswu/HPSv2.*allow_download"):
         get_reward("hpsv2_score", processor_path=str(d), device="cpu").score(imgs, CAPS)
+
+
+def test_sciscore_from_a_directory_and_from_the_hub_cache(tiny, tmp_path, monkeypatch):
+    from hub_helpers import fake_hub_cache
+
+    d, model, imgs = tiny
+    ri, rt = _ref_embeds(model, d, imgs, CAPS)
+    s = get_reward("sciscore_score", path=str(d), device="cpu").score(imgs, CAPS)
+    torch.testing.assert_close(s, np.exp(2.5) * (ri * rt).sum(-1) / 100, atol=2e-3, rtol=0)
+    fake_hub_cache(monkeypatch, tmp_path / "hub", {"Jialuo21/SciScore": d})
+    monkeypatch.delenv("REWARDFLOW_SCISCORE_MODEL", raising=False)
+    cached = get_reward("sciscore_score", device="cpu")  # the default hub id, offline, from the cache
+    torch.testing.assert_close(cached.score(imgs, CAPS), s)
