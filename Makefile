@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/rewardflow demo --out runs/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest tests

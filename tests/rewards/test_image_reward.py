@@ -3,77 +3,17 @@ with BLIP's module names + med_config.json), against a from-scratch forward of t
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from image_reward_release import write_release
 
 from rewardflow.rewards import get_reward
 from rewardflow.rewards.backends.image_reward import MEAN, STD
 
 CAPS = ["a cat on a mat", "a red dog", "two birds in the sky", "dog"]
-VW, VL, TW, TL, TH = 64, 2, 32, 2, 2  # vision width / layers (one 64-wide head), text width / layers / heads
-HEAD = [TW, 24, 16, 8, 4, 1]  # the release's 768-1024-128-64-16-1, shrunk
-
-
-def _w(g, *shape, scale=0.1):
-    return torch.randn(*shape, generator=g) * scale
-
-
-def _ln(sd, p, n, g):
-    sd[p + "weight"], sd[p + "bias"] = 1 + _w(g, n), _w(g, n)
-
-
-def _vision(sd, g):
-    p = "blip.visual_encoder."
-    sd[p + "cls_token"], sd[p + "pos_embed"] = _w(g, 1, 1, VW), _w(g, 1, 5, VW)
-    sd[p + "patch_embed.proj.weight"], sd[p + "patch_embed.proj.bias"] = _w(g, VW, 3, 16, 16, scale=0.02), _w(g, VW)
-    for i in range(VL):
-        b = f"{p}blocks.{i}."
-        _ln(sd, b + "norm1.", VW, g)
-        _ln(sd, b + "norm2.", VW, g)
-        for name, (o, n) in {"attn.qkv": (3 * VW, VW), "attn.proj": (VW, VW), "mlp.fc1": (2 * VW, VW)}.items():
-            sd[f"{b}{name}.weight"], sd[f"{b}{name}.bias"] = _w(g, o, n), _w(g, o)
-        sd[b + "mlp.fc2.weight"], sd[b + "mlp.fc2.bias"] = _w(g, VW, 2 * VW), _w(g, VW)
-    _ln(sd, p + "norm.", VW, g)
-
-
-def _text(sd, g, vocab):
-    p = "blip.text_encoder."
-    sd[p + "embeddings.word_embeddings.weight"] = _w(g, vocab, TW)
-    sd[p + "embeddings.position_embeddings.weight"] = _w(g, 40, TW)
-    sd[p + "embeddings.position_ids"] = torch.arange(40)[None]
-    _ln(sd, p + "embeddings.LayerNorm.", TW, g)
-    for i in range(TL):
-        b = f"{p}encoder.layer.{i}."
-        for att, kv in (("attention", TW), ("crossattention", VW)):
-            for name, n in (("query", TW), ("key", kv), ("value", kv)):
-                sd[f"{b}{att}.self.{name}.weight"], sd[f"{b}{att}.self.{name}.bias"] = _w(g, TW, n), _w(g, TW)
-            sd[f"{b}{att}.output.dense.weight"], sd[f"{b}{att}.output.dense.bias"] = _w(g, TW, TW), _w(g, TW)
-            _ln(sd, f"{b}{att}.output.LayerNorm.", TW, g)
-        sd[b + "intermediate.dense.weight"], sd[b + "intermediate.dense.bias"] = _w(g, 2 * TW, TW), _w(g, 2 * TW)
-        sd[b + "output.dense.weight"], sd[b + "output.dense.bias"] = _w(g, TW, 2 * TW), _w(g, TW)
-        _ln(sd, b + "output.LayerNorm.", TW, g)
-
-
-def write_release(d, vocab, seed=0):
-    """ImageReward.pt + med_config.json as the release lays them out; returns the tensors."""
-    g = torch.Generator().manual_seed(seed)
-    sd: dict[str, torch.Tensor] = {}
-    _vision(sd, g)
-    _text(sd, g, vocab)
-    sd["blip.vision_proj.weight"], sd["blip.text_proj.weight"] = _w(g, 16, VW), _w(g, 16, TW)  # unused heads
-    for idx, (a, b) in zip([0, 2, 4, 6, 7], zip(HEAD[:-1], HEAD[1:])):
-        sd[f"mlp.layers.{idx}.weight"], sd[f"mlp.layers.{idx}.bias"] = _w(g, b, a, scale=0.5), _w(g, b)
-    d.mkdir(parents=True, exist_ok=True)
-    torch.save(sd, d / "ImageReward.pt")
-    med = dict(vocab_size=vocab, hidden_size=TW, intermediate_size=2 * TW, num_hidden_layers=TL)
-    med.update(num_attention_heads=TH, max_position_embeddings=40, layer_norm_eps=1e-12, hidden_act="gelu")
-    med.update(encoder_width=VW, add_cross_attention=True, model_type="bert")
-    (d / "med_config.json").write_text(json.dumps(med))
-    return sd
+VW, VL, TW, TL, TH = 64, 2, 32, 2, 2  # the default (tiny) Sizes of image_reward_release
 
 
 def _attn(q_in, kv_in, sd, p, heads, key_mask=None):
@@ -177,7 +117,8 @@ def test_every_tensor_is_used_and_every_weight_filled(release, tmp_path):
 
     d, tok_dir, sd, imgs, _ = release
     vision, text, head = split_checkpoint(sd)
-    unused = {"blip.vision_proj.weight", "blip.text_proj.weight", "blip.text_encoder.embeddings.position_ids"}
+    unused = {f"blip.{n}_proj.{w}" for n in ("vision", "text") for w in ("weight", "bias")}
+    unused.add("blip.text_encoder.embeddings.position_ids")
     assert len(vision) + len(text) + len(head) == len(sd) - len(unused)
     r = get_reward("image_reward_score", path=str(d), processor_path=str(tok_dir), device="cpu")
     r.ensure_loaded()

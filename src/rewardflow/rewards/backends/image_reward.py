@@ -4,7 +4,7 @@ into transformers' own BLIP classes by a key map.
 
 score = (mlp(cls) - 0.16717362830052426) / 1.0333394966054072, as the release normalises it;
 stored (score + 2) / 4, as the MIRO annotations keep it (about [0, 1]). Preprocessing as the
-release: shortest side to 224 (bicubic), centre crop, CLIP mean / std; captions as BERT
+release: shortest side to 224 (PIL bicubic), centre crop, CLIP mean / std; captions as BERT
 (uncased) tokens padded / truncated to 35.
 """
 
@@ -14,10 +14,12 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rewardflow.rewards.backends.clip_common import (
-    ClipImagePreprocessor,
+    CLIP_MEAN,
+    CLIP_STD,
     ClipRewardBase,
     env_or,
     load_state_dict,
@@ -41,6 +43,32 @@ _VISION_RULES = [
     (r"^blocks\.(\d+)\.mlp\.", r"encoder.layers.\1.mlp."),
     (r"^norm\.", "post_layernorm."),
 ]
+
+
+class PILPreprocessor:
+    """The release's own preprocessing, reproduced exactly: PIL bicubic resize of the shortest
+    side to ``size`` (the other side truncated, as torchvision computes it), centre crop,
+    [0, 1], CLIP mean / std. (The CLIP backends resize in torch, ~1/255 away; ImageReward's
+    score moved by up to 0.5 % end to end that way on noise images, so it keeps PIL.)"""
+
+    def __init__(self, size: int = 224):
+        self.size = int(size)
+        self.mean, self.std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+
+    def _one(self, image: np.ndarray) -> torch.Tensor:
+        from PIL import Image
+
+        im, s = Image.fromarray(np.ascontiguousarray(image)).convert("RGB"), self.size
+        w, h = im.size
+        nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
+        im = im.resize((nw, nh), Image.BICUBIC)
+        top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+        im = im.crop((left, top, left + s, top + s))
+        return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
+
+    def __call__(self, images: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        x = (torch.stack([self._one(im) for im in images]) - self.mean) / self.std
+        return x.to(device, dtype)
 
 
 def split_checkpoint(sd: dict[str, torch.Tensor]) -> tuple[dict, dict, dict]:
@@ -158,15 +186,20 @@ class ImageReward(ClipRewardBase):
         tok = env_or(self.processor_path, self.processor_env, self.default_processor)
         tok_dir = resolve_dir(tok, "ImageReward tokenizer (BERT uncased)", self.allow_download, must_contain=())
         self.tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
-        self.preprocess = ClipImagePreprocessor(vcfg.image_size, vcfg.image_size)
+        self.preprocess = PILPreprocessor(vcfg.image_size)
         self.model = self.vision  # marks the backend as loaded
 
     @torch.no_grad()
     def raw_scores(self, images, captions) -> torch.Tensor:
         """The release's normalised score (B,), before the (score + 2) / 4 of the annotations."""
         self.ensure_loaded()
-        px = self.preprocess(images, self.device, self.dtype)
-        img = self.vision(pixel_values=px).last_hidden_state
+        return self.score_pixels(self.preprocess(images, self.device, self.dtype), captions)
+
+    @torch.no_grad()
+    def score_pixels(self, px: torch.Tensor, captions) -> torch.Tensor:
+        """The release's score of preprocessed pixels (B, 3, 224, 224) (normalised as CLIP)."""
+        self.ensure_loaded()
+        img = self.vision(pixel_values=px.to(self.device, self.dtype)).last_hidden_state
         tok = self.tokenizer(
             list(captions), padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
         )
