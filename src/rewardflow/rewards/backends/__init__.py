@@ -4,4 +4,12 @@ Importing this package is cheap: each backend imports transformers and loads wei
 its first `score` call. See docs/REWARD_BACKENDS.md for keys, weights and stored values.
 """
 
-from rewardflow.rewards.backends import aesthetic, clipscore, hpsv2, image_reward, pickscore, sciscore  # noqa: F401  (registers)
+from rewardflow.rewards.backends import (  # noqa: F401  (registers)
+    aesthetic,
+    clipscore,
+    hpsv2,
+    image_reward,
+    pickscore,
+    sciscore,
+    vqascore,
+)
