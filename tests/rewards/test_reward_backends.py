@@ -303,3 +303,44 @@ def test_sciscore_from_a_directory_and_from_the_hub_cache(tiny, tmp_path, monkey
     monkeypatch.delenv("REWARDFLOW_SCISCORE_MODEL", raising=False)
     cached = get_reward("sciscore_score", device="cpu")  # the default hub id, offline, from the cache
     torch.testing.assert_close(cached.score(imgs, CAPS), s)
+
+
+def test_clip_family_backends_load_offline_from_their_default_hub_ids(tiny, tmp_path, monkeypatch):
+    """Each backend's default weights, laid out in a fake Hugging Face cache as on the hub (PickScore
+    weights-only beside the LAION processor repo, the HPS v2.1 file in its repo, an aesthetic head
+    file), give the same scores as the same files passed as local paths."""
+    import os
+
+    from hub_helpers import fake_hub_cache
+
+    d, model, imgs = tiny
+    pick, hps, aes = (tmp_path / n for n in ("pick", "hps", "aes"))
+    model.save_pretrained(str(pick))  # PickScore_v1 ships weights only
+    hps.mkdir()
+    aes.mkdir()
+    torch.save({"state_dict": hf_to_openclip_state_dict(model.state_dict())}, hps / "HPS_v2.1_compressed.pt")
+    torch.save(_mlp_state_dict(16), aes / "head.pth")
+    repos = {
+        "yuvalkirstain/PickScore_v1": pick,
+        "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": d,
+        "xswu/HPSv2": hps,
+        "openai/clip-vit-large-patch14": d,
+        "someone/aesthetic-head": aes,
+    }
+    fake_hub_cache(monkeypatch, tmp_path / "hub", repos)
+    for env in [k for k in os.environ if k.startswith("REWARDFLOW_")]:
+        monkeypatch.delenv(env)
+    heads = {"text_heads": 2, "vision_heads": 2}
+    cases = [
+        ("pick_a_score_score", {}, {"path": str(pick), "processor_path": str(d)}),
+        ("hpsv2_score", heads, dict(heads, path=str(hps / "HPS_v2.1_compressed.pt"), processor_path=str(d))),
+        (
+            "aesthetic_score",
+            {"mlp_path": "someone/aesthetic-head/head.pth"},
+            {"path": str(d), "mlp_path": str(aes / "head.pth")},
+        ),
+        ("openai_clip_score", {}, {"path": str(d)}),
+    ]
+    for name, cached_kw, local_kw in cases:
+        cached = get_reward(name, device="cpu", **cached_kw).score(imgs, CAPS)
+        torch.testing.assert_close(cached, get_reward(name, device="cpu", **local_kw).score(imgs, CAPS), msg=name)
