@@ -7,7 +7,6 @@ open_clip ``{'state_dict': ...}``) and loads it through the backend's own loadin
 
 from __future__ import annotations
 
-import string
 import subprocess
 import sys
 
@@ -17,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers")
+
+from tiny_clip import mlp_state_dict, tiny_clip, tokenizer_dir  # noqa: E402
 
 from rewardflow.rewards import get_reward, list_rewards  # noqa: E402
 from rewardflow.rewards.backends.clip_common import ClipImagePreprocessor, load_state_dict  # noqa: E402
@@ -28,66 +29,11 @@ from rewardflow.rewards.backends.openclip_convert import (  # noqa: E402
 CAPS = ["a cat", "a red dog", "cat and dog", "dog"]
 
 
-def _tokenizer_dir(d):
-    from transformers import CLIPTokenizer
-
-    vocab = {c: i for i, c in enumerate(string.ascii_lowercase)}
-    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(string.ascii_lowercase)})
-    merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")]
-    for a, b in merges:
-        vocab[a + b] = len(vocab)
-    # CLIP's vocab ends with start/end of text: end-of-text is the largest id (open_clip pools there)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    CLIPTokenizer(vocab=vocab, merges=merges).save_pretrained(str(d))
-    from transformers import CLIPImageProcessor
-
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(str(d))
-    return len(vocab)
-
-
-def _tiny_clip(vocab, act="gelu", seed=0):
-    from transformers import CLIPConfig, CLIPModel
-
-    torch.manual_seed(seed)
-    cfg = CLIPConfig(
-        text_config=dict(
-            vocab_size=vocab,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            hidden_act=act,
-            bos_token_id=vocab - 2,
-            eos_token_id=vocab - 1,
-            pad_token_id=vocab - 1,
-        ),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-            hidden_act=act,
-        ),
-        projection_dim=16,
-    )
-    m = CLIPModel(cfg).eval()
-    with torch.no_grad():  # random init gives near-identical embeddings; spread them out
-        for p in m.parameters():
-            if p.ndim >= 1:
-                p.add_(0.05 * torch.randn_like(p))
-        m.logit_scale.fill_(2.5)
-    return m
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny_clip")
-    vocab = _tokenizer_dir(d)
-    model = _tiny_clip(vocab)
+    vocab = tokenizer_dir(d)
+    model = tiny_clip(vocab)
     model.save_pretrained(str(d))
     imgs = np.random.default_rng(0).integers(0, 256, size=(4, 48, 40, 3), dtype=np.uint8)
     return d, model, imgs
@@ -129,21 +75,10 @@ def test_torch_preprocessing_matches_clip_image_processor(tiny):
     assert (ours - ref).abs().mean() < 0.02
 
 
-def _mlp_state_dict(in_dim, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    dims = [in_dim, 32, 16, 8, 4, 1]
-    sd = {}
-    # the public head's Sequential: Linear, Dropout, Linear, Dropout, Linear, Dropout, Linear, Linear
-    for idx, (a, b) in zip([0, 2, 4, 6, 7], zip(dims[:-1], dims[1:])):
-        sd[f"layers.{idx}.weight"] = torch.randn(b, a, generator=g) / a**0.5
-        sd[f"layers.{idx}.bias"] = torch.randn(b, generator=g)
-    return sd
-
-
 @pytest.mark.parametrize("fmt", ["pth", "safetensors"])
 def test_aesthetic_score(tiny, tmp_path, fmt):
     d, model, imgs = tiny
-    sd = _mlp_state_dict(16)
+    sd = mlp_state_dict(16)
     f = tmp_path / f"head.{fmt}"
     if fmt == "pth":
         torch.save(sd, f)
@@ -168,7 +103,7 @@ def test_aesthetic_errors(tiny, tmp_path):
         get_reward("aesthetic_score", path=str(d), device="cpu").score(imgs)
     with pytest.raises(FileNotFoundError, match="not in the Hugging Face cache.*allow_download"):
         get_reward("aesthetic_score", path=str(d), mlp_path="someone/nowhere/head.pth", device="cpu").score(imgs)
-    torch.save(_mlp_state_dict(768), tmp_path / "h.pth")
+    torch.save(mlp_state_dict(768), tmp_path / "h.pth")
     with pytest.raises(ValueError, match="768-d"):
         get_reward("aesthetic_score", path=str(d), mlp_path=str(tmp_path / "h.pth"), device="cpu").score(imgs)
     with pytest.raises(FileNotFoundError, match="huggingface-cli download openai/clip-vit-large-patch14"):
@@ -319,7 +254,7 @@ def test_clip_family_backends_load_offline_from_their_default_hub_ids(tiny, tmp_
     hps.mkdir()
     aes.mkdir()
     torch.save({"state_dict": hf_to_openclip_state_dict(model.state_dict())}, hps / "HPS_v2.1_compressed.pt")
-    torch.save(_mlp_state_dict(16), aes / "head.pth")
+    torch.save(mlp_state_dict(16), aes / "head.pth")
     repos = {
         "yuvalkirstain/PickScore_v1": pick,
         "laion/CLIP-ViT-H-14-laion2B-s32B-b79K": d,
