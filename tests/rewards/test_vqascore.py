@@ -47,7 +47,7 @@ def _reference(r, image, caption):
     emb = torch.cat([shared[before], feats, shared[after]])[None]
     answer = r["tok"](ANSWER).input_ids
     dec = torch.tensor([[r["t5"].config.decoder_start_token_id] + answer[:-1]])
-    logp = r["t5"](inputs_embeds=emb, decoder_input_ids=dec).logits[0].log_softmax(-1)
+    logp = r["t5"](inputs_embeds=emb, decoder_input_ids=dec).logits[0, :, : len(r["tok"])].log_softmax(-1)
     return float(torch.exp(torch.stack([logp[i, a] for i, a in enumerate(answer)]).mean()))
 
 

@@ -11,12 +11,15 @@ import torch
 TOWER = "openai/clip-vit-large-patch14-336"
 
 
-def write_release(root, vocab):
+def write_release(root, vocab, extra_rows: int = 8, tower_ref: str = TOWER):
     """-> (checkpoint dir, tower dir, t5, vision model, projector), the modules in eval mode."""
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
-    t5cfg = dict(vocab_size=vocab, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2)
+    # FLAN-T5's embedding has padding rows beyond its tokenizer (32,128 vs 32,100): so does this one
+    t5cfg = dict(
+        vocab_size=vocab + extra_rows, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2
+    )
     t5 = T5ForConditionalGeneration(T5Config(**t5cfg, decoder_start_token_id=0, pad_token_id=0))
     vcfg = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32)
     vis = CLIPVisionModel(CLIPVisionConfig(**vcfg, patch_size=8))
@@ -36,10 +39,18 @@ def write_release(root, vocab):
     ckpt = root / "clip-flant5"
     ckpt.mkdir()
     keys = sorted(sd)
+    weight_map = {}
     for i, part in enumerate((keys[: len(keys) // 2], keys[len(keys) // 2 :])):
-        torch.save({k: sd[k] for k in part}, ckpt / f"pytorch_model-0000{i + 1}-of-00002.bin")
+        name = f"pytorch_model-0000{i + 1}-of-00002.bin"
+        torch.save({k: sd[k] for k in part}, ckpt / name)
+        weight_map.update(dict.fromkeys(part, name))
+    index = {
+        "metadata": {"total_size": sum(v.numel() * v.element_size() for v in sd.values())},
+        "weight_map": weight_map,
+    }
+    (ckpt / "pytorch_model.bin.index.json").write_text(json.dumps(index))
     cfg = t5.config.to_dict() | {"model_type": "clip_t5", "architectures": ["CLIPT5ForConditionalGeneration"]}
-    cfg |= {"mm_vision_tower": TOWER, "mm_hidden_size": 32, "mm_projector_type": "mlp2x_gelu"}
+    cfg |= {"mm_vision_tower": tower_ref, "mm_hidden_size": 32, "mm_projector_type": "mlp2x_gelu"}
     cfg |= {"mm_vision_select_layer": -2, "mm_vision_select_feature": "patch"}
     (ckpt / "config.json").write_text(json.dumps(cfg))
     return ckpt, tower, t5.eval(), vis.eval(), proj.eval()

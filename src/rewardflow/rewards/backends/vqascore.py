@@ -9,8 +9,9 @@ transformers' T5ForConditionalGeneration and CLIPVisionModel, as released:
 - prompt: ``SYSTEM USER: <image>\\n{question} ASSISTANT: ``, each text piece tokenised on its own
   (so each ends with the tokenizer's end token), the image features between them;
 - image: padded to a square with the CLIP mean colour, then CLIP preprocessing at 336 (PIL);
-- score: exp(-mean cross-entropy) of the answer's tokens ("Yes" and its end token), stored as is
-  (a probability in [0, 1], as the MIRO annotations keep it).
+- score: exp(-mean cross-entropy) of the answer's tokens ("Yes" and its end token) over the
+  tokenizer's vocabulary (the release trims FLAN-T5's 32,128 padded rows to the tokenizer's
+  32,100), stored as is (a probability in [0, 1], as the MIRO annotations keep it).
 """
 
 from __future__ import annotations
@@ -177,5 +178,6 @@ class VQAScore(ClipRewardBase):
         embeds, mask = self._inputs(self.projector(hidden[:, 1:]), captions)
         labels = torch.tensor(self.tokenizer([ANSWER] * len(captions)).input_ids, device=self.device)
         logits = self.t5(inputs_embeds=embeds, attention_mask=mask, labels=labels).logits.float()
+        logits = logits[..., : len(self.tokenizer)]  # the release resizes its vocabulary to the tokenizer's
         ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(1)
         return torch.exp(-ce)
