@@ -35,7 +35,8 @@ def write_release(root, vocab, extra_rows: int = 8, tower_ref: str = TOWER):
     sd = {k: v.clone() for k, v in t5.state_dict().items()}
     sd["embed_tokens.weight"] = sd["shared.weight"].clone()  # the release keeps a second name for it
     sd.update({f"mm_projector.{k}": v for k, v in proj.state_dict().items()})
-    sd.update({f"vision_tower.vision_tower.{k}": v for k, v in vis.state_dict().items()})
+    # as transformers 4 named the tower's tensors when the release was saved
+    sd.update({f"vision_tower.vision_tower.vision_model.{k}": v for k, v in vis.state_dict().items()})
     ckpt = root / "clip-flant5"
     ckpt.mkdir()
     keys = sorted(sd)

@@ -149,6 +149,9 @@ class VQAScore(ClipRewardBase):
         if not vision_sd:
             return CLIPVisionModel.from_pretrained(vd)
         model = CLIPVisionModel(CLIPVisionConfig.from_pretrained(vd))
+        if not any(k.startswith("vision_model.") for k in model.state_dict()):
+            # the release was saved by transformers 4, whose CLIPVisionModel nested a vision_model
+            vision_sd = {k.removeprefix("vision_model."): v for k, v in vision_sd.items()}
         missing, unexpected = model.load_state_dict(vision_sd, strict=False)
         if missing or unexpected:
             raise ValueError(f"VQAScore vision tower weights: missing {missing[:5]}, unexpected {unexpected[:5]}")
