@@ -186,3 +186,51 @@ def test_rank_skip_files_of_a_killed_job_are_merged(tmp_path):
     assert merged == {"b.tar": [{"key": "2"}], "c.tar": [{"key": "9"}]}
     assert json.loads((tmp_path / "_skipped.json").read_text()) == merged
     assert not list(tmp_path.glob("_skipped.rank-*.json"))
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(240)
+def test_killed_two_rank_run_resumes_without_loss_or_duplicates(tmp_path):
+    """torchrun with 2 processes, SIGKILLed (launcher and workers) once the first shards are
+    written, then run again: every shard equals a one-process run's, each key once."""
+    (tmp_path / "plug").mkdir()
+    (tmp_path / "plug" / "slow_plugin.py").write_text(SLOW_PLUGIN)
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{tmp_path / 'plug'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        REWARDFLOW_REWARD_MODULES="slow_plugin",
+        OMP_NUM_THREADS="1",
+    )
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    _write_dataset(run, shards=6, per_shard=16, corrupt={5: b"broken"})
+    shutil.copytree(run, ref)
+    rewards = ["slow_test", "cleanliness"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    cmd += ["rewardflow.cli", "score", "--data", str(run), "--rewards", ",".join(rewards), "--no-progress"]
+    cmd += ["--max-bad-fraction", "0.5"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 150
+    while not list(run.glob("*.parquet")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers at once
+    proc.wait()
+    assert 1 <= len(list(run.glob("*.parquet"))) < 6, "the run must be killed midway"
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = subprocess.run(
+        [sys.executable, "-m", "rewardflow.cli", "score", "--data", str(ref), "--rewards", ",".join(rewards)]
+        + ["--no-progress", "--max-bad-fraction", "0.5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    for shard in sorted(ref.glob("*.parquet")):
+        t = pq.read_table(run / shard.name)
+        assert t.equals(pq.read_table(shard)), shard.name
+        assert len(set(t.column("key").to_pylist())) == t.num_rows
+    assert json.loads((run / "_skipped.json").read_text()) == json.loads((ref / "_skipped.json").read_text())
+    assert not list(run.glob("_skipped.rank-*.json"))
