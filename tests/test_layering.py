@@ -18,6 +18,7 @@ LAYERS = [
     {"studies"},
     {"demo"},
     {"experiments"},
+    {"ui"},
     {"commands"},
     {"cli"},
 ]

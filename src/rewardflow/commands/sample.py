@@ -116,14 +116,11 @@ def run(args) -> int:
 
 
 def _targets(args, pipe) -> tuple[dict, dict]:
+    from rewardflow.sampling.targets import with_overrides
+
     base = mode_targets(pipe, args.mode, parse_assignments(args.anchor, "--anchor"))
     pos = parse_assignments(args.reward, "--reward")
-    neg = parse_assignments(args.negative_reward, "--negative-reward")
-    if base is not None:
-        # KEY=none in s+ means no contrast on KEY either, unless --negative-reward names it.
-        neg = {k: None for k, v in pos.items() if v is None} | neg
-        pos, neg = base.positive | pos, base.negative | neg
-    return pos, neg
+    return with_overrides(base, pos, parse_assignments(args.negative_reward, "--negative-reward"))
 
 
 def _settings(args, pipe) -> dict:

@@ -56,6 +56,7 @@ from .pipeline_io import (  # noqa: F401 (re-exported)
     save_pipeline,
 )
 from .precision import network_autocast
+from .progress import progress_bar
 from .solvers import SOLVERS, solve, time_grid
 
 DEFAULTS = dict(
@@ -192,7 +193,7 @@ class RewardFlowPipeline:
         num_images_per_prompt: int = 1,
         output_type: str = "pil",
         batch_size: int | None = None,
-        progress: bool = True,
+        progress=True,
         batch_invariant: bool = False,
         guidance_interval=None,
         latents: torch.Tensor | None = None,
@@ -206,6 +207,7 @@ class RewardFlowPipeline:
         ``batch_invariant=True`` samples one image per network call (overriding ``batch_size``) so an
         image is bit-identical whatever else is in the request (see the module docstring).
         ``guidance_interval=(lo, hi)`` guides only while lo <= t <= hi (t = 1 is noise).
+        ``progress``: a tqdm bar (True), nothing (False) or a callable ``(steps_done, total)``.
 
         diffusers' conventions work too: ``latents`` (N, C, H, W) is the start noise of the N
         images; ``generator`` without ``seed`` draws the whole request's noise as one randn (as
@@ -277,12 +279,9 @@ class RewardFlowPipeline:
     def _run(self, plan: CallPlan, negative_prompt, inputs: CallInputs, latent_out: bool, progress: bool):
         """(B, C, H, W) float32 on the CPU: the plan's images, batch after batch."""
         n, bs = len(plan.items), plan.batch_size
-        bar = None
-        if progress:  # advances per ODE step, so one big batch still shows movement
-            from tqdm.auto import tqdm
-
-            desc = f"sampling {n} images ({plan.solver}, {plan.steps} steps)"
-            bar = tqdm(total=math.ceil(n / bs) * plan.steps, unit="step", desc=desc)
+        # Advances per ODE step, so one big batch still shows movement.
+        desc = f"sampling {n} images ({plan.solver}, {plan.steps} steps)"
+        bar = progress_bar(progress, math.ceil(n / bs) * plan.steps, desc)
         out, was_training = [], self.model.training
         self.model.eval()  # temporarily: trainers sample from models they keep training
         try:

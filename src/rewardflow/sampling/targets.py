@@ -177,3 +177,14 @@ def pairwise(
         raise ValueError(f"pairwise t must be a number in [0, 1]; got {t!r}")
     held = _anchor(keys, anchor, [a, b])
     return RewardTargets({**held, a: 1.0, b: 1.0}, {**held, a: float(t), b: 1.0 - t})
+
+
+def with_overrides(base: RewardTargets | None, positive: dict, negative: dict) -> tuple[dict, dict]:
+    """A mode's targets (``base``: high / isolate / pairwise, or None) with single entries set on
+    top: (s+, s-) as partial dicts for the pipeline. An s+ entry of None (unspecified) leaves that
+    reward without contrast, so it is None in s- too unless s- names it."""
+    positive, negative = dict(positive), dict(negative)
+    if base is None:
+        return positive, negative
+    negative = {k: None for k, v in positive.items() if v is None} | negative
+    return base.positive | positive, base.negative | negative
