@@ -40,7 +40,7 @@ def test_info_and_a_generation_with_scores_and_the_reproducing_calls(server):
     status, info = call(url, "/api/info")
     assert status == 200 and info["reward_keys"] == ["sharpness", "colorfulness"] and info["scorers"]
     assert info["defaults"]["num_inference_steps"] == 3 and len(info["examples"]) == 6
-    body = {"prompt": "a red circle", "steps": 3, "seed": 5, "num_images": 2, "mode": "custom"}
+    body = {"prompt": "a red circle", "steps": 3, "seed": 5, "num_images": 2, "mode": "custom", "guidance": 2.5}
     body |= {"positive": {"sharpness": 0.75, "colorfulness": 1.0}, "negative": {"sharpness": 0.0}}
     status, res = call(url, "/api/generate", body)
     assert status == 200, res
@@ -50,6 +50,7 @@ def test_info_and_a_generation_with_scores_and_the_reproducing_calls(server):
     assert res["targets"]["negative"] == {"sharpness": 0.0, "colorfulness": 0.0}
     assert "rewardflow sample --model runs/tiny" in res["command"] and "--seed 5" in res["command"]
     assert "sharpness=0.75" in res["command"] and "num_images_per_prompt=2" in res["python"]
+    assert "--guidance 2.5" in res["command"] and "guidance_scale=2.5" in res["python"]
     # the page's request again gives the same pixels; isolate / pairwise / best-of run too
     assert call(url, "/api/generate", body)[1]["images"] == res["images"]
     for extra in ({"mode": "isolate", "isolate": "sharpness", "anchor": {"colorfulness": 0.5}},
@@ -117,3 +118,29 @@ def test_one_generation_at_a_time_and_a_full_queue_says_busy(server):
     for t in threads:
         t.join(60)
     assert sorted(r[0] for r in results) == [200, 200]
+
+
+def test_the_command_and_the_python_call_reproduce_the_page(saved, tmp_path):
+    """What the page prints, run as printed, gives the page's pixels."""
+    import base64
+    import io
+    import shlex
+
+    import numpy as np
+    from PIL import Image
+
+    from rewardflow.cli import main
+    from rewardflow.sampling.pipeline import RewardFlowPipeline
+
+    studio = Studio(RewardFlowPipeline.from_pretrained(saved), saved)
+    body = {"prompt": "a red circle", "steps": 3, "seed": 7, "mode": "isolate", "isolate": "sharpness"}
+    res = studio.generate(body | {"anchor": {"colorfulness": 0.25}, "guidance": 3.0, "solver": "heun"})
+    page = np.asarray(Image.open(io.BytesIO(base64.b64decode(res["images"][0].split(",")[1]))))
+    args = shlex.split(res["command"])
+    assert args[:2] == ["rewardflow", "sample"] and args[-2:] == ["--out", "samples/"]
+    assert main(args[1:-1] + [str(tmp_path / "cli")]) == 0
+    cli = np.asarray(Image.open(tmp_path / "cli" / "images" / "00000.png"))
+    assert np.array_equal(cli, page)
+    scope: dict = {}
+    exec(res["python"], scope)  # noqa: S102 (the page's own output, run as a user would)
+    assert np.array_equal(np.asarray(scope["images"][0]), page)

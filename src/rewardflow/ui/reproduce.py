@@ -27,7 +27,9 @@ def command(req: UIRequest, model: str, variant: str | None = None) -> str:
     args = ["rewardflow", "sample", "--model", model]
     if variant:
         args += ["--variant", variant]
-    args += ["--prompts", req.prompt, "--steps", str(req.steps), "--guidance", f"{req.guidance:g}"]
+    args += ["--prompts", req.prompt, "--steps", str(req.steps)]
+    if req.guidance is not None:  # else the folder's saved guidance, as the CLI's default too
+        args += ["--guidance", f"{req.guidance:g}"]
     args += ["--seed", str(req.seed), "--num-per-prompt", str(req.num_images), "--solver", req.solver]
     args += ["--shift", f"{req.shift:g}"]
     mode = _mode(req)
@@ -48,7 +50,8 @@ def python_call(req: UIRequest, model: str, pos: dict, neg: dict, variant: str |
     """The same request as a Python call; ``pos`` / ``neg`` the full targets the page used."""
     load = f"pipe = RewardFlowPipeline.from_pretrained({model!r}" + (f", variant={variant!r})" if variant else ")")
     kw = [f"reward_targets={pos!r}", f"negative_reward_targets={neg!r}"] if pos or neg else []
-    kw += [f"guidance_scale={req.guidance:g}", f"num_inference_steps={req.steps}", f"seed={req.seed}"]
+    kw += [f"guidance_scale={req.guidance:g}"] if req.guidance is not None else []
+    kw += [f"num_inference_steps={req.steps}", f"seed={req.seed}"]
     kw += [f"num_images_per_prompt={req.num_images}", f"solver={req.solver!r}", f"shift={req.shift:g}"]
     lines = ["from rewardflow import RewardFlowPipeline", load]
     if req.best_of > 1:

@@ -32,7 +32,7 @@ class Limits:
 class UIRequest:
     prompt: str
     steps: int
-    guidance: float
+    guidance: float | None  # None: the model folder's saved guidance setting (it may be 3-branch)
     seed: int = 0
     num_images: int = 1
     solver: str = "euler"
@@ -109,7 +109,7 @@ def parse_request(
     req = UIRequest(
         prompt=_prompt(body, limits),
         steps=_number(body, "steps", defaults["num_inference_steps"], 1, limits.max_steps, integer=True),
-        guidance=_number(body, "guidance", defaults["guidance_scale"], 0.0, limits.max_guidance),
+        guidance=None if body.get("guidance") is None else _number(body, "guidance", None, 0.0, limits.max_guidance),
         seed=_number(body, "seed", 0, 0, 2**31 - 1, integer=True),
         num_images=_number(body, "num_images", 1, 1, limits.max_images, integer=True),
         solver=_choice(body, "solver", defaults["solver"], SOLVERS),

@@ -28,7 +28,8 @@ def _examples(pipe) -> list[str]:
     from rewardflow.sampling.prompts import load_prompts
 
     pixel = pipe.vae is None and pipe.model.config.in_channels == 3  # a ShapesWorld-style model
-    return load_prompts("shapes" if pixel else "parti", max_prompts=6)[0]
+    distinct = list(dict.fromkeys(load_prompts("shapes" if pixel else "parti")[0]))
+    return [distinct[i * len(distinct) // 6] for i in range(min(6, len(distinct)))]  # spread over the set
 
 
 class Studio:
@@ -46,13 +47,18 @@ class Studio:
         return {
             "model": self.model_ref,
             "reward_keys": list(self.pipe.reward_keys),
-            "reward_null": bool(getattr(m, "reward_null", False)),
+            "reward_null": self._null_usable(),
             "image_size": m.image_size,
             "defaults": defaults,
             "limits": asdict(self.limits),
             "scorers": sorted(self.scorers),
             "examples": _examples(self.pipe),
         }
+
+    def _null_usable(self) -> bool:
+        """Whether "unspecified" targets are offered: null tokens the model learned to use."""
+        dropout = (self.pipe.config.get("run_config") or {}).get("reward_dropout")
+        return bool(getattr(self.pipe.model.config, "reward_null", False)) and (dropout is None or float(dropout) > 0)
 
     def progress(self) -> dict:
         with self._state:
