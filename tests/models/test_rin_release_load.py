@@ -143,3 +143,15 @@ def test_missing_text_encoder_or_vae_names_the_download(tmp_path, parts, monkeyp
         RewardFlowPipeline.from_pretrained(d, vae="other/vae")
     with pytest.raises(FileNotFoundError, match="no variant 'nope'"):
         RewardFlowPipeline.from_pretrained(d, variant="nope")
+
+
+def test_the_web_page_drives_a_released_model(hub):
+    from rewardflow.ui import Studio
+
+    pipe = RewardFlowPipeline.from_pretrained("nicolas-dufour/miro-ablations", variant="miro-no-clip")
+    studio = Studio(pipe, "nicolas-dufour/miro-ablations", variant="miro-no-clip")
+    info = studio.info()
+    assert info["reward_keys"] == list(KEYS[1:]) and info["reward_null"] is False  # trained without dropout
+    res = studio.generate({"prompt": "a red fox", "steps": 2, "mode": "isolate", "isolate": "vqa_score"})
+    assert len(res["images"]) == 1 and "--variant miro-no-clip" in res["command"]
+    assert res["targets"]["negative"]["vqa_score"] == 0.0 and res["targets"]["positive"]["vqa_score"] == 1.0
