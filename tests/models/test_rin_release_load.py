@@ -8,16 +8,11 @@ import shutil
 
 import pytest
 import torch
-from release_helpers import KEYS, NETWORK, PRECOND, fake_hub_cache, official_network, save_release, tiny_t5_and_vae
+from release_helpers import KEYS, NETWORK, PRECOND, fake_hub_cache, official_network, save_release
 from safetensors.torch import load_file, save_file
 
 from rewardflow.models import build_model, model_config_from_preset
 from rewardflow.sampling.pipeline import RewardFlowPipeline
-
-
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory):
-    return tiny_t5_and_vae(tmp_path_factory.mktemp("hub_src"))
 
 
 @pytest.fixture

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from release_helpers import KEYS, WIDTH, fake_hub_cache, official_network, save_release, tiny_t5_and_vae
+from release_helpers import KEYS, WIDTH, fake_hub_cache, official_network, save_release
 
 from rewardflow.sampling.pipeline import RewardFlowPipeline
-
-
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory):
-    return tiny_t5_and_vae(tmp_path_factory.mktemp("hub_src"))
 
 
 @pytest.fixture

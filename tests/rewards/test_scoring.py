@@ -109,15 +109,20 @@ def _run_cli(args, env):
     )
 
 
-def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
+def _slow_env(tmp_path) -> dict:
+    """Environment of a child process that has the slow test reward registered."""
     (tmp_path / "plug").mkdir()
     (tmp_path / "plug" / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    env = dict(
+    return dict(
         os.environ,
         PYTHONPATH=f"{tmp_path / 'plug'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
         REWARDFLOW_REWARD_MODULES="slow_plugin",
         OMP_NUM_THREADS="1",
     )
+
+
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
+    env = _slow_env(tmp_path)
     a, b = tmp_path / "a", tmp_path / "b"
     _write_dataset(a, shards=5, per_shard=24)
     shutil.copytree(a, b)
@@ -193,14 +198,7 @@ def test_rank_skip_files_of_a_killed_job_are_merged(tmp_path):
 def test_killed_two_rank_run_resumes_without_loss_or_duplicates(tmp_path):
     """torchrun with 2 processes, SIGKILLed (launcher and workers) once the first shards are
     written, then run again: every shard equals a one-process run's, each key once."""
-    (tmp_path / "plug").mkdir()
-    (tmp_path / "plug" / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    env = dict(
-        os.environ,
-        PYTHONPATH=f"{tmp_path / 'plug'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        REWARDFLOW_REWARD_MODULES="slow_plugin",
-        OMP_NUM_THREADS="1",
-    )
+    env = _slow_env(tmp_path)
     run, ref = tmp_path / "run", tmp_path / "ref"
     _write_dataset(run, shards=6, per_shard=16, corrupt={5: b"broken"})
     shutil.copytree(run, ref)

@@ -6,19 +6,12 @@ from rewardflow.sampling.pipeline import RewardFlowPipeline
 
 @pytest.fixture
 def latent_pipe(tiny_text_encoder):
-    diffusers = pytest.importorskip("diffusers")
+    from release_helpers import tiny_vae
+
     from rewardflow.models import build_model, model_config_from_preset
 
     torch.manual_seed(0)
-    vae = diffusers.AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16),
-        latent_channels=4,
-        norm_num_groups=4,
-        layers_per_block=1,
-        sample_size=16,
-    ).eval()
+    vae = tiny_vae().eval()
     model = build_model(
         model_config_from_preset("dit-tiny", in_channels=4, image_size=8, text_dim=16, reward_keys=("a", "b"))
     )
