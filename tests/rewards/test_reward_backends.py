@@ -279,3 +279,29 @@ def test_clip_family_backends_load_offline_from_their_default_hub_ids(tiny, tmp_
     for name, cached_kw, local_kw in cases:
         cached = get_reward(name, device="cpu", **cached_kw).score(imgs, CAPS)
         torch.testing.assert_close(cached, get_reward(name, device="cpu", **local_kw).score(imgs, CAPS), msg=name)
+
+
+def test_rewards_on_the_same_clip_share_the_model_and_its_image_pass(tiny, tmp_path):
+    """aesthetic_score and openai_clip_score on one CLIP: loaded once, the image tower run once
+    per batch for both, the scores those of separate models."""
+    d, model, imgs = tiny
+    torch.save(mlp_state_dict(16), tmp_path / "head.pth")
+    alone = get_reward("aesthetic_score", path=str(d), mlp_path=str(tmp_path / "head.pth")).score(imgs)
+    aes = get_reward("aesthetic_score", path=str(d), mlp_path=str(tmp_path / "head.pth"), batch_size=2)
+    clip = get_reward("openai_clip_score", path=str(d), batch_size=2)
+    aes.ensure_loaded()
+    clip.ensure_loaded()
+    assert aes.model is clip.model  # one copy of the weights
+    calls = []
+    hook = aes.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        # the scoring job's order: every reward on a batch (shard chunk), then the next batch
+        for s in (slice(0, 2), slice(2, 4)):
+            got_aes = aes.score(imgs[s])
+            got_clip = clip.score(imgs[s], CAPS[s])
+            torch.testing.assert_close(got_aes, alone[s])
+            ri, rt = _ref_embeds(model, d, imgs[s], CAPS[s])
+            torch.testing.assert_close(got_clip, (100 * (ri * rt).sum(-1)).clamp_min(0), atol=0.2, rtol=0)
+    finally:
+        hook.remove()
+    assert len(calls) == 2  # one image pass per batch, not one per reward

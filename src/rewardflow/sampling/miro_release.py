@@ -98,10 +98,11 @@ def release_text_encoder(d: Path, cfg: dict, given, allow_download: bool):
 
 
 def release_vae(d: Path, cfg: dict, given, device, allow_download: bool):
+    """(AutoencoderKL, where it came from: a path or hub id, None for a given object)."""
     from rewardflow.data.latents import load_vae
 
     if given is not None and not isinstance(given, (str, Path)):
-        return given  # a ready AutoencoderKL
+        return given, None  # a ready AutoencoderKL
     src = _source(given, d / "vae", cfg.get("vae_repo") or DEFAULT_VAE)
     try:
         return load_vae(str(src), allow_download=allow_download, device=device or "cpu"), str(src)
@@ -117,8 +118,7 @@ def load_release_parts(d: Path, device=None, dtype=None, allow_download=False, t
         raise ValueError(
             f"text encoder {te.model_id!r} gives {te.dim}-d tokens; the network reads {model.config.text_dim}"
         )
-    loaded = release_vae(d, cfg, vae, device, allow_download)
-    vae_model, vae_src = loaded if isinstance(loaded, tuple) else (loaded, None)
+    vae_model, vae_src = release_vae(d, cfg, vae, device, allow_download)
     config = official.sampler_defaults(cfg)
     config["autocast"] = "bfloat16"  # on CUDA, as the authors' sampler runs the network
     stats = official.latent_stats(raw)

@@ -170,6 +170,10 @@ class ClipImagePreprocessor:
         crop = _edge(cfg.get("crop_size"), size)
         return cls(size, crop, cfg.get("image_mean", CLIP_MEAN), cfg.get("image_std", CLIP_STD))
 
+    def key(self) -> tuple:
+        """What the output depends on besides the images (two rewards share embeddings only if equal)."""
+        return (self.size, self.crop, tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))
+
     def __call__(self, images: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
         h, w = x.shape[-2:]
@@ -224,7 +228,9 @@ class ClipRewardBase(Reward):
         self.model = None
 
     def _load_clip(self, model_spec, processor_spec=None, what: str = "CLIP model"):
-        from transformers import AutoTokenizer, CLIPModel
+        from transformers import AutoTokenizer
+
+        from rewardflow.rewards.backends.shared import shared_clip
 
         d = resolve_dir(model_spec, what, self.allow_download)
         if processor_spec is None and not has_tokenizer(d):
@@ -239,8 +245,8 @@ class ClipRewardBase(Reward):
                 f"{what}: no tokenizer (tokenizer.json or vocab.json + merges.txt) in {pd};"
                 " pass processor_path=<dir of the matching CLIP tokenizer>"
             )
-        model = CLIPModel.from_pretrained(str(d), dtype=self.dtype).to(self.device).eval()
-        self._set_model(model, pd, AutoTokenizer.from_pretrained(str(pd)) if self.needs_caption else None)
+        self.shared = shared_clip(d, self.dtype, self.device)  # one copy for every reward on these weights
+        self._set_model(self.shared.model, pd, AutoTokenizer.from_pretrained(str(pd)) if self.needs_caption else None)
 
     def _set_model(self, model, processor_dir, tokenizer) -> None:
         self.model = model.requires_grad_(False)
@@ -256,8 +262,15 @@ class ClipRewardBase(Reward):
 
     @torch.no_grad()
     def image_embeds(self, images: np.ndarray) -> torch.Tensor:
-        """L2-normalised float32 image embeddings (B, D)."""
+        """L2-normalised float32 image embeddings (B, D); computed once per batch for all the
+        rewards that share these CLIP weights (see rewards.backends.shared)."""
         self.ensure_loaded()
+        shared = getattr(self, "shared", None)
+        if shared is None:
+            return self._image_embeds(images)
+        return shared.image_embeds(images, self.preprocess.key(), lambda: self._image_embeds(images))
+
+    def _image_embeds(self, images: np.ndarray) -> torch.Tensor:
         px = self.preprocess(images, self.device, self.dtype)
         e = _features(self.model.get_image_features(pixel_values=px)).float()
         return e / e.norm(dim=-1, keepdim=True)
