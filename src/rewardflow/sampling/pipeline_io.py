@@ -107,13 +107,11 @@ def load_pipeline_parts(
         ref = json.loads((d / TEXT_NAME).read_text(encoding="utf-8"))
         src = d / ref["path"] if ref.get("path") else ref["model_id"]
         text_encoder = _text_encoder(src, ref.get("max_length", 32), allow_download)
-    if isinstance(vae, (str, os.PathLike)):
+    if isinstance(vae, (str, os.PathLike)):  # else a loaded AutoencoderKL, or None: the folder's
         vae = _vae(vae, device, allow_download)
-    elif vae is not None:
-        pass  # a loaded AutoencoderKL
-    elif (d / "vae").is_dir():
+    elif vae is None and (d / "vae").is_dir():
         vae = _vae(d / "vae", device)
-    elif latent_vae := (cfg.get("latent_stats") or {}).get("vae"):  # a training checkpoint names its VAE
+    elif vae is None and (latent_vae := (cfg.get("latent_stats") or {}).get("vae")):  # a checkpoint names its VAE
         vae = _vae(latent_vae, device, allow_download)
     return model, text_encoder, _bins(d / BINS_NAME), keys, vae, cfg
 

@@ -213,9 +213,9 @@ class Trainer:
             cond["rewards"] = rewards
             if getattr(getattr(self.raw_model, "config", None), "reward_null", False):
                 cond["reward_drop"] = reward_drop
-        rate = float(getattr(self.raw_model.config, "rin_self_cond", 0.0)) if hasattr(self.raw_model, "config") else 0.0
-        if getattr(self.raw_model, "carries_latents", False) and rate > 0:
+        if getattr(self.raw_model, "carries_latents", False):
             # Latent self-conditioning (RIN): these rows see the latents of a no-grad first pass.
+            rate = self.raw_model.config.rin_self_cond
             cond["self_cond"] = (torch.rand(g, generator=gen, device=dev) < rate)[rows]
         return flow_matching_loss(self.model, x, t, eps, **cond).mean()
 
