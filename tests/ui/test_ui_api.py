@@ -144,3 +144,23 @@ def test_the_command_and_the_python_call_reproduce_the_page(saved, tmp_path):
     scope: dict = {}
     exec(res["python"], scope)  # noqa: S102 (the page's own output, run as a user would)
     assert np.array_equal(np.asarray(scope["images"][0]), page)
+
+
+def test_the_command_serves_a_saved_model(saved):
+    """`rewardflow ui --model DIR --port 0` prints its address and answers there."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "rewardflow.cli", "ui", "--model", saved, "--port", "0", "--score", "sharpness"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("rewardflow ui: http://127.0.0.1:"), line
+        url = line.split()[2].rstrip("/")
+        status, info = call(url, "/api/info")
+        assert status == 200 and info["scorers"] == ["sharpness"] and info["model"] == saved
+    finally:
+        proc.terminate()
+        proc.wait(30)

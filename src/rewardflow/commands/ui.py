@@ -29,10 +29,10 @@ def register(subparsers) -> None:
         help="rewards to measure every image with: auto (the model's rewards that are registered), none, "
         "or a comma-separated list of registered rewards",
     )
-    p.add_argument("--max-steps", type=int, default=100)
-    p.add_argument("--max-images", type=int, default=4)
-    p.add_argument("--max-best-of", type=int, default=8)
-    p.add_argument("--max-prompt-chars", type=int, default=500)
+    p.add_argument("--max-steps", type=int, default=100, help="most ODE steps a request may ask (default 100)")
+    p.add_argument("--max-images", type=int, default=4, help="most images per request (default 4)")
+    p.add_argument("--max-best-of", type=int, default=8, help="largest best-of N (default 8)")
+    p.add_argument("--max-prompt-chars", type=int, default=500, help="longest prompt (default 500 characters)")
     p.add_argument("--allow-download", action="store_true", help="let hub ids download (off: HF cache only)")
     p.set_defaults(func=run)
 
@@ -65,7 +65,7 @@ def run(args) -> int:
     host, port = server.server_address[:2]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this machine can use the model")
-    print(f"rewardflow ui: http://{host}:{port}/  (Ctrl-C to stop)")
+    print(f"rewardflow ui: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:
         while True:
             time.sleep(3600)
