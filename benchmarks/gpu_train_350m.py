@@ -1,4 +1,4 @@
-"""GPU check (issue 4): the ~350M preset in bf16, with and without torch.compile, 100 steps at
+"""GPU check: the ~350M preset in bf16, with and without torch.compile, 100 steps at
 batch 64 on synthetic tensors through the real Trainer step; images/s, peak memory and MFU.
 
 MFU is reported against 790 TFLOP/s (the H200's measured dense bf16 rate) and against the rate
