@@ -111,7 +111,8 @@ def make_samplers(args, d, net, pre, uncond):
     ref = ref.to(args.device)
     ref.text_encoder = ref.tokenizer = FixedText(emb, mask)
     model = load_release_model(d, device=args.device)[0]
-    ours = RewardFlowPipeline(model, text_encoder=None, config={"guidance_scale": 7.0})
+    # bf16 autocast on CUDA, as the authors' sampler does there (and as a released folder loads)
+    ours = RewardFlowPipeline(model, text_encoder=None, config={"guidance_scale": 7.0, "autocast": "bfloat16"})
     if args.compile:
         ours.compile(dynamic=False)
     kw = dict(num_inference_steps=args.steps, guidance_scale=7.0)
