@@ -133,14 +133,9 @@ def text_config(med_config: dict, vision_width: int):
 
 
 def _strict(module: torch.nn.Module, sd: dict, what: str) -> None:
-    want = module.state_dict()
-    missing, unexpected = sorted(set(want) - set(sd)), sorted(set(sd) - set(want))
-    shapes = [k for k in set(want) & set(sd) if want[k].shape != sd[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"ImageReward checkpoint does not fit its {what}: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shape mismatch {sorted(shapes)[:5]}"
-        )
+    from rewardflow.models.io import check_state_dict  # names missing / unexpected / mis-shaped tensors
+
+    check_state_dict(module, sd, f"ImageReward checkpoint ({what})")
     module.load_state_dict(sd, strict=True)
 
 
