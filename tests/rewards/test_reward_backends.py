@@ -133,7 +133,7 @@ def test_pickscore_and_openai_clip_score(tiny, tmp_path):
 
 
 def test_clip_score_requires_opt_in():
-    with pytest.raises(PermissionError, match="CC-BY-NC.*trust_remote_code=True"):
+    with pytest.raises(PermissionError, match="CC-BY-NC.*accept_license=True.*trust_remote_code=True"):
         get_reward("clip_score")
 
 

@@ -10,13 +10,12 @@ import urllib.request
 
 import pytest
 
+from rewardflow.commands.ui import scorers
 from rewardflow.ui import Limits, Studio, serve
 
 
 @pytest.fixture
 def server(pipe):
-    from rewardflow.commands.ui import scorers
-
     pipe.config["run_config"] = {"reward_dropout": 0.0}  # its null reward tokens are untrained
     studio = Studio(pipe, "runs/tiny", Limits(max_steps=8, max_images=2, max_prompt_chars=40, max_queue=1))
     studio.scorers = scorers("auto", pipe.reward_keys, "cpu")
@@ -164,3 +163,12 @@ def test_the_command_serves_a_saved_model(saved):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_auto_scoring_skips_a_licence_not_accepted(monkeypatch, capsys):
+    for env in ("REWARDFLOW_ACCEPT_JINA_LICENSE", "REWARDFLOW_TRUST_REMOTE_CODE"):
+        monkeypatch.delenv(env, raising=False)
+    assert list(scorers("auto", ["clip_score", "sharpness"], "cpu")) == ["sharpness"]
+    assert "not measuring clip_score: clip_score uses jina-clip-v2" in capsys.readouterr().out
+    with pytest.raises(PermissionError, match="accept_license"):
+        scorers("clip_score", ["clip_score"], "cpu")

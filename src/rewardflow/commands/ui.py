@@ -49,9 +49,14 @@ def scorers(spec: str, reward_keys, device: str) -> dict:
     out = {}
     for n in names:
         try:
-            out[n] = get_reward(n, device=device)
-        except TypeError:  # a built-in reward takes no device
-            out[n] = get_reward(n)
+            try:
+                out[n] = get_reward(n, device=device)
+            except TypeError:  # a built-in reward takes no device
+                out[n] = get_reward(n)
+        except PermissionError as exc:  # a licence the user has not accepted
+            if spec != "auto":
+                raise
+            print(f"not measuring {n}: {str(exc).split('. ')[0]} (see its opt-in in docs/REWARD_BACKENDS.md)")
     return out
 
 

@@ -138,6 +138,17 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return sd
 
 
+def read_folder_weights(d: Path, what: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a transformers folder (single file or sharded; safetensors or torch)."""
+    files = sorted(d.glob("*.safetensors")) or sorted(d.glob("pytorch_model*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{what}: no *.safetensors or pytorch_model*.bin weights in {d}")
+    sd: dict[str, torch.Tensor] = {}
+    for f in files:
+        sd.update(load_state_dict(f))
+    return sd
+
+
 def env_or(value, env: str, default=None):
     """An explicit argument wins, then the environment variable (how `rewardflow score`, which
     only forwards `device`, is pointed at local weights), then the default."""
@@ -188,6 +199,32 @@ class ClipImagePreprocessor:
         x = x[..., top : top + self.crop, left : left + self.crop] / 255.0
         x = (x - self.mean.to(device)) / self.std.to(device)
         return x.to(dtype)
+
+
+class PILPreprocessor:
+    """The release's own preprocessing, reproduced exactly: PIL bicubic resize of the shortest
+    side to ``size`` (the other side truncated, as torchvision computes it), centre crop,
+    [0, 1], CLIP mean / std. (`ClipImagePreprocessor` resizes in torch, ~1/255 away;
+    ImageReward's score moved by up to 0.5 % end to end that way on noise images.)"""
+
+    def __init__(self, size: int = 224, mean=CLIP_MEAN, std=CLIP_STD):
+        self.size = int(size)
+        self.mean, self.std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+
+    def _one(self, image: np.ndarray) -> torch.Tensor:
+        from PIL import Image
+
+        im, s = Image.fromarray(np.ascontiguousarray(image)).convert("RGB"), self.size
+        w, h = im.size
+        nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
+        im = im.resize((nw, nh), Image.BICUBIC)
+        top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+        im = im.crop((left, top, left + s, top + s))
+        return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
+
+    def __call__(self, images: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        x = (torch.stack([self._one(im) for im in images]) - self.mean) / self.std
+        return x.to(device, dtype)
 
 
 def has_tokenizer(d: Path) -> bool:

@@ -1,9 +1,10 @@
 """Text-image alignment scores: `clip_score` (jina-clip-v2, as MIRO trains on) and
 `openai_clip_score` (OpenAI CLIP ViT-L/14, the usual evaluation CLIPScore).
 
-jina-clip-v2 is CC-BY-NC-4.0 and its modelling code lives in the hub repo (``trust_remote_code``):
-running it executes third-party code and binds the user to a non-commercial licence, so it only
-loads when the caller explicitly passes ``trust_remote_code=True``.
+jina-clip-v2's weights are CC-BY-NC-4.0, so `clip_score` loads only when the caller accepts that
+licence. It then runs our own implementation of the model (rewards.backends.jina_clip) on the
+released files; the release's own modelling code is hub remote code and runs only on an explicit
+``trust_remote_code=True``.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rewardflow.rewards.backends import jina_clip
 from rewardflow.rewards.backends.clip_common import ClipRewardBase, env_or, resolve_dir
 from rewardflow.rewards.base import to_pil
 from rewardflow.rewards.registry import register_reward
 
 JINA_REFUSAL = (
     "clip_score uses jina-clip-v2 (jinaai/jina-clip-v2), whose weights are licensed CC-BY-NC-4.0"
-    " (non-commercial use only) and whose model code is custom code downloaded with the weights."
-    " Loading it runs that code (transformers trust_remote_code). If you accept both, pass"
-    " trust_remote_code=True (e.g. get_reward('clip_score', trust_remote_code=True), or set"
-    " REWARDFLOW_TRUST_REMOTE_CODE=1 for `rewardflow score`). For a permissively licensed alignment"
-    " score use 'openai_clip_score' (OpenAI CLIP ViT-L/14, MIT)."
+    " (non-commercial use only). If you accept that licence, pass accept_license=True (e.g."
+    " get_reward('clip_score', accept_license=True), or set REWARDFLOW_ACCEPT_JINA_LICENSE=1 for"
+    " `rewardflow score`); rewardflow then runs its own implementation of the model on the released"
+    " files. To run the release's own code from the hub instead, pass trust_remote_code=True (or"
+    " REWARDFLOW_TRUST_REMOTE_CODE=1). For a permissively licensed alignment score use"
+    " 'openai_clip_score' (OpenAI CLIP ViT-L/14, MIT)."
 )
+
+
+def _env_flag(name: str) -> bool:
+    return env_or(None, name, "0").lower() in ("1", "true", "yes")
 
 
 @register_reward("openai_clip_score")
@@ -44,7 +51,8 @@ class OpenAIClipScore(ClipRewardBase):
 
 @register_reward("clip_score")
 class JinaClipScore(ClipRewardBase):
-    """jina-clip-v2 alignment (logit_scale.exp() * cos / 100); needs trust_remote_code=True."""
+    """jina-clip-v2 alignment, ``logit_scale.exp() * cos / 100``; needs accept_license=True (our
+    implementation on the released weights) or trust_remote_code=True (the release's own code)."""
 
     version = "1"
     higher_is_better = True
@@ -60,29 +68,45 @@ class JinaClipScore(ClipRewardBase):
         dtype=None,
         allow_download: bool = False,
         batch_size: int | None = None,
+        accept_license: bool | None = None,
         trust_remote_code: bool | None = None,
     ):
         super().__init__(path, device, dtype, allow_download, batch_size)
-        if trust_remote_code is None:
-            trust_remote_code = env_or(None, "REWARDFLOW_TRUST_REMOTE_CODE", "0").lower() in ("1", "true", "yes")
-        self.trust_remote_code = bool(trust_remote_code)
-        if not self.trust_remote_code:
+        self.trust_remote_code = bool(
+            _env_flag("REWARDFLOW_TRUST_REMOTE_CODE") if trust_remote_code is None else trust_remote_code
+        )
+        accept = _env_flag("REWARDFLOW_ACCEPT_JINA_LICENSE") if accept_license is None else accept_license
+        if not (accept or self.trust_remote_code):
             # Refuse at construction: a scoring job should fail before it reads any shard.
             raise PermissionError(JINA_REFUSAL)
 
     def _load(self) -> None:
-        from transformers import AutoModel
+        d = resolve_dir(self.path, "clip_score (jina-clip-v2)", self.allow_download, ("config.json",))
+        if self.trust_remote_code:
+            from transformers import AutoModel
 
-        d = resolve_dir(self.path, "clip_score (jina-clip-v2)", self.allow_download)
-        model = AutoModel.from_pretrained(str(d), trust_remote_code=True, dtype=self.dtype)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+            self.model = AutoModel.from_pretrained(str(d), trust_remote_code=True, dtype=self.dtype)
+            self.model = self.model.to(self.device).eval().requires_grad_(False)
+            return
+        self.model = jina_clip.load_jina_clip(d, self.device, self.dtype)
+        self.tokenizer = jina_clip.load_tokenizer(d)
+        self.preprocess = jina_clip.image_preprocessor(d, self.model.vision_model.cfg.image_size)
+
+    @torch.no_grad()
+    def embeddings(self, images, captions) -> tuple[torch.Tensor, torch.Tensor]:
+        """L2-normalised float32 (image, text) embeddings, each (B, 1024)."""
+        self.ensure_loaded()
+        if self.trust_remote_code:  # the release's encoders preprocess and tokenise themselves
+            img = torch.as_tensor(np.asarray(self.model.encode_image(to_pil(images)))).float()
+            txt = torch.as_tensor(np.asarray(self.model.encode_text(list(captions)))).float()
+        else:
+            img = self.model.vision_model(self.preprocess(images, self.device, self.dtype)).float()
+            tok = self.tokenizer(list(captions), padding=True, truncation=True, max_length=jina_clip.MAX_TOKENS)
+            ids = torch.as_tensor(tok["input_ids"], device=self.device)
+            txt = self.model.text_model(ids).float()
+        return img / img.norm(dim=-1, keepdim=True), txt / txt.norm(dim=-1, keepdim=True)
 
     @torch.no_grad()
     def _score(self, images, captions):
-        self.ensure_loaded()
-        # jina's own encoders do their preprocessing/tokenisation (its processor is remote code too)
-        img = torch.as_tensor(np.asarray(self.model.encode_image(to_pil(images)))).float()
-        txt = torch.as_tensor(np.asarray(self.model.encode_text(list(captions)))).float()
-        img = img / img.norm(dim=-1, keepdim=True)
-        txt = txt / txt.norm(dim=-1, keepdim=True)
-        return self.logit_scale() * (img * txt).sum(-1) / 100.0
+        img, txt = self.embeddings(images, captions)
+        return self.logit_scale() * (img * txt).sum(-1).cpu() / 100.0

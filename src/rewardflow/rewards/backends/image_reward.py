@@ -14,13 +14,11 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from rewardflow.rewards.backends.clip_common import (
-    CLIP_MEAN,
-    CLIP_STD,
     ClipRewardBase,
+    PILPreprocessor,
     env_or,
     load_state_dict,
     resolve_dir,
@@ -43,32 +41,6 @@ _VISION_RULES = [
     (r"^blocks\.(\d+)\.mlp\.", r"encoder.layers.\1.mlp."),
     (r"^norm\.", "post_layernorm."),
 ]
-
-
-class PILPreprocessor:
-    """The release's own preprocessing, reproduced exactly: PIL bicubic resize of the shortest
-    side to ``size`` (the other side truncated, as torchvision computes it), centre crop,
-    [0, 1], CLIP mean / std. (The CLIP backends resize in torch, ~1/255 away; ImageReward's
-    score moved by up to 0.5 % end to end that way on noise images, so it keeps PIL.)"""
-
-    def __init__(self, size: int = 224):
-        self.size = int(size)
-        self.mean, self.std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-
-    def _one(self, image: np.ndarray) -> torch.Tensor:
-        from PIL import Image
-
-        im, s = Image.fromarray(np.ascontiguousarray(image)).convert("RGB"), self.size
-        w, h = im.size
-        nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
-        im = im.resize((nw, nh), Image.BICUBIC)
-        top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
-        im = im.crop((left, top, left + s, top + s))
-        return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
-
-    def __call__(self, images: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        x = (torch.stack([self._one(im) for im in images]) - self.mean) / self.std
-        return x.to(device, dtype)
 
 
 def split_checkpoint(sd: dict[str, torch.Tensor]) -> tuple[dict, dict, dict]:

@@ -23,8 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rewardflow.rewards.backends.clip_common import CLIP_MEAN, ClipRewardBase, env_or, resolve_dir
-from rewardflow.rewards.backends.image_reward import PILPreprocessor
+from rewardflow.rewards.backends.clip_common import (
+    CLIP_MEAN,
+    ClipRewardBase,
+    PILPreprocessor,
+    env_or,
+    read_folder_weights,
+    resolve_dir,
+)
 from rewardflow.rewards.registry import register_reward
 
 SYSTEM = (
@@ -39,19 +45,6 @@ _T5_ALIASES = ("embed_tokens.weight", "encoder.embed_tokens.weight", "decoder.em
 def prompt_pieces(caption: str) -> tuple[str, str]:
     """The chat prompt around the image: (before, after)."""
     return f"{SYSTEM} USER: ", "\n" + QUESTION.format(caption) + " ASSISTANT: "
-
-
-def read_weights(d: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a transformers folder (single file or sharded; safetensors or torch)."""
-    from rewardflow.rewards.backends.clip_common import load_state_dict
-
-    files = sorted(d.glob("*.safetensors")) or sorted(d.glob("pytorch_model*.bin"))
-    if not files:
-        raise FileNotFoundError(f"VQAScore: no *.safetensors or pytorch_model*.bin weights in {d}")
-    sd: dict[str, torch.Tensor] = {}
-    for f in files:
-        sd.update(load_state_dict(f))
-    return sd
 
 
 def split_weights(sd: dict[str, torch.Tensor]) -> tuple[dict, dict, dict]:
@@ -119,7 +112,7 @@ class VQAScore(ClipRewardBase):
 
         d = resolve_dir(self.path, "VQAScore (CLIP-FlanT5)", self.allow_download)
         cfg = json.loads((Path(d) / "config.json").read_text())
-        t5_sd, proj_sd, vision_sd = split_weights(read_weights(Path(d)))
+        t5_sd, proj_sd, vision_sd = split_weights(read_folder_weights(Path(d), "VQAScore"))
         t5_fields = {
             k: v for k, v in cfg.items() if not k.startswith("mm_") and k not in ("model_type", "architectures")
         }
