@@ -65,7 +65,11 @@ def config(n_vocab: int) -> dict:
         "lora_alpha": ALPHA,
         "lora_dropout_p": 0.0,
         "lora_rank": RANK,
-        "task_instructions": {"retrieval.query": "Represent the query for retrieving evidence documents: "},
+        # the release's LoRA class insists on one instruction per adapter
+        "task_instructions": {
+            "text-matching": "",
+            "retrieval.query": "Represent the query for retrieving evidence documents: ",
+        },
         "use_flash_attn": True,
     }
     text = {
