@@ -226,11 +226,17 @@ def test_bad_release_folders_say_what_is_wrong(release, tmp_path):
         get_reward("clip_score", path=str(tmp_path), accept_license=True).score(
             np.zeros((1, 32, 32, 3), np.uint8), ["a"]
         )
+    bare = tmp_path / "config_only"
+    bare.mkdir()
+    (bare / "config.json").write_bytes((d / "config.json").read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights.*model.safetensors, tokenizer.json"):
+        get_reward("clip_score", path=str(bare), accept_license=True).score(np.zeros((1, 32, 32, 3), np.uint8), ["a"])
     cfg = json.loads((d / "config.json").read_text())
     cfg["vision_config"]["post_norm"] = True
     bad = tmp_path / "post_norm"
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps(cfg))
+    (bad / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes())
     with pytest.raises(ValueError, match="post_norm"):
         get_reward("clip_score", path=str(bad), accept_license=True).score(np.zeros((1, 32, 32, 3), np.uint8), ["a"])
 

@@ -20,6 +20,10 @@ from rewardflow.rewards.backends.jina_text import JinaTextTower, XlmrConfig, lor
 from rewardflow.rewards.backends.jina_vision import EvaConfig, EvaVisionTower
 
 TEXT_PREFIX = "text_model.transformer.roberta."
+LAYOUT = (
+    "expected the folder of jinaai/jina-clip-v2 (config.json, model.safetensors, tokenizer.json,"
+    " preprocessor_config.json; e.g. `hf download jinaai/jina-clip-v2 --local-dir DIR`)"
+)
 MAX_TOKENS = 512  # what the release's encode_text truncates to
 
 
@@ -36,10 +40,7 @@ def read_config(d: Path) -> dict:
     if cfg.get("add_projections"):
         raise ValueError(f"{d}/config.json: add_projections=true is not a jina-clip-v2 layout; not supported")
     if "vision_config" not in cfg or "text_config" not in cfg:
-        raise ValueError(
-            f"{d}/config.json has no vision_config / text_config: not a jina-clip release"
-            " (expected the folder of jinaai/jina-clip-v2)"
-        )
+        raise ValueError(f"{d}/config.json has no vision_config / text_config: not a jina-clip release; {LAYOUT}")
     return cfg
 
 
@@ -60,6 +61,8 @@ def load_jina_clip(d: Path, device: torch.device, dtype: torch.dtype) -> JinaCli
     d = Path(d)
     cfg = read_config(d)
     model = JinaClip(EvaConfig.from_release(cfg["vision_config"]), XlmrConfig.from_release(cfg["text_config"]))
+    if not any(d.glob("*.safetensors")):
+        raise FileNotFoundError(f"clip_score (jina-clip-v2): no *.safetensors weights in {d}; {LAYOUT}")
     sd = convert_state_dict(read_folder_weights(d, "clip_score (jina-clip-v2)"), cfg["text_config"])
     check_state_dict(model, sd, f"{d} (jina-clip-v2 layout)")
     model.load_state_dict(sd)
@@ -72,9 +75,7 @@ def load_tokenizer(d: Path):
     from transformers import XLMRobertaTokenizerFast
 
     if not (d / "tokenizer.json").exists():
-        raise FileNotFoundError(
-            f"clip_score (jina-clip-v2): no tokenizer.json in {d}; the release folder ships it beside config.json"
-        )
+        raise FileNotFoundError(f"clip_score (jina-clip-v2): no tokenizer.json in {d}; {LAYOUT}")
     return XLMRobertaTokenizerFast.from_pretrained(str(d))
 
 
