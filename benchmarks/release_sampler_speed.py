@@ -18,12 +18,15 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' release stand-ins
 
 KEYS = ("clip_score", "aesthetic_score", "image_reward_score", "pick_a_score_score")
 KEYS += ("hpsv2_score", "vqa_score", "sciscore_score")
@@ -75,30 +78,10 @@ def build_release(args, d: Path):
     return net, pre, uncond
 
 
-class FixedText:
-    """Tokenizer + encoder stand-ins for the authors' pipeline, returning given embeddings."""
-
-    def __init__(self, emb, mask):
-        self.emb, self.mask = emb, mask
-
-    def __call__(self, prompts=None, input_ids=None, attention_mask=None, **_):
-        if input_ids is None:
-            return {"input_ids": torch.zeros(self.mask.shape, dtype=torch.long), "attention_mask": self.mask.long()}
-        return type("Out", (), {"last_hidden_state": self.emb})()
-
-    def to(self, *_):
-        return self
-
-
-class KeepLatents(torch.nn.Module):
-    def forward(self, x):
-        self.latents = x
-        return x
-
-
 def make_samplers(args, d, net, pre, uncond):
     from miro.models.scheduler import LinearScheduler
     from miro.pipeline import MiroPipeline
+    from release_helpers import FixedText, KeepLatents
 
     from rewardflow.sampling.miro_release import load_release_model
     from rewardflow.sampling.pipeline import RewardFlowPipeline

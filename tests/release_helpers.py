@@ -136,3 +136,26 @@ def tiny_t5_and_vae(root: Path) -> tuple[Path, Path]:
     tok.save_pretrained(te_dir)
     tiny_vae().save_pretrained(vae_dir)
     return te_dir, vae_dir
+
+
+class FixedText:
+    """Tokenizer + encoder stand-ins for the official pipeline: they return given embeddings."""
+
+    def __init__(self, emb, mask):
+        self.emb, self.mask = emb, mask
+
+    def __call__(self, prompts=None, input_ids=None, attention_mask=None, **_):
+        if input_ids is None:  # the tokenizer call
+            return {"input_ids": torch.zeros(self.mask.shape, dtype=torch.long), "attention_mask": self.mask.long()}
+        return type("Out", (), {"last_hidden_state": self.emb})()
+
+    def to(self, *_):
+        return self
+
+
+class KeepLatents(torch.nn.Module):
+    """The authors' post-processing stand-in: keeps the final latents instead of decoding."""
+
+    def forward(self, x):
+        self.latents = x.clone()
+        return x

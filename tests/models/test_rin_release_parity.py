@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from release_helpers import KEYS, WIDTH, fake_hub_cache, official_network, save_release
+from release_helpers import KEYS, WIDTH, FixedText, KeepLatents, fake_hub_cache, official_network, save_release
 
 from rewardflow.sampling.pipeline import RewardFlowPipeline
 
@@ -50,27 +50,6 @@ def test_network_velocity_and_latents_match(release, with_prev):
     assert v_ref.abs().mean() > 0.1  # a live network, not a zero one
 
 
-class _FixedText:
-    """Tokenizer + encoder stand-ins for the official pipeline: they return given embeddings."""
-
-    def __init__(self, emb, mask):
-        self.emb, self.mask = emb, mask
-
-    def __call__(self, prompts=None, input_ids=None, attention_mask=None, **_):
-        if input_ids is None:  # the tokenizer call
-            return {"input_ids": torch.zeros(self.mask.shape, dtype=torch.long), "attention_mask": self.mask.long()}
-        return type("Out", (), {"last_hidden_state": self.emb})()
-
-    def to(self, *_):
-        return self
-
-
-class _KeepLatents(torch.nn.Module):
-    def forward(self, x):
-        self.latents = x.clone()
-        return x
-
-
 @torch.no_grad()
 def test_ten_step_guided_euler_sample_matches(release):
     from miro.models.scheduler import LinearScheduler
@@ -80,7 +59,7 @@ def test_ten_step_guided_euler_sample_matches(release):
     emb, mask, rewards, _ = _inputs()
     targets = {k: float(v) for k, v in zip(KEYS, rewards[0])}
     negative = {KEYS[1]: 0.25, KEYS[4]: 0.5}
-    post, fixed = _KeepLatents(), _FixedText(emb, mask)
+    post, fixed = KeepLatents(), FixedText(emb, mask)
     ref = MiroPipeline(net, pre, torch.nn.Identity(), post, LinearScheduler(), uncond, {"data_resolution": 8})
     ref.text_encoder, ref.tokenizer = fixed, fixed
     ref(["a", "b", "c"], reward_targets=targets, negative_reward_targets=negative, num_inference_steps=10,
