@@ -9,6 +9,7 @@ import pkgutil
 import sys
 
 from rewardflow import __version__, commands
+from rewardflow.utils.errors import LicenseNotAccepted
 from rewardflow.utils.locks import FolderLockedError
 
 # OS errors that are the machine's state, not a bug: a one-line message, no traceback.
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError, FolderLockedError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, FolderLockedError, LicenseNotAccepted) as exc:
         # Library errors carry a message meant for the user; no traceback for bad input.
         print(f"rewardflow {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -250,3 +250,14 @@ def test_bf16_keeps_the_rope_tables_exact(release):
     assert bf16.model.vision_model.rope_cos.dtype == torch.float32
     assert bf16.model.text_model.emb_ln.weight.dtype == torch.bfloat16
     torch.testing.assert_close(s16, s32, atol=2e-3, rtol=0)
+
+
+def test_the_command_line_states_the_licence_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from rewardflow.cli import main
+
+    for env in ("REWARDFLOW_ACCEPT_JINA_LICENSE", "REWARDFLOW_TRUST_REMOTE_CODE"):
+        monkeypatch.delenv(env, raising=False)
+    assert main(["score", "--data", str(tmp_path), "--rewards", "clip_score"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rewardflow score: error: clip_score uses jina-clip-v2") and "Traceback" not in err
+    assert "REWARDFLOW_ACCEPT_JINA_LICENSE=1" in err

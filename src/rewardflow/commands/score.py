@@ -18,6 +18,14 @@ def register(subparsers) -> None:
             "accelerate launch (one node or many) each process scores its share of the shards, on its own GPU "
             "with --device cuda, and the first prints one summary for the job."
         ),
+        epilog=(
+            "The paper's reward models (aesthetic_score, pick_a_score_score, hpsv2_score, sciscore_score, "
+            "image_reward_score, vqa_score, clip_score) load from the Hugging Face cache under their hub ids, "
+            "or from folders named by environment variables (e.g. REWARDFLOW_PICKSCORE_MODEL=/models/PickScore_v1); "
+            "nothing is downloaded. aesthetic_score's head file comes from REWARDFLOW_AESTHETIC_MLP, and clip_score "
+            "(jina-clip-v2, non-commercial licence) needs "
+            "REWARDFLOW_ACCEPT_JINA_LICENSE=1. Every variable: docs/REWARD_BACKENDS.md."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", required=True, metavar="DIR", help="dataset directory holding NNNNN.tar shards")

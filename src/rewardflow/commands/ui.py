@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
 def scorers(spec: str, reward_keys, device: str) -> dict:
     from rewardflow.rewards import get_reward, list_rewards
+    from rewardflow.utils.errors import LicenseNotAccepted
 
     if spec == "none":
         return {}
@@ -53,7 +54,7 @@ def scorers(spec: str, reward_keys, device: str) -> dict:
                 out[n] = get_reward(n, device=device)
             except TypeError:  # a built-in reward takes no device
                 out[n] = get_reward(n)
-        except PermissionError as exc:  # a licence the user has not accepted
+        except LicenseNotAccepted as exc:
             if spec != "auto":
                 raise
             print(f"not measuring {n}: {str(exc).split('. ')[0]} (see its opt-in in docs/REWARD_BACKENDS.md)")

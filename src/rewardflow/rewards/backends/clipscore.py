@@ -16,6 +16,7 @@ from rewardflow.rewards.backends import jina_clip
 from rewardflow.rewards.backends.clip_common import ClipRewardBase, env_or, resolve_dir
 from rewardflow.rewards.base import to_pil
 from rewardflow.rewards.registry import register_reward
+from rewardflow.utils.errors import LicenseNotAccepted
 
 JINA_REFUSAL = (
     "clip_score uses jina-clip-v2 (jinaai/jina-clip-v2), whose weights are licensed CC-BY-NC-4.0"
@@ -78,7 +79,7 @@ class JinaClipScore(ClipRewardBase):
         accept = _env_flag("REWARDFLOW_ACCEPT_JINA_LICENSE") if accept_license is None else accept_license
         if not (accept or self.trust_remote_code):
             # Refuse at construction: a scoring job should fail before it reads any shard.
-            raise PermissionError(JINA_REFUSAL)
+            raise LicenseNotAccepted(JINA_REFUSAL)
 
     def _load(self) -> None:
         d = resolve_dir(self.path, "clip_score (jina-clip-v2)", self.allow_download, ("config.json",))
