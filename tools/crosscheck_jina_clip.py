@@ -13,9 +13,10 @@ jina's code is remote code in two hub repos; fetch them where the hub is reachab
         --clip-code /tmp/jina-clip-code --xlmr-code /tmp/xlmr-code
 
 Each folder is imported as a package (relative imports work) with the folder also on the path
-(so do flat copies). Only the towers, the transform and the pooling are taken from jina's code;
-the few lines that assemble them follow jina's `_build_vision_tower` and `HFTextEncoder` (a CPU
-run: no xformers, no flash attention). The text config is jina-embeddings-v3's config.json
+(so do flat copies). The towers (with the LoRA parametrisations) and the image transform are
+jina's code; the few lines that assemble them, the adapter mask and the masked mean pooling are
+written here as jina's `_build_vision_tower` and `HFTextEncoder` do them (a CPU run: no
+xformers, no flash attention). The text config is jina-embeddings-v3's config.json
 (the values below; the release reads it from the hub) updated with the release's
 hf_model_config_kwargs, as jina's loader does.
 """

@@ -1,7 +1,8 @@
 """A tiny random jina-clip-v2 release in its own layout: config.json (the released structure at
-toy sizes; the text sizes go into hf_model_config_kwargs, which the release's loader applies
-over jina-embeddings-v3's config), model.safetensors in bf16 under the release's tensor names
-(LoRA parametrisations included, non-zero), an XLM-R style unigram tokenizer.json and
+toy sizes, 36 px in patches of 8 so that pixels are left over as 512 / 14 leaves them; the text
+sizes go into hf_model_config_kwargs, which the release's loader applies over
+jina-embeddings-v3's config), model.safetensors in bf16 under the release's tensor names (LoRA
+parametrisations included, non-zero), an XLM-R style unigram tokenizer.json and
 preprocessor_config.json."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rewardflow.rewards.backends.clip_common import CLIP_MEAN, CLIP_STD
 
 WORDS = ["a", "cat", "on", "the", "mat", "red", "dog", "two", "birds", "in", "sky"]
 SPECIAL = ["<s>", "<pad>", "</s>", "<unk>"]
-VISION = dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16, mlp_ratio=2.6667, pt_hw_seq_len=16)
+VISION = dict(image_size=36, patch_size=8, width=32, layers=2, head_width=16, mlp_ratio=2.6667, pt_hw_seq_len=16)
 TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 TASKS = ["text-matching", "retrieval.query"]  # the default task is not the first adapter
 RANK, ALPHA = 4, 8

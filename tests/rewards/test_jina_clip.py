@@ -153,7 +153,8 @@ def test_jina_clip_matches_the_published_model(release):
     alone = torch.cat([r.score(a[None], [c]) for a, c in zip(same, CAPS)])
     torch.testing.assert_close(batch, alone, atol=1e-6, rtol=0)
     want = float(sd["logit_scale"].float().exp()) / 100.0
-    cos = (F.normalize(reference_image(sd, _pixels(np.stack(same), 32)), dim=-1) * F.normalize(ref_txt, dim=-1)).sum(-1)
+    px = _pixels(np.stack(same), VISION["image_size"])
+    cos = (F.normalize(reference_image(sd, px), dim=-1) * F.normalize(ref_txt, dim=-1)).sum(-1)
     torch.testing.assert_close(batch, want * cos, atol=1e-6, rtol=0)
 
 
@@ -172,21 +173,26 @@ def test_loads_from_the_hub_cache_offline(release, tmp_path, monkeypatch):
 
 def test_opt_in_and_no_remote_code(release, monkeypatch):
     import transformers
+    import transformers.dynamic_module_utils as dyn
 
     for env in ("REWARDFLOW_ACCEPT_JINA_LICENSE", "REWARDFLOW_TRUST_REMOTE_CODE"):
         monkeypatch.delenv(env, raising=False)
+    one = (np.zeros((1, 32, 32, 3), np.uint8), ["a cat"])
     with pytest.raises(PermissionError, match="CC-BY-NC-4.0.*accept_license=True"):
         get_reward("clip_score", path=str(release[0]))
+    with pytest.raises(PermissionError, match="CC-BY-NC-4.0"):  # the hub's code needs the licence too
+        get_reward("clip_score", path=str(release[0]), trust_remote_code=True)
 
     def no_remote(*a, **k):
         raise AssertionError("the release's remote code must not be loaded without trust_remote_code=True")
 
     monkeypatch.setattr(transformers.AutoModel, "from_pretrained", no_remote)
+    monkeypatch.setattr(dyn, "get_class_from_dynamic_module", no_remote)
     r = get_reward("clip_score", path=str(release[0]), accept_license=True, device="cpu")
-    assert r.score(np.zeros((1, 32, 32, 3), np.uint8), ["a cat"]).shape == (1,)
+    assert r.score(*one).shape == (1,)
     monkeypatch.setenv("REWARDFLOW_TRUST_REMOTE_CODE", "1")  # the other route: the hub's own code
     with pytest.raises(AssertionError, match="remote code"):
-        get_reward("clip_score", path=str(release[0]), device="cpu").score(np.zeros((1, 32, 32, 3), np.uint8), ["a"])
+        get_reward("clip_score", path=str(release[0]), accept_license=True, device="cpu").score(*one)
 
 
 def test_every_tensor_is_used_and_every_weight_filled(release, tmp_path):
@@ -206,6 +212,7 @@ def test_every_tensor_is_used_and_every_weight_filled(release, tmp_path):
         ("extra", lambda t: t.update({"vision_model.head.weight": torch.zeros(2)}), "unexpected.*head.weight"),
         ("shape", lambda t: t.update({"logit_scale": torch.zeros(2)}), "shape mismatch for logit_scale"),
         ("lora", lambda t: t.pop(lora), "fc2.parametrizations.weight.original has no matching"),
+        ("orphan", lambda t: t.pop(lora.replace("0.lora_B", "original")), "LoRA factors without a weight.*fc2"),
     ]:
         bad = dict(sd)
         change(bad)
@@ -226,28 +233,35 @@ def test_bad_release_folders_say_what_is_wrong(release, tmp_path):
         get_reward("clip_score", path=str(tmp_path), accept_license=True).score(
             np.zeros((1, 32, 32, 3), np.uint8), ["a"]
         )
+    one = (np.zeros((1, 32, 32, 3), np.uint8), ["a"])
     bare = tmp_path / "config_only"
     bare.mkdir()
     (bare / "config.json").write_bytes((d / "config.json").read_bytes())
-    with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights.*model.safetensors, tokenizer.json"):
-        get_reward("clip_score", path=str(bare), accept_license=True).score(np.zeros((1, 32, 32, 3), np.uint8), ["a"])
+    with pytest.raises(FileNotFoundError, match="no tokenizer.json.*model.safetensors, tokenizer.json"):
+        get_reward("clip_score", path=str(bare), accept_license=True).score(*one)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (bare / f).write_bytes((d / f).read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights.*hf download jinaai/jina-clip-v2"):
+        get_reward("clip_score", path=str(bare), accept_license=True).score(*one)
+    (bare / "config.json").write_text(json.dumps({"model_type": "clip", "projection_dim": 768}))
+    with pytest.raises(ValueError, match="not a jina-clip config.*'clip'"):
+        get_reward("clip_score", path=str(bare), accept_license=True).score(*one)
     cfg = json.loads((d / "config.json").read_text())
     cfg["vision_config"]["post_norm"] = True
-    bad = tmp_path / "post_norm"
-    bad.mkdir()
-    (bad / "config.json").write_text(json.dumps(cfg))
-    (bad / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes())
+    (bare / "config.json").write_text(json.dumps(cfg))
+    (bare / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes())
     with pytest.raises(ValueError, match="post_norm"):
-        get_reward("clip_score", path=str(bad), accept_license=True).score(np.zeros((1, 32, 32, 3), np.uint8), ["a"])
+        get_reward("clip_score", path=str(bare), accept_license=True).score(*one)
 
 
 def test_bf16_keeps_the_rope_tables_exact(release):
+    """bf16 weights, fp32 rotary tables; the mean pooling is in fp32 too."""
     d, _ = release
     fp32 = get_reward("clip_score", path=str(d), accept_license=True, device="cpu")
     bf16 = get_reward("clip_score", path=str(d), accept_license=True, device="cpu", dtype="bf16")
     imgs = np.stack([a[:32, :32] for a in _images()])
     s32, s16 = fp32.score(imgs, CAPS), bf16.score(imgs, CAPS)
-    assert bf16.model.vision_model.rope_cos.dtype == torch.float32
+    assert torch.equal(bf16.model.vision_model.rope_cos, fp32.model.vision_model.rope_cos)  # fp32, not rounded
     assert bf16.model.text_model.emb_ln.weight.dtype == torch.bfloat16
     torch.testing.assert_close(s16, s32, atol=2e-3, rtol=0)
 
@@ -261,3 +275,23 @@ def test_the_command_line_states_the_licence_without_a_traceback(tmp_path, monke
     err = capsys.readouterr().err
     assert err.startswith("rewardflow score: error: clip_score uses jina-clip-v2") and "Traceback" not in err
     assert "REWARDFLOW_ACCEPT_JINA_LICENSE=1" in err
+
+
+def test_instruction_and_matryoshka_settings_are_applied(release, tmp_path):
+    """A config naming a default instruction and a truncated dimension gets both, as the
+    release's encoders apply them (prefix before tokenising; cut, then normalise)."""
+    import json
+    import shutil
+
+    d, sd = release
+    alt = tmp_path / "alt"
+    shutil.copytree(d, alt)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["text_config"]["default_instruction_task"], cfg["truncate_dim"] = "retrieval.query", 8
+    (alt / "config.json").write_text(json.dumps(cfg))
+    r = get_reward("clip_score", path=str(alt), accept_license=True, device="cpu")
+    img, txt = r.embeddings(np.stack([a[:32, :32] for a in _images()]), CAPS)
+    prefix = cfg["text_config"]["hf_model_config_kwargs"]["task_instructions"]["retrieval.query"]
+    ids = torch.tensor(r.tokenizer([prefix + c for c in CAPS], padding=True)["input_ids"])
+    assert img.shape == txt.shape == (4, 8)
+    torch.testing.assert_close(txt, F.normalize(reference_text(sd, ids)[:, :8], dim=-1), atol=2e-5, rtol=0)

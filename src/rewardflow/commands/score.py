@@ -22,7 +22,8 @@ def register(subparsers) -> None:
             "The paper's reward models (aesthetic_score, pick_a_score_score, hpsv2_score, sciscore_score, "
             "image_reward_score, vqa_score, clip_score) load from the Hugging Face cache under their hub ids, "
             "or from folders named by environment variables (e.g. REWARDFLOW_PICKSCORE_MODEL=/models/PickScore_v1); "
-            "nothing is downloaded. aesthetic_score's head file comes from REWARDFLOW_AESTHETIC_MLP, and clip_score "
+            "nothing is downloaded (unless REWARDFLOW_TRUST_REMOTE_CODE=1 sends clip_score to jina's hub code). "
+            "aesthetic_score's head file comes from REWARDFLOW_AESTHETIC_MLP, and clip_score "
             "(jina-clip-v2, non-commercial licence) needs "
             "REWARDFLOW_ACCEPT_JINA_LICENSE=1. Every variable: docs/REWARD_BACKENDS.md."
         ),

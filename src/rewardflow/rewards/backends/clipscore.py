@@ -52,8 +52,10 @@ class OpenAIClipScore(ClipRewardBase):
 
 @register_reward("clip_score")
 class JinaClipScore(ClipRewardBase):
-    """jina-clip-v2 alignment, ``logit_scale.exp() * cos / 100``; needs accept_license=True (our
-    implementation on the released weights) or trust_remote_code=True (the release's own code)."""
+    """jina-clip-v2 alignment, logit_scale.exp() * cos / 100 (licence opt-in: accept_license).
+
+    Our implementation runs on the released files; ``trust_remote_code=True`` runs the release's
+    own code from the hub instead (the licence must be accepted either way)."""
 
     version = "1"
     higher_is_better = True
@@ -76,8 +78,7 @@ class JinaClipScore(ClipRewardBase):
         self.trust_remote_code = bool(
             _env_flag("REWARDFLOW_TRUST_REMOTE_CODE") if trust_remote_code is None else trust_remote_code
         )
-        accept = _env_flag("REWARDFLOW_ACCEPT_JINA_LICENSE") if accept_license is None else accept_license
-        if not (accept or self.trust_remote_code):
+        if not (_env_flag("REWARDFLOW_ACCEPT_JINA_LICENSE") if accept_license is None else accept_license):
             # Refuse at construction: a scoring job should fail before it reads any shard.
             raise LicenseNotAccepted(JINA_REFUSAL)
 
@@ -89,25 +90,40 @@ class JinaClipScore(ClipRewardBase):
             self.model = AutoModel.from_pretrained(str(d), trust_remote_code=True, dtype=self.dtype)
             self.model = self.model.to(self.device).eval().requires_grad_(False)
             return
+        cfg = jina_clip.read_config(d)  # the small files first: a bad folder fails before the weights load
+        self.tokenizer = jina_clip.load_tokenizer(d, cfg)
+        self.preprocess = jina_clip.image_preprocessor(d, cfg["vision_config"]["image_size"])
+        self.prefix, self.truncate_dim = jina_clip.text_prefix(cfg), cfg.get("truncate_dim")
         self.model = jina_clip.load_jina_clip(d, self.device, self.dtype)
-        self.tokenizer = jina_clip.load_tokenizer(d)
-        self.preprocess = jina_clip.image_preprocessor(d, self.model.vision_model.cfg.image_size)
+
+    def _unit(self, e) -> torch.Tensor:
+        e = torch.as_tensor(np.asarray(e) if not isinstance(e, torch.Tensor) else e).float()
+        if self.truncate_dim and not self.trust_remote_code:  # Matryoshka: the release cuts, then normalises
+            e = e[:, : self.truncate_dim]
+        return e / e.norm(dim=-1, keepdim=True)
 
     @torch.no_grad()
-    def embeddings(self, images, captions) -> tuple[torch.Tensor, torch.Tensor]:
-        """L2-normalised float32 (image, text) embeddings, each (B, 1024)."""
+    def image_embeds(self, images) -> torch.Tensor:
+        """L2-normalised float32 image embeddings (B, 1024)."""
         self.ensure_loaded()
-        if self.trust_remote_code:  # the release's encoders preprocess and tokenise themselves
-            img = torch.as_tensor(np.asarray(self.model.encode_image(to_pil(images)))).float()
-            txt = torch.as_tensor(np.asarray(self.model.encode_text(list(captions)))).float()
-        else:
-            img = self.model.vision_model(self.preprocess(images, self.device, self.dtype)).float()
-            tok = self.tokenizer(list(captions), padding=True, truncation=True, max_length=jina_clip.MAX_TOKENS)
-            ids = torch.as_tensor(tok["input_ids"], device=self.device)
-            txt = self.model.text_model(ids).float()
-        return img / img.norm(dim=-1, keepdim=True), txt / txt.norm(dim=-1, keepdim=True)
+        if self.trust_remote_code:  # the release's encoder preprocesses itself
+            return self._unit(self.model.encode_image(to_pil(images)))
+        return self._unit(self.model.vision_model(self.preprocess(images, self.device, self.dtype)))
+
+    @torch.no_grad()
+    def text_embeds(self, captions) -> torch.Tensor:
+        """L2-normalised float32 text embeddings (B, 1024); captions cut at 512 tokens."""
+        self.ensure_loaded()
+        if self.trust_remote_code:
+            return self._unit(self.model.encode_text(list(captions)))
+        texts = [self.prefix + c for c in captions]
+        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=jina_clip.MAX_TOKENS)
+        return self._unit(self.model.text_model(torch.as_tensor(tok["input_ids"], device=self.device)))
+
+    def embeddings(self, images, captions) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.image_embeds(images), self.text_embeds(captions)
 
     @torch.no_grad()
     def _score(self, images, captions):
-        img, txt = self.embeddings(images, captions)
-        return self.logit_scale() * (img * txt).sum(-1).cpu() / 100.0
+        cos = (self.image_embeds(images) * self.text_embeds(captions)).sum(-1).cpu()
+        return self.logit_scale() * cos / 100.0

@@ -32,6 +32,8 @@ V3_DEFAULTS = {
     "pad_token_id": 1,
     "rotary_emb_base": 20000.0,
     "hidden_act": "gelu",
+    "lora_rank": 4,
+    "lora_alpha": 1,
 }
 
 
@@ -80,32 +82,40 @@ def lora_task_index(text_config: dict) -> int | None:
     return tasks.index(task)
 
 
-def merge_lora(sd: dict[str, torch.Tensor], task: int | None, scale: float) -> dict[str, torch.Tensor]:
+def merge_lora(
+    sd: dict[str, torch.Tensor], task: int | None, scale: float, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
     """Fold adapter `task` into every parametrised weight: linear W + B[t] @ A[t], embedding
     E + A[t] @ B[t] (each times alpha / rank), in fp32, chunked over rows (the word table is
-    250k x 1024). Consumes every lora_A / lora_B; returns plain ``.weight`` names."""
-    out, tag = {}, ".parametrizations.weight."
-    for k, v in sd.items():
-        if tag not in k:
-            out[k] = v
-            continue
-        base, rest = k.split(tag)
-        if rest != "original":
-            continue  # lora_A / lora_B: folded below
-        a, b = sd.get(f"{base}{tag}0.lora_A"), sd.get(f"{base}{tag}0.lora_B")
-        if a is None or b is None:
+    250k x 1024), each result cast to `dtype` at once (peak memory: one fp32 weight). Returns
+    plain ``.weight`` names; a LoRA factor without its weight, or the reverse, is an error."""
+    tag = ".parametrizations.weight."
+    out = {k: v.to(dtype) for k, v in sd.items() if tag not in k}
+    factors = {k for k in sd if tag in k and not k.endswith(tag + "original")}
+    for k in [k for k in sd if k.endswith(tag + "original")]:
+        base = k[: -len(tag + "original")]
+        names = (f"{base}{tag}0.lora_A", f"{base}{tag}0.lora_B")
+        if not all(n in sd for n in names):
             raise ValueError(f"jina-clip weights: {k} has no matching {tag}0.lora_A / lora_B")
-        w = v.float().clone()
-        if task is not None:
-            a, b = a[task].float(), b[task].float()
-            embedding = base.rsplit(".", 1)[-1].endswith("_embeddings")  # A (rows, r), B (r, dim)
-            left, right = (a, b) if embedding else (b, a)  # linear: B (out, r), A (r, in)
-            if (left.shape[0], right.shape[1]) != tuple(w.shape) or left.shape[1] != right.shape[0]:
-                raise ValueError(f"jina-clip weights: LoRA factors of {base} do not fit its {tuple(w.shape)} weight")
-            for i in range(0, w.shape[0], 65536):
-                w[i : i + 65536] += scale * (left[i : i + 65536] @ right)
-        out[base + ".weight"] = w  # fp32: the model's dtype is applied on load
+        factors -= set(names)
+        out[base + ".weight"] = _fold(base, sd[k], sd[names[0]], sd[names[1]], task, scale).to(dtype)
+    if factors:
+        raise ValueError(f"jina-clip weights: LoRA factors without a weight: {sorted(factors)[:5]}")
     return out
+
+
+def _fold(base: str, w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, task: int | None, scale: float):
+    w = w.float().clone()
+    if task is None:
+        return w
+    a, b = a[task].float(), b[task].float()
+    embedding = base.rsplit(".", 1)[-1].endswith("_embeddings")  # A (rows, r), B (r, dim)
+    left, right = (a, b) if embedding else (b, a)  # linear: B (out, r), A (r, in)
+    if (left.shape[0], right.shape[1]) != tuple(w.shape) or left.shape[1] != right.shape[0]:
+        raise ValueError(f"jina-clip weights: LoRA factors of {base} do not fit its {tuple(w.shape)} weight")
+    for i in range(0, w.shape[0], 65536):
+        w[i : i + 65536] += scale * (left[i : i + 65536] @ right)
+    return w
 
 
 def rotary_tables(n: int, dim: int, base: float, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,5 +201,5 @@ class JinaTextTower(nn.Module):
         cos, sin = rotary_tables(ids.shape[1], head_dim, self.cfg.rotary_emb_base, ids.device)
         for layer in self.encoder.layers:
             x = layer(x, cos, sin, keep)
-        m = keep.unsqueeze(-1).to(x.dtype)
-        return (x * m).sum(1) / m.sum(1)
+        m = keep.unsqueeze(-1).float()  # fp32: a bf16 sum would round token counts above 256
+        return (x.float() * m).sum(1) / m.sum(1)

@@ -161,17 +161,21 @@ class EvaVisionTower(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.grid**2 + 1, cfg.width))
         self.blocks = nn.ModuleList(EvaBlock(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.width, eps=EPS)
-        cos, sin = rope_tables(cfg.grid, cfg.pt_hw_seq_len, cfg.intp_freq, cfg.head_width)
         # Not in the release's state dict: derived from the config, kept in fp32 on any device.
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_cos", None, persistent=False)
+        self.register_buffer("rope_sin", None, persistent=False)
+        self._set_rope()
+
+    def _set_rope(self) -> None:
+        cos, sin = rope_tables(self.cfg.grid, self.cfg.pt_hw_seq_len, self.cfg.intp_freq, self.cfg.head_width)
+        device = self.pos_embed.device
+        self.rope_cos, self.rope_sin = cos.to(device), sin.to(device)
 
     def _apply(self, fn, recurse=True):
-        # .to(bf16) must move the rope tables but not round them: angles up to 16 rad lose their
-        # low bits in bf16.
+        # .to(bf16) must move the rope tables but not round them (angles up to 16 rad lose their
+        # low bits in bf16); a model built on the meta device gets real tables when it lands.
         out = super()._apply(fn, recurse)
-        cos, sin = rope_tables(self.cfg.grid, self.cfg.pt_hw_seq_len, self.cfg.intp_freq, self.cfg.head_width)
-        self.rope_cos, self.rope_sin = cos.to(self.pos_embed.device), sin.to(self.pos_embed.device)
+        self._set_rope()
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
