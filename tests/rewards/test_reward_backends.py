@@ -132,6 +132,25 @@ def test_pickscore_and_openai_clip_score(tiny, tmp_path):
         get_reward("pick_a_score_score", path=str(d)).score(imgs)
 
 
+def test_logit_scale_is_the_saved_value_under_bf16(tiny, tmp_path):
+    """exp(ln 100) stays 100 when the model runs in bf16 (where the parameter rounds to 98.9)."""
+    import math
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    d, _, imgs = tiny
+    c = tmp_path / "clip100"
+    shutil.copytree(d, c)
+    sd = load_file(str(c / "model.safetensors"))
+    sd["logit_scale"] = torch.tensor(math.log(100.0))
+    save_file(sd, str(c / "model.safetensors"))
+    r = get_reward("pick_a_score_score", path=str(c), device="cpu", dtype="bf16")
+    r.score(imgs, CAPS)
+    assert abs(math.exp(float(r.model.logit_scale)) - 100.0) > 0.5  # the bf16 copy is off
+    assert r.logit_scale() == pytest.approx(100.0, abs=1e-4)
+
+
 def test_clip_score_requires_opt_in():
     with pytest.raises(PermissionError, match="CC-BY-NC.*accept_license=True.*trust_remote_code=True"):
         get_reward("clip_score")

@@ -9,6 +9,7 @@ a clear error telling the user what to fetch where.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -326,5 +327,9 @@ class ClipRewardBase(Reward):
         return e / e.norm(dim=-1, keepdim=True)
 
     def logit_scale(self) -> float:
+        """exp(logit_scale), from the value saved in the checkpoint where it could be read (the
+        model's copy may have been rounded to bf16)."""
         self.ensure_loaded()
-        return float(self.model.logit_scale.detach().float().exp())
+        saved = getattr(getattr(self, "shared", None), "logit_scale", None)
+        raw = saved if saved is not None else float(self.model.logit_scale.detach().double())
+        return math.exp(raw)

@@ -17,8 +17,9 @@ _SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 class SharedClip:
-    def __init__(self, model):
+    def __init__(self, model, logit_scale: float | None = None):
         self.model = model
+        self.logit_scale = logit_scale  # as saved, before any cast to the model's dtype
         self.users = 0
         self._last: tuple[tuple, torch.Tensor] | None = None
 
@@ -40,7 +41,24 @@ def shared_clip(d: Path, dtype: torch.dtype, device: torch.device) -> SharedClip
     key = (str(Path(d).resolve()), str(dtype), str(device))
     s = _SHARED.get(key)
     if s is None:
-        s = SharedClip(CLIPModel.from_pretrained(str(d), dtype=dtype).to(device).eval())
+        model = CLIPModel.from_pretrained(str(d), dtype=dtype).to(device).eval()
+        s = SharedClip(model, stored_logit_scale(Path(d)))
         _SHARED[key] = s
     s.users += 1
     return s
+
+
+def stored_logit_scale(d: Path) -> float | None:
+    """The checkpoint's ``logit_scale`` as saved, read alone. Loaded in bf16 it would round:
+    exp(bf16(ln 100)) = 98.9, which moves PickScore-style scores by 1.1 %."""
+    from safetensors import safe_open
+
+    for f in sorted(d.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as fh:
+            if "logit_scale" in fh.keys():
+                return float(fh.get_tensor("logit_scale").double())
+    for f in sorted(d.glob("pytorch_model*.bin")):
+        sd = torch.load(str(f), map_location="cpu", weights_only=True, mmap=True)
+        if "logit_scale" in sd:
+            return float(sd["logit_scale"].double())
+    return None
