@@ -295,3 +295,33 @@ def test_instruction_and_matryoshka_settings_are_applied(release, tmp_path):
     ids = torch.tensor(r.tokenizer([prefix + c for c in CAPS], padding=True)["input_ids"])
     assert img.shape == txt.shape == (4, 8)
     torch.testing.assert_close(txt, F.normalize(reference_text(sd, ids)[:, :8], dim=-1), atol=2e-5, rtol=0)
+
+
+def test_the_remote_code_route_scores_with_the_release_encoders(release, monkeypatch):
+    """trust_remote_code hands images and captions to the release's own encode_image /
+    encode_text (numpy, normalised) and applies the same score formula; a stand-in with that
+    API plays the hub's model here, which cannot be fetched."""
+    import transformers
+
+    class Release(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
+            self.seen = None
+
+        def encode_image(self, images):
+            self.seen = [im.size for im in images]
+            return np.stack([F.normalize(torch.arange(1.0, 5.0) + i, dim=0).numpy() for i in range(len(images))])
+
+        def encode_text(self, captions):
+            return np.stack([F.normalize(torch.arange(4.0, 0.0, -1) * len(c), dim=0).numpy() for c in captions])
+
+    stand_in = Release()
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: stand_in)
+    r = get_reward("clip_score", path=str(release[0]), accept_license=True, trust_remote_code=True, device="cpu")
+    imgs = np.zeros((2, 20, 30, 3), np.uint8)
+    s = r.score(imgs, ["a cat", "two dogs"])
+    assert stand_in.seen == [(30, 20), (30, 20)]  # PIL images, as the release takes them
+    img = F.normalize(torch.stack([torch.arange(1.0, 5.0) + i for i in range(2)]), dim=-1)
+    txt = F.normalize(torch.arange(4.0, 0.0, -1).expand(2, 4), dim=-1)
+    torch.testing.assert_close(s, np.exp(2.0) * (img * txt).sum(-1) / 100, atol=1e-6, rtol=0)

@@ -81,6 +81,7 @@ class JinaClipScore(ClipRewardBase):
         if not (_env_flag("REWARDFLOW_ACCEPT_JINA_LICENSE") if accept_license is None else accept_license):
             # Refuse at construction: a scoring job should fail before it reads any shard.
             raise LicenseNotAccepted(JINA_REFUSAL)
+        self.prefix, self.truncate_dim = "", None  # from the config; the release's own code applies its own
 
     def _load(self) -> None:
         d = resolve_dir(self.path, "clip_score (jina-clip-v2)", self.allow_download, ("config.json",))
@@ -97,8 +98,8 @@ class JinaClipScore(ClipRewardBase):
         self.model = jina_clip.load_jina_clip(d, self.device, self.dtype)
 
     def _unit(self, e) -> torch.Tensor:
-        e = torch.as_tensor(np.asarray(e) if not isinstance(e, torch.Tensor) else e).float()
-        if self.truncate_dim and not self.trust_remote_code:  # Matryoshka: the release cuts, then normalises
+        e = (e if isinstance(e, torch.Tensor) else torch.as_tensor(np.asarray(e))).float()
+        if self.truncate_dim:  # Matryoshka: the release cuts, then normalises
             e = e[:, : self.truncate_dim]
         return e / e.norm(dim=-1, keepdim=True)
 
