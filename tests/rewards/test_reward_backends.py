@@ -324,3 +324,19 @@ def test_rewards_on_the_same_clip_share_the_model_and_its_image_pass(tiny, tmp_p
     finally:
         hook.remove()
     assert len(calls) == 2  # one image pass per batch, not one per reward
+
+
+def test_pil_preprocessing_in_threads_is_the_same(monkeypatch):
+    """The releases' per-image PIL preprocessing runs in threads; the pixels do not change, and
+    under a launcher each rank takes its share of the cores."""
+    from rewardflow.rewards.backends.clip_common import PILPreprocessor, _cpu_share
+
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in [(40, 48, 3), (64, 45, 3), (33, 70, 3)]]
+    cpu = torch.device("cpu")
+    threaded = PILPreprocessor(32, threads=3)(imgs, cpu, torch.float32)
+    assert torch.equal(threaded, PILPreprocessor(32, threads=1)(imgs, cpu, torch.float32))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    alone = _cpu_share()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(alone * 4))
+    assert alone >= 1 and _cpu_share() == 1
