@@ -72,6 +72,12 @@ def test_info_and_a_generation_with_scores_and_the_reproducing_calls(server):
         ({"prompt": "a", "positive": {"sharpness": 1.5}}, 400, r"must lie in \[0, 1\]"),
         ({"prompt": "a", "mode": "isolate", "isolate": "nope"}, 400, "isolate must be one of"),
         ({"prompt": "a", "positive": {"sharpness": None}}, 400, "unspecified"),
+        (
+            {"prompt": "a", "mode": "isolate", "isolate": "sharpness", "anchor": {"colorfulness": None}},
+            400,
+            "unspecified",
+        ),
+        ({"prompt": "a", "mode": "isolate", "isolate": "sharpness", "anchor": {"colorfulness": 2}}, 400, r"\[0, 1\]"),
         ({"prompt": "a", "resolution": 512}, 400, "32x32"),
         ({"prompt": "a", "solver": "rk4"}, 400, "solver must be one of"),
         ([1, 2], 400, "JSON object"),

@@ -85,3 +85,28 @@ def test_bad_input_shows_a_message(page):
     page.find_element("id", "generate").click()
     wait(page, lambda d: "prompt is empty" in d.find_element("id", "error").text)
     assert not page.find_elements("css selector", "#gallery img")
+
+
+def test_isolate_holds_the_others_at_their_own_sliders(page):
+    """Isolate with "their own s+ sliders": the other rewards are held, in both branches, at
+    the level each one's s+ slider shows (here colourfulness moved to 0 with the keyboard)."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    page.find_element("id", "prompt").send_keys("a red circle")
+    steps = page.find_element("id", "steps")
+    steps.clear()
+    steps.send_keys("2")
+    Select(page.find_element("id", "mode")).select_by_value("isolate")
+    Select(page.find_element("id", "isolate")).select_by_visible_text("sharpness")
+    assert page.find_element("id", "levelbox").is_displayed()
+    Select(page.find_element("id", "anchor_from")).select_by_value("sliders")
+    assert not page.find_element("id", "levelbox").is_displayed()
+    slider = page.find_element("id", "slider-pos-colorfulness")
+    slider.click()
+    slider.send_keys(Keys.HOME)
+    generate(page, 1)
+    python = page.find_element("id", "python").text
+    assert "reward_targets={'sharpness': 1.0, 'colorfulness': 0.0}" in python, python
+    assert "negative_reward_targets={'sharpness': 0.0, 'colorfulness': 0.0}" in python, python
+    assert "--anchor colorfulness=0" in page.find_element("id", "command").text

@@ -43,7 +43,7 @@ class UIRequest:
     isolate: str | None = None
     pair: tuple[str, str] | None = None
     pair_t: float = 0.5
-    anchor: dict[str, float] = field(default_factory=dict)
+    anchor: dict[str, float | None] = field(default_factory=dict)
     best_of: int = 1
     select: str | None = None
 
@@ -117,7 +117,7 @@ def parse_request(
         mode=_choice(body, "mode", "custom", MODES),
         positive=_targets(body, "positive", keys, allow_none=True),
         negative=_targets(body, "negative", keys, allow_none=True),
-        anchor={k: v for k, v in _targets(body, "anchor", keys, allow_none=False).items() if v is not None},
+        anchor=_targets(body, "anchor", keys, allow_none=True),  # None: held unspecified in both branches
         best_of=_number(body, "best_of", 1, 1, limits.max_best_of, integer=True),
     )
     if keys and req.mode == "isolate":
