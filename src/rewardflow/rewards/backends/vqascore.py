@@ -105,7 +105,8 @@ class VQAScore(ClipRewardBase):
 
     def __init__(self, *args, vision_tower=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.vision_tower = vision_tower  # where the CLIP tower comes from if the weights lack it
+        # where the CLIP tower (or only its config, when the weights carry it) comes from
+        self.vision_tower = env_or(vision_tower, "REWARDFLOW_VQASCORE_TOWER")
 
     def _load(self) -> None:
         from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
