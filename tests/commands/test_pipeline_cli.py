@@ -178,3 +178,14 @@ def test_target_search_geneval_refuses_real_geneval_prompts(saved, tmp_path, cap
     assert main(args + ["--metric", "geneval", "--steps", "1", "--out", str(tmp_path / "s")]) == 1
     err = capsys.readouterr().err
     assert "scores ShapesWorld images" in err and "bench" in err and "--prompts shapes" in err
+
+
+def test_score_lists_rewards_without_a_dataset(capsys):
+    """`score --list` needs no --data; each line gives the reward's whole first paragraph."""
+    assert main(["score", "--list"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("colorfulness"))
+    assert "falling in proportion as the image is desaturated" in line
+    assert "clip_score" in out and "vqa_score" in out
+    assert main(["score"]) == 1
+    assert "--data DIR is required" in capsys.readouterr().err

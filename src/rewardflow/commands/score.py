@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="dataset directory holding NNNNN.tar shards")
+    p.add_argument("--data", metavar="DIR", help="dataset directory holding NNNNN.tar shards (required to score)")
     p.add_argument(
         "--rewards",
         default="shapes_alignment,sharpness,cleanliness,colorfulness",
@@ -57,9 +57,11 @@ def run(args) -> int:
     if args.list:
         for name in list_rewards():
             cls = get_reward_class(name)
-            doc = (cls.__doc__ or "").strip().splitlines()
-            print(f"{name:24s} v{cls.version:4s} {doc[0] if doc else ''}")
+            summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
+            print(f"{name:24s} v{cls.version:4s} {summary}")
         return 0
+    if not args.data:
+        raise ValueError("--data DIR is required: the dataset directory holding the NNNNN.tar shards to score")
     from rewardflow.rewards.score_ranks import Ranks
 
     names = parse_reward_list(args.rewards)
