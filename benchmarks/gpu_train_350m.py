@@ -75,7 +75,7 @@ def main() -> None:
             f"skipped {r['skipped']}",
             flush=True,
         )
-    out = Path(args.out) / "gpu_train_350m.json"
+    out = Path(args.out) / f"gpu_train_{args.preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(

@@ -17,6 +17,13 @@ WORDS = ["a", "cat", "on", "the", "mat", "red", "dog", "two", "birds", "in", "sk
 SPECIAL = ["<s>", "<pad>", "</s>", "<unk>"]
 VISION = dict(image_size=36, patch_size=8, width=32, layers=2, head_width=16, mlp_ratio=2.6667, pt_hw_seq_len=16)
 TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+# jina-clip-v2's own sizes (its config.json; the text ones are jina-embeddings-v3's), for
+# benchmarks on random weights of the real shapes
+REAL_VISION = dict(
+    image_size=512, patch_size=14, width=1024, layers=24, head_width=64, mlp_ratio=2.6667, pt_hw_seq_len=16
+)
+REAL_TEXT = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+REAL_VOCAB = 250002
 TASKS = ["text-matching", "retrieval.query"]  # the default task is not the first adapter
 RANK, ALPHA = 4, 8
 
@@ -41,10 +48,10 @@ def write_tokenizer(d) -> int:
     return len(v)
 
 
-def config(n_vocab: int) -> dict:
+def config(n_vocab: int, vision_sizes: dict = VISION, text_sizes: dict = TEXT) -> dict:
     vision = {
-        **VISION,
-        "embed_dim": VISION["width"],
+        **vision_sizes,
+        "embed_dim": vision_sizes["width"],
         "fused_layer_norm": False,
         "intp_freq": True,
         "ls_init_value": None,
@@ -59,7 +66,7 @@ def config(n_vocab: int) -> dict:
         "x_attention": True,
     }
     kwargs = {
-        **TEXT,
+        **text_sizes,
         "vocab_size": n_vocab,
         "load_trained_adapters": False,
         "lora_adaptations": TASKS,
@@ -76,7 +83,7 @@ def config(n_vocab: int) -> dict:
     text = {
         "default_instruction_task": None,
         "default_lora_task": "retrieval.query",
-        "embed_dim": TEXT["hidden_size"],
+        "embed_dim": text_sizes["hidden_size"],
         "hf_model_config_kwargs": kwargs,
         "hf_model_name_or_path": "jinaai/jina-embeddings-v3",
         "model_type": "jina_clip_text",
@@ -93,7 +100,7 @@ def config(n_vocab: int) -> dict:
         },
         "logit_scale_init_value": 2.6592,
         "model_type": "jina_clip",
-        "projection_dim": TEXT["hidden_size"],
+        "projection_dim": text_sizes["hidden_size"],
         "text_config": text,
         "torch_dtype": "bfloat16",
         "truncate_dim": None,
@@ -101,9 +108,9 @@ def config(n_vocab: int) -> dict:
     }
 
 
-def _vision_tensors(g) -> dict[str, torch.Tensor]:
-    w, s, L = VISION["width"], VISION["patch_size"], VISION["layers"]
-    grid, hid = VISION["image_size"] // s, int(w * VISION["mlp_ratio"])
+def _vision_tensors(g, sizes: dict) -> dict[str, torch.Tensor]:
+    w, s, L = sizes["width"], sizes["patch_size"], sizes["layers"]
+    grid, hid = sizes["image_size"] // s, int(w * sizes["mlp_ratio"])
     shapes = {"cls_token": (1, 1, w), "pos_embed": (1, grid * grid + 1, w), "patch_embed.proj.weight": (w, 3, s, s)}
     shapes.update({"patch_embed.proj.bias": (w,), "norm.weight": (w,), "norm.bias": (w,)})
     for i in range(L):
@@ -123,7 +130,8 @@ def _rand(g, name: str, shape) -> torch.Tensor:
     t = torch.randn(shape, generator=g)
     if name.endswith(("norm1.weight", "norm2.weight", "ln.weight", "norm.weight")):
         t = 1.0 + 0.1 * t  # LayerNorm gains near 1, as trained ones are
-    return (t * 0.3).to(torch.bfloat16)
+    scale = 0.3 if shape[-1] <= 128 else shape[-1] ** -0.5  # wide (real-size) layers: keep activations tame
+    return (t * scale).to(torch.bfloat16)
 
 
 def _lora(g, name: str, rows: int, cols: int, embedding: bool) -> dict[str, torch.Tensor]:
@@ -136,12 +144,12 @@ def _lora(g, name: str, rows: int, cols: int, embedding: bool) -> dict[str, torc
     }
 
 
-def _text_tensors(g, n_vocab: int) -> dict[str, torch.Tensor]:
-    h, f, P = TEXT["hidden_size"], TEXT["intermediate_size"], "text_model.transformer.roberta."
+def _text_tensors(g, n_vocab: int, sizes: dict) -> dict[str, torch.Tensor]:
+    h, f, P = sizes["hidden_size"], sizes["intermediate_size"], "text_model.transformer.roberta."
     out = _lora(g, P + "embeddings.word_embeddings", n_vocab, h, True)
     out.update(_lora(g, P + "embeddings.token_type_embeddings", 1, h, True))
     out.update({P + "emb_ln.weight": _rand(g, "ln.weight", (h,)), P + "emb_ln.bias": _rand(g, "b", (h,))})
-    for i in range(TEXT["num_hidden_layers"]):
+    for i in range(sizes["num_hidden_layers"]):
         b = f"{P}encoder.layers.{i}."
         for name, rows, cols in (
             ("mixer.Wqkv", 3 * h, h),
@@ -156,17 +164,22 @@ def _text_tensors(g, n_vocab: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_release(d, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Write the folder; returns the tensors as stored (bf16)."""
+def write_release(
+    d, seed: int = 0, vision: dict = VISION, text: dict = TEXT, vocab_size: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Write the folder; returns the tensors as stored (bf16). ``vocab_size`` sizes the word
+    table (default: the tiny tokenizer's)."""
     from safetensors.torch import save_file
 
     d.mkdir(parents=True, exist_ok=True)
-    n_vocab = write_tokenizer(d)
+    n_tokens = write_tokenizer(d)
+    n_vocab = vocab_size or n_tokens
     g = torch.Generator().manual_seed(seed)
-    sd = {**_vision_tensors(g), **_text_tensors(g, n_vocab), "logit_scale": torch.tensor(2.6592).to(torch.bfloat16)}
+    sd = {**_vision_tensors(g, vision), **_text_tensors(g, n_vocab, text)}
+    sd["logit_scale"] = torch.tensor(2.6592).to(torch.bfloat16)
     save_file(sd, str(d / "model.safetensors"))
-    (d / "config.json").write_text(json.dumps(config(n_vocab), indent=2))
+    (d / "config.json").write_text(json.dumps(config(n_vocab, vision, text), indent=2))
     pre = {"image_processor_type": "JinaCLIPImageProcessor", "interpolation": "bicubic", "resize_mode": "shortest"}
-    pre.update({"size": VISION["image_size"], "mean": list(CLIP_MEAN), "std": list(CLIP_STD), "fill_color": 0})
+    pre.update({"size": vision["image_size"], "mean": list(CLIP_MEAN), "std": list(CLIP_STD), "fill_color": 0})
     (d / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
     return sd
