@@ -12,15 +12,9 @@ import numpy as np
 import torch
 from hub_helpers import fake_hub_cache  # noqa: F401 (re-exported for the release tests)
 
-KEYS = (
-    "clip_score",
-    "aesthetic_score",
-    "image_reward_score",
-    "pick_a_score_score",
-    "hpsv2_score",
-    "vqa_score",
-    "sciscore_score",
-)
+from rewardflow.rewards.registry import PAPER_REWARDS
+
+KEYS = PAPER_REWARDS  # the released models are conditioned on the paper's seven, in this order
 WIDTH = 24  # label_dim = the tiny T5's d_model
 NETWORK = dict(
     data_size=8,

@@ -91,3 +91,12 @@ def test_reward_versions_key_the_caches(monkeypatch):
     assert v == {"colorfulness": "2", "sharpness": "1"}
     monkeypatch.setattr(Colorfulness, "version", "3")
     assert reward_versions(["colorfulness"]) == {"colorfulness": "3"}
+
+
+def test_paper_stands_for_the_seven_released_rewards():
+    from rewardflow.rewards.registry import PAPER_REWARDS, parse_reward_list
+
+    assert parse_reward_list("paper") == list(PAPER_REWARDS) and len(PAPER_REWARDS) == 7
+    assert parse_reward_list("sharpness, paper")[:2] == ["sharpness", "clip_score"]
+    with pytest.raises(ValueError, match="listed twice.*clip_score"):
+        parse_reward_list("paper,clip_score")

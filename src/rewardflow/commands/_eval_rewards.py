@@ -23,7 +23,11 @@ def add_parser(sub) -> None:
     )
     _common(r)
     r.add_argument("--prompts", default="parti", help="parti | geneval | shapes | FILE (default parti)")
-    r.add_argument("--rewards", required=True, help="comma-separated reward names (rewardflow score --list)")
+    r.add_argument(
+        "--rewards",
+        required=True,
+        help="comma-separated reward names (rewardflow score --list); 'paper': the paper's seven",
+    )
     r.add_argument("--max-prompts", type=int, default=None, help="the first N prompts only")
     r.add_argument("--reward-batch-size", type=int, default=None, help="images per reward call (default: its own)")
     r.set_defaults(func=run)

@@ -52,7 +52,9 @@ def register(subparsers) -> None:
         help="isolate / pairwise: hold these other rewards at VALUE in both s+ and s- (default 1), "
         "e.g. --mode isolate:sharpness --anchor colorfulness=0.25",
     )
-    p.add_argument("--score", default=None, help="comma-separated registered rewards to score each image with")
+    p.add_argument(
+        "--score", default=None, help="comma-separated registered rewards to score each image with ('paper': the seven)"
+    )
     p.add_argument("--best-of", type=int, default=1, help="test-time scaling: N candidates per image, keep the best")
     p.add_argument("--select", default=None, help="best-of selector: REWARD or REWARD=W,REWARD=W (weighted sum)")
     p.add_argument(

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--rewards",
         default="shapes_alignment,sharpness,cleanliness,colorfulness",
-        help="comma-separated reward names (see --list)",
+        help="comma-separated reward names (see --list); 'paper': the paper's seven",
     )
     p.add_argument("--batch-size", type=int, default=None, help="images per reward call (default: each reward's own)")
     p.add_argument("--workers", type=int, default=0, help="processes scoring shards in parallel (0 or 1: in-process)")

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         "--score",
         default="auto",
         help="rewards to measure every image with: auto (the model's rewards that are registered), none, "
-        "or a comma-separated list of registered rewards",
+        "or a comma-separated list of registered rewards ('paper': the paper's seven)",
     )
     p.add_argument("--max-steps", type=int, default=100, help="most ODE steps a request may ask (default 100)")
     p.add_argument("--max-images", type=int, default=4, help="most images per request (default 4)")
@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
 def scorers(spec: str, reward_keys, device: str) -> dict:
     from rewardflow.rewards import get_reward, list_rewards
+    from rewardflow.rewards.registry import parse_reward_list
     from rewardflow.utils.errors import LicenseNotAccepted
 
     if spec == "none":
@@ -46,7 +47,7 @@ def scorers(spec: str, reward_keys, device: str) -> dict:
     if spec == "auto":
         names = [k for k in reward_keys if k in list_rewards()]
     else:
-        names = [n.strip() for n in spec.split(",") if n.strip()]
+        names = parse_reward_list(spec)
     out = {}
     for n in names:
         try:

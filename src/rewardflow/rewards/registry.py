@@ -100,10 +100,24 @@ def reward_versions(names) -> dict[str, str]:
     return {n: str(get_reward_class(n).version) for n in names}
 
 
+# The seven rewards MIRO's released models are conditioned on, in their order.
+PAPER_REWARDS = (
+    "clip_score",
+    "aesthetic_score",
+    "image_reward_score",
+    "pick_a_score_score",
+    "hpsv2_score",
+    "vqa_score",
+    "sciscore_score",
+)
+ALIASES = {"paper": PAPER_REWARDS}
+
+
 def parse_reward_list(spec: str | list[str]) -> list[str]:
-    """'a,b, c' -> ['a', 'b', 'c'] with unknown names and duplicates rejected."""
+    """'a,b, c' -> ['a', 'b', 'c'] with unknown names and duplicates rejected; 'paper' stands for
+    the paper's seven rewards."""
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    names = [n for n in names if n]
+    names = [m for n in names if n for m in ALIASES.get(n, (n,))]
     if not names:
         raise ValueError(f"no reward names given; registered rewards: {', '.join(list_rewards())}")
     dup = sorted({n for n in names if names.count(n) > 1})
