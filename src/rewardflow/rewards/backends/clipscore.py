@@ -95,7 +95,7 @@ class JinaClipScore(ClipRewardBase):
         self.tokenizer = jina_clip.load_tokenizer(d, cfg)
         self.preprocess = jina_clip.image_preprocessor(d, cfg["vision_config"]["image_size"])
         self.prefix, self.truncate_dim = jina_clip.text_prefix(cfg), cfg.get("truncate_dim")
-        self.model = jina_clip.load_jina_clip(d, self.device, self.dtype)
+        self.model = jina_clip.load_jina_clip(d, self.device, self.dtype, cfg)
 
     def _unit(self, e) -> torch.Tensor:
         e = (e if isinstance(e, torch.Tensor) else torch.as_tensor(np.asarray(e))).float()

@@ -70,12 +70,13 @@ def convert_state_dict(
     return out
 
 
-def load_jina_clip(d: Path, device: torch.device, dtype: torch.dtype) -> JinaClip:
-    """Built on the meta device and filled by assignment: the weights are held once, in `dtype`."""
+def load_jina_clip(d: Path, device: torch.device, dtype: torch.dtype, cfg: dict | None = None) -> JinaClip:
+    """Built on the meta device and filled by assignment: the weights are held once, in `dtype`.
+    ``cfg``: the folder's config.json if the caller has read it already."""
     from rewardflow.models.io import check_state_dict
 
     d = Path(d)
-    cfg = read_config(d)
+    cfg = cfg or read_config(d)
     if not any(d.glob("*.safetensors")):
         raise FileNotFoundError(f"clip_score (jina-clip-v2): no *.safetensors weights in {d}; {LAYOUT}")
     with torch.device("meta"):
